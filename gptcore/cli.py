@@ -1,0 +1,66 @@
+"""The `gpt-tui` command: no subcommand opens the app; subcommands run headless.
+
+Each subcommand lives in its own module under gptcore/commands/ exposing
+`register(subparsers)`, which adds its parser and sets `func(args) -> int`.
+User errors (GptTuiError) print one clear line and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import GptTuiError
+from .paths import HOME_ENV
+
+# Subcommand modules, in the order `gpt-tui --help` lists them.
+COMMANDS = ["eval"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gpt-tui",
+        description="Pretrain a GPT from scratch in your terminal. Without a command, opens the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"gpt-tui {__version__}")
+    parser.add_argument(
+        "--home",
+        metavar="DIR",
+        help=f"keep settings, runs, weights and caches under DIR (also: ${HOME_ENV})",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"gptcore.commands.{name}").register(sub)
+    return parser
+
+
+def run_app(args: argparse.Namespace) -> int:
+    try:
+        from tui.app import run
+    except ImportError as exc:  # the app is an optional part of a source checkout
+        raise GptTuiError(f"the terminal app is not available: {exc}") from None
+    return run(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.home:
+        os.environ[HOME_ENV] = args.home
+    func = getattr(args, "func", run_app)
+    try:
+        return int(func(args) or 0)
+    except GptTuiError as exc:
+        print(f"gpt-tui: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gpt-tui: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `gpt-tui` subcommand (see gptcore/cli.py)."""

@@ -1,0 +1,218 @@
+"""Model configuration, named presets and validated loading from dicts / TOML.
+
+`dataclass_from_dict` is the one place that turns untrusted key/value data (a
+TOML file, `--set key=value` overrides, a checkpoint's JSON) into a config
+dataclass: unknown keys, wrong types and out-of-range values raise ConfigError
+naming the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """GPT-2 architecture hyperparameters (the book's GPT_CONFIG_124M keys)."""
+
+    vocab_size: int = 50257
+    context_length: int = 256
+    emb_dim: int = 768
+    n_heads: int = 12
+    n_layers: int = 12
+    drop_rate: float = 0.1
+    qkv_bias: bool = False
+    tie_embeddings: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"model.{name} must be a positive integer, got {value!r}")
+        if self.emb_dim % self.n_heads != 0:
+            raise ConfigError(
+                f"model.emb_dim ({self.emb_dim}) must be divisible by model.n_heads ({self.n_heads})"
+            )
+        rate = self.drop_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ConfigError(f"model.drop_rate must be in [0, 1), got {rate!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.emb_dim // self.n_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, GPTConfig] = {
+    # The book's GPT_CONFIG_124M: short context, dropout, no qkv bias, untied head.
+    "book-124m": GPTConfig(),
+    "gpt2-small": GPTConfig(
+        context_length=1024, drop_rate=0.0, qkv_bias=True, tie_embeddings=True
+    ),
+    "gpt2-medium": GPTConfig(
+        context_length=1024,
+        emb_dim=1024,
+        n_layers=24,
+        n_heads=16,
+        drop_rate=0.0,
+        qkv_bias=True,
+        tie_embeddings=True,
+    ),
+    "gpt2-large": GPTConfig(
+        context_length=1024,
+        emb_dim=1280,
+        n_layers=36,
+        n_heads=20,
+        drop_rate=0.0,
+        qkv_bias=True,
+        tie_embeddings=True,
+    ),
+    "gpt2-xl": GPTConfig(
+        context_length=1024,
+        emb_dim=1600,
+        n_layers=48,
+        n_heads=25,
+        drop_rate=0.0,
+        qkv_bias=True,
+        tie_embeddings=True,
+    ),
+    # Small enough to train for a few epochs in under a minute on 2 CPU cores.
+    "tiny": GPTConfig(context_length=64, emb_dim=64, n_heads=4, n_layers=2, drop_rate=0.0),
+}
+
+
+def get_preset(name: str) -> GPTConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        known = ", ".join(PRESETS)
+        raise ConfigError(f"unknown model preset {name!r}; choose one of: {known}") from None
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp`; ints are accepted for floats."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        names = " or ".join(_type_name(a) for a in args)
+        raise ConfigError(f"{where} must be {names}, got {value!r}")
+    if origin in (list, tuple):
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be finite, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def dataclass_from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
+    """Build `cls` from `data`, rejecting unknown keys and wrong types.
+
+    `where` prefixes messages (e.g. "configs/x.toml: [train]") so users know
+    which file and table the bad key is in.
+    """
+    prefix = f"{where}: " if where else ""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix}expected a table of settings, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"{prefix}unknown key {unknown[0]!r} (known keys: {', '.join(sorted(known))})"
+        )
+    values = {k: _coerce(v, hints[k], f"{prefix}{k}") for k, v in data.items()}
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}{exc}") from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse one `--set key=value` override; the value is read as TOML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set expects key=value, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # bare words are strings: --set corpus=builtin
+    return key, value
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file with errors that name the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+
+
+def model_config_from(value: str | dict[str, Any], where: str = "model") -> GPTConfig:
+    """A model config from a preset name or a table (optionally `preset` + overrides)."""
+    if isinstance(value, str):
+        return get_preset(value)
+    value = dict(value)
+    base = get_preset(value.pop("preset")) if "preset" in value else GPTConfig()
+    merged = {**base.to_dict(), **value}
+    return dataclass_from_dict(GPTConfig, merged, where)

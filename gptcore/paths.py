@@ -1,0 +1,44 @@
+"""Where gpt-tui keeps settings, data (runs, weights) and caches.
+
+Everything lives under platformdirs' per-user directories unless GPT_TUI_HOME
+is set (the CLI's --home flag sets it), in which case config/, data/ and cache/
+live under that one folder: tests and users with their own layout use it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "gpt-tui"
+HOME_ENV = "GPT_TUI_HOME"
+
+
+def _home() -> Path | None:
+    value = os.environ.get(HOME_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def config_dir() -> Path:
+    home = _home()
+    return home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def data_dir() -> Path:
+    home = _home()
+    return home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def cache_dir() -> Path:
+    home = _home()
+    return home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def runs_dir() -> Path:
+    return data_dir() / "runs"
+
+
+def token_cache_dir() -> Path:
+    return cache_dir() / "tokens"

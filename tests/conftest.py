@@ -1,0 +1,35 @@
+"""Shared fixtures: an isolated GPT_TUI_HOME per test, the book's corpus, tiny configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gptcore.config import GPTConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GPT_TUI_SHARED", REPO.parent / "shared"))
+VERDICT = SHARED / "corpora" / "the-verdict.txt"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own settings/data/cache folders: nothing touches ~."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("GPT_TUI_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def verdict_path() -> Path:
+    if not VERDICT.exists():
+        pytest.skip(f"the book's corpus is not at {VERDICT}")
+    return VERDICT
+
+
+@pytest.fixture
+def tiny_config() -> GPTConfig:
+    """Small enough for a forward/backward pass in milliseconds."""
+    return GPTConfig(context_length=32, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
