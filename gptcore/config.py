@@ -64,9 +64,7 @@ class GPTConfig:
 PRESETS: dict[str, GPTConfig] = {
     # The book's GPT_CONFIG_124M: short context, dropout, no qkv bias, untied head.
     "book-124m": GPTConfig(),
-    "gpt2-small": GPTConfig(
-        context_length=1024, drop_rate=0.0, qkv_bias=True, tie_embeddings=True
-    ),
+    "gpt2-small": GPTConfig(context_length=1024, drop_rate=0.0, qkv_bias=True, tie_embeddings=True),
     "gpt2-medium": GPTConfig(
         context_length=1024,
         emb_dim=1024,
@@ -216,3 +214,126 @@ def model_config_from(value: str | dict[str, Any], where: str = "model") -> GPTC
     base = get_preset(value.pop("preset")) if "preset" in value else GPTConfig()
     merged = {**base.to_dict(), **value}
     return dataclass_from_dict(GPTConfig, merged, where)
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LR_SCHEDULES = ("constant", "cosine")
+SAMPLERS = ("sequential", "random")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about a training run except the model's shape.
+
+    Defaults follow the book's chapter-5 run where the book sets a value.
+    """
+
+    corpus: str = "builtin"  # a path, "builtin", or "verdict" (the book's text in the data dir)
+    decode_errors: str = "strict"  # or "replace"
+    train_ratio: float = 0.9
+    batch_size: int = 2
+    max_length: int | None = None  # window length; None = the model's context length
+    stride: int | None = None  # None = max_length (the book's setting)
+    shuffle: bool = True
+    drop_last: bool = True
+    sampler: str = "sequential"  # "random": random-offset windows for large corpora
+    samples_per_epoch: int | None = None  # windows per epoch with sampler = "random"
+    epochs: int = 10
+    max_steps: int | None = None
+    max_time_s: float | None = None
+    eval_freq: int = 5
+    eval_iter: int = 5
+    start_context: str = "Every effort moves you"
+    sample_tokens: int = 50
+    lr: float = 4e-4
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.999
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+    grad_clip: float | None = None
+    grad_accum: int = 1
+    seed: int = 123
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    checkpoint_every: int | None = None  # steps; a checkpoint is also saved after each epoch
+    keep_last: int = 3
+    init: str | None = None  # e.g. "gpt2:124M" or "weights:DIR" to continue pretraining
+
+    def __post_init__(self) -> None:
+        positive = ("batch_size", "epochs", "eval_freq", "eval_iter", "grad_accum", "keep_last")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
+        for name in ("max_length", "stride", "max_steps", "samples_per_epoch", "checkpoint_every"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"train.{name} must be positive, got {value}")
+        for name in ("sample_tokens", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_time_s is not None and self.max_time_s <= 0:
+            raise ConfigError(f"train.max_time_s must be positive, got {self.max_time_s}")
+        if not 0 < self.train_ratio < 1:
+            raise ConfigError(f"train.train_ratio must be between 0 and 1, got {self.train_ratio}")
+        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
+            raise ConfigError(
+                f"train.lr must be > 0 and 0 <= train.min_lr <= lr, got lr={self.lr}, min_lr={self.min_lr}"
+            )
+        if self.weight_decay < 0:
+            raise ConfigError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"train.grad_clip must be positive, got {self.grad_clip}")
+        choices = {
+            "precision": PRECISIONS,
+            "lr_schedule": LR_SCHEDULES,
+            "sampler": SAMPLERS,
+            "decode_errors": ("strict", "replace"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"train.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def run_config_from_dict(
+    data: dict[str, Any], where: str = "config", overrides: list[str] | None = None
+) -> tuple[GPTConfig, TrainConfig]:
+    """(model, train) configs from a {"model": ..., "train": ...} mapping.
+
+    `overrides` are `--set` strings: `key=value` for train keys, or
+    `model.key=value` for model keys (`model=NAME` picks a preset).
+    """
+    unknown = sorted(set(data) - {"model", "train"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown table [{unknown[0]}] (known: [model], [train])")
+    model_data: Any = data.get("model", "book-124m")
+    model_data = dict(model_data) if isinstance(model_data, dict) else {"preset": model_data}
+    train_data = dict(data.get("train", {}))
+    for text in overrides or []:
+        key, value = parse_override(text)
+        if key == "model":
+            model_data = {"preset": value}
+        elif key.startswith("model."):
+            model_data[key.removeprefix("model.")] = value
+        else:
+            train_data[key.removeprefix("train.")] = value
+    model = model_config_from(model_data, f"{where}: [model]")
+    train = dataclass_from_dict(TrainConfig, train_data, f"{where}: [train]")
+    return model, train
+
+
+def load_run_config(
+    path: str | Path, overrides: list[str] | None = None
+) -> tuple[GPTConfig, TrainConfig]:
+    """Read a run config TOML (tables [model] and [train]) with `--set` overrides."""
+    return run_config_from_dict(load_toml(path), str(path), overrides)

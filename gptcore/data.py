@@ -144,7 +144,9 @@ def split_for_tokenizing(text: str, chunk_chars: int = CHUNK_CHARS) -> list[str]
     return pieces
 
 
-def tokenize(text: str, progress: ProgressFn | None = None, threads: int | None = None) -> np.ndarray:
+def tokenize(
+    text: str, progress: ProgressFn | None = None, threads: int | None = None
+) -> np.ndarray:
     """Encode text to a uint16 array, in parallel chunks, reporting progress."""
     enc = get_tokenizer()
     threads = threads or max(1, min(8, os.cpu_count() or 1))
@@ -306,7 +308,9 @@ class RandomWindowSampler(Sampler[int]):
     """For large corpora: `num_samples` window starts drawn uniformly at random
     from any token offset (not only multiples of the stride)."""
 
-    def __init__(self, n_tokens: int, max_length: int, num_samples: int, generator: torch.Generator) -> None:
+    def __init__(
+        self, n_tokens: int, max_length: int, num_samples: int, generator: torch.Generator
+    ) -> None:
         self.high = n_tokens - max_length
         if self.high <= 0:
             raise CorpusError(f"{n_tokens} tokens are too few for windows of {max_length}")
@@ -317,7 +321,9 @@ class RandomWindowSampler(Sampler[int]):
         return self.num_samples
 
     def __iter__(self) -> Iterator[int]:
-        yield from torch.randint(0, self.high, (self.num_samples,), generator=self.generator).tolist()
+        yield from torch.randint(
+            0, self.high, (self.num_samples,), generator=self.generator
+        ).tolist()
 
 
 class OffsetWindowDataset(Dataset):

@@ -13,7 +13,10 @@ from .errors import CorpusError
 
 
 def calc_loss_batch(
-    input_batch: torch.Tensor, target_batch: torch.Tensor, model: nn.Module, device: torch.device | str
+    input_batch: torch.Tensor,
+    target_batch: torch.Tensor,
+    model: nn.Module,
+    device: torch.device | str,
 ) -> torch.Tensor:
     """Mean cross-entropy of the model's next-token logits over one batch."""
     input_batch = input_batch.to(device, non_blocking=True)

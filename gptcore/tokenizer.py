@@ -29,7 +29,9 @@ EXPECTED_SHA256 = {
 }
 
 # GPT-2's pre-tokenisation regex, in the faster equivalent form tiktoken uses.
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+GPT2_PATTERN = (
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+)
 
 
 def packaged_bpe_dir() -> Path:

@@ -15,7 +15,9 @@ VERDICT = SHARED / "corpora" / "the-verdict.txt"
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Every test gets its own settings/data/cache folders: nothing touches ~."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("GPT_TUI_HOME", str(home))

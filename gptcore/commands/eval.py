@@ -16,13 +16,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with stride = context length, and print the mean loss over the batches.",
     )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--preset", default="book-124m", choices=sorted(PRESETS), help="model preset (default: book-124m)")
-    p.add_argument("--seed", type=int, default=123, help="torch.manual_seed before building the model (default: 123)")
+    src.add_argument(
+        "--preset",
+        default="book-124m",
+        choices=sorted(PRESETS),
+        help="model preset (default: book-124m)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=123,
+        help="torch.manual_seed before building the model (default: 123)",
+    )
     p.add_argument("--corpus", default="builtin", help="text file, folder, or 'builtin' (default)")
     p.add_argument("--batch-size", type=int, default=2, help="windows per batch (default: 2)")
-    p.add_argument("--max-batches", type=int, default=None, help="evaluate at most N batches per split (default: all)")
+    p.add_argument(
+        "--max-batches",
+        type=int,
+        default=None,
+        help="evaluate at most N batches per split (default: all)",
+    )
     p.add_argument("--train-ratio", type=float, default=0.9)
-    p.add_argument("--decode-errors", choices=["strict", "replace"], default="strict", help="how to treat invalid UTF-8")
+    p.add_argument(
+        "--decode-errors",
+        choices=["strict", "replace"],
+        default="strict",
+        help="how to treat invalid UTF-8",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run, source_group=src)
@@ -71,9 +91,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"corpus      {corpus.name}: {corpus.n_chars:,} characters, {corpus.n_tokens:,} tokens")
+        print(
+            f"corpus      {corpus.name}: {corpus.n_chars:,} characters, {corpus.n_tokens:,} tokens"
+        )
         print(f"model       {args.preset} ({model.num_parameters():,} parameters) on {device}")
-        print(f"batches     train {len(train_loader)}, val {len(val_loader)} (batch size {args.batch_size})")
+        print(
+            f"batches     train {len(train_loader)}, val {len(val_loader)} (batch size {args.batch_size})"
+        )
         print(f"train loss  {train_loss:.4f}  (perplexity {result['train_perplexity']:,.1f})")
         print(f"val loss    {val_loss:.4f}  (perplexity {result['val_perplexity']:,.1f})")
     return 0

@@ -1,0 +1,124 @@
+"""Training events: small frozen dataclasses of plain values (never tensors).
+
+The Trainer emits them to any number of listeners; the CLI printer, the
+metrics.jsonl writer and the TUI all consume the same stream. `to_record` /
+`from_record` convert to and from one metrics.jsonl line, so a run started
+elsewhere can be watched by following its file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_dir: str
+    device: str
+    precision: str
+    total_steps: int | None  # None when only a time limit bounds the run
+    parameters: int
+    step: int = 0  # the first step of this session (> 0 when resuming)
+    epoch: int = 0
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class StepEnd:
+    step: int  # global_step, counted from 0 like the book
+    epoch: int
+    loss: float
+    lr: float
+    tokens_seen: int
+    tokens_per_s: float
+    grad_norm: float | None
+    mfu: float | None = None  # fraction of the device's peak; None: unknown peak
+    elapsed_s: float = 0.0
+    total_steps: int | None = None
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class EvalEnd:
+    step: int
+    epoch: int
+    train_loss: float
+    val_loss: float
+    tokens_seen: int
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Sample:
+    step: int
+    epoch: int
+    text: str
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    step: int
+    epoch: int
+    path: str
+    reason: str  # "periodic", "epoch", "manual", "interrupt", "final"
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Finished:
+    step: int
+    epoch: int
+    reason: str  # "completed", "max_steps", "max_time", "cancelled"
+    tokens_seen: int
+    elapsed_s: float
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Failed:
+    step: int
+    epoch: int
+    error: str
+    kind: str = "error"  # "nan" (non-finite loss) or "error"
+    time: float = field(default_factory=_now)
+
+
+Event = RunStarted | StepEnd | EvalEnd | Sample | CheckpointSaved | Finished | Failed
+Listener = Callable[[Event], None]
+
+EVENT_NAMES: dict[type, str] = {
+    RunStarted: "started",
+    StepEnd: "step",
+    EvalEnd: "eval",
+    Sample: "sample",
+    CheckpointSaved: "checkpoint",
+    Finished: "finished",
+    Failed: "failed",
+}
+EVENT_TYPES = {name: cls for cls, name in EVENT_NAMES.items()}
+
+
+def to_record(event: Event) -> dict[str, Any]:
+    """One metrics.jsonl object: {"event": name, "time", "step", "epoch", ...fields}."""
+    return {"event": EVENT_NAMES[type(event)], **dataclasses.asdict(event)}
+
+
+def from_record(record: dict[str, Any]) -> Event | None:
+    """The event a metrics.jsonl object describes; None for unknown or malformed lines."""
+    cls = EVENT_TYPES.get(record.get("event", ""))
+    if cls is None:
+        return None
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return cls(**{k: v for k, v in record.items() if k in names})
+    except TypeError:
+        return None
