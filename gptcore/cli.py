@@ -1,6 +1,7 @@
 """The `gpt-tui` command: no subcommand opens the app; subcommands run headless.
 
-Each subcommand lives in its own module under gptcore/commands/ exposing
+The engine never imports the UI: the console script lives in `tui.launch`,
+which calls `main(argv, open_app=...)` and so injects the app. Each subcommand lives in its own module under gptcore/commands/ exposing
 `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
 User errors (GptTuiError) print one clear line and exit 2, never a traceback.
 """
@@ -11,7 +12,7 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .errors import GptTuiError
@@ -38,20 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_app(args: argparse.Namespace) -> int:
-    try:
-        from tui.app import run
-    except ImportError as exc:  # the app is an optional part of a source checkout
-        raise GptTuiError(f"the terminal app is not available: {exc}") from None
-    return run(args)
+AppOpener = Callable[[argparse.Namespace], int]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _no_app(args: argparse.Namespace) -> int:
+    raise GptTuiError("the terminal app is not available here; run a subcommand (see --help)")
+
+
+def main(argv: Sequence[str] | None = None, open_app: AppOpener | None = None) -> int:
+    """Run `gpt-tui`; `open_app(args)` opens the TUI (no subcommand, or `watch`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.home:
         os.environ[HOME_ENV] = args.home
-    func = getattr(args, "func", run_app)
+    args.open_app = open_app or _no_app
+    func = getattr(args, "func", args.open_app)
     try:
         return int(func(args) or 0)
     except GptTuiError as exc:

@@ -42,3 +42,12 @@ def runs_dir() -> Path:
 
 def token_cache_dir() -> Path:
     return cache_dir() / "tokens"
+
+
+def corpora_dir() -> Path:
+    return data_dir() / "corpora"
+
+
+def verdict_file() -> Path:
+    """Where `gpt-tui download verdict` puts the book's corpus (corpus = "verdict")."""
+    return corpora_dir() / "the-verdict.txt"

@@ -1,0 +1,1 @@
+"""The gpt-tui Textual app; it drives gptcore through its public API."""
