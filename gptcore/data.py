@@ -14,7 +14,9 @@ import json
 import os
 import re
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,40 +132,92 @@ def read_corpus(source: str | Path, errors: str = "strict") -> CorpusText:
 _SAFE_SPLIT = re.compile(r"(?<=\S)(?= \S)|(?<=\S\n)(?=\S)")
 
 
-def split_for_tokenizing(text: str, chunk_chars: int = CHUNK_CHARS) -> list[str]:
-    """Cut text into ~chunk_chars pieces whose separate encodings concatenate
-    to exactly the encoding of the whole text."""
-    pieces, start = [], 0
-    while len(text) - start > chunk_chars:
-        match = _SAFE_SPLIT.search(text, start + chunk_chars)
+def chunk_spans(
+    text: str, start: int = 0, end: int | None = None, chunk_chars: int = CHUNK_CHARS
+) -> list[tuple[int, int]]:
+    """Cut text[start:end] into ~chunk_chars spans whose separate encodings
+    concatenate to exactly the encoding of the whole range."""
+    end = len(text) if end is None else end
+    spans = []
+    while end - start > chunk_chars:
+        match = _SAFE_SPLIT.search(text, start + chunk_chars, end)
         if match is None:
             break
-        pieces.append(text[start : match.start()])
+        spans.append((start, match.start()))
         start = match.start()
-    pieces.append(text[start:])
-    return pieces
+    spans.append((start, end))
+    return spans
+
+
+def split_for_tokenizing(text: str, chunk_chars: int = CHUNK_CHARS) -> list[str]:
+    return [text[a:b] for a, b in chunk_spans(text, chunk_chars=chunk_chars)]
+
+
+def _encode_spans(
+    text: str, spans: list[tuple[int, int]], progress: ProgressFn | None, threads: int | None
+) -> Iterator[np.ndarray]:
+    """uint16 token arrays for each span, in order, encoded on a thread pool.
+
+    tiktoken releases the GIL while encoding, so threads scale; at most
+    2 x threads spans are in flight, which bounds memory on huge corpora.
+    """
+    enc = get_tokenizer()
+    threads = threads or max(1, min(8, os.cpu_count() or 1))
+    allowed = {END_OF_TEXT}
+
+    def encode(span: tuple[int, int]) -> np.ndarray:
+        return enc.encode_to_numpy(text[span[0] : span[1]], allowed_special=allowed).astype(
+            np.uint16
+        )
+
+    total = spans[-1][1] - spans[0][0] if spans else 0
+    done = 0
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque = deque()
+        for span in spans:
+            pending.append((span, pool.submit(encode, span)))
+            if len(pending) >= 2 * threads:
+                (a, b), future = pending.popleft()
+                yield future.result()
+                done += b - a
+                if progress:
+                    progress(done, total)
+        while pending:
+            (a, b), future = pending.popleft()
+            yield future.result()
+            done += b - a
+            if progress:
+                progress(done, total)
 
 
 def tokenize(
     text: str, progress: ProgressFn | None = None, threads: int | None = None
 ) -> np.ndarray:
     """Encode text to a uint16 array, in parallel chunks, reporting progress."""
-    enc = get_tokenizer()
-    threads = threads or max(1, min(8, os.cpu_count() or 1))
-    chunks = split_for_tokenizing(text)
-    parts: list[np.ndarray] = []
-    done = 0
-    group = threads * 2
-    for i in range(0, len(chunks), group):
-        batch = chunks[i : i + group]
-        encoded = enc.encode_batch(batch, num_threads=threads, allowed_special={END_OF_TEXT})
-        parts.extend(np.asarray(ids, dtype=np.uint16) for ids in encoded)
-        done += sum(len(c) for c in batch)
-        if progress:
-            progress(done, len(text))
-    if not parts:
-        return np.zeros(0, dtype=np.uint16)
-    return np.concatenate(parts)
+    parts = list(_encode_spans(text, chunk_spans(text), progress, threads))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
+
+
+def _tokenize_to_file(
+    text: str, start: int, end: int, path: Path, progress: ProgressFn | None
+) -> int:
+    """Stream the tokens of text[start:end] into `path` atomically; returns the count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    count = 0
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if end > start:
+                for ids in _encode_spans(text, chunk_spans(text, start, end), progress, None):
+                    f.write(ids.tobytes())
+                    count += len(ids)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -186,6 +240,27 @@ def _load_tokens(path: Path) -> np.ndarray:
     return np.memmap(path, dtype=np.uint16, mode="r")
 
 
+def corpus_fingerprint(source: str | Path) -> str:
+    """sha256 over the corpus's raw bytes (and file names, for folders).
+
+    Computed by streaming, without decoding, so a cached corpus reloads fast.
+    Unreadable input is left for read_corpus to report.
+    """
+    digest = hashlib.sha256()
+    if str(source) == BUILTIN:
+        digest.update(builtin_text().encode("utf-8"))
+        return digest.hexdigest()
+    path = Path(source).expanduser()
+    files = _text_files(path) if path.is_dir() else [path]
+    for file in files:
+        if file != path:  # inside a folder: the layout is part of the content
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as f:
+            while block := f.read(1 << 23):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def prepare_corpus(
     source: str | Path,
     train_ratio: float = 0.9,
@@ -196,47 +271,61 @@ def prepare_corpus(
     """Read, split by characters and tokenize a corpus, reusing the token cache."""
     if not 0 < train_ratio < 1:
         raise CorpusError(f"train_ratio must be between 0 and 1, got {train_ratio}")
+    try:
+        fingerprint = corpus_fingerprint(source)
+    except OSError:
+        fingerprint = None  # read_corpus below names the problem
+    if fingerprint is not None:
+        key = f"{fingerprint[:32]}-r{train_ratio:g}-{errors}-v{CACHE_FORMAT}"
+        folder = (cache_dir or token_cache_dir()) / key
+        cached = _load_cached(folder, key)
+        if cached is not None:
+            if progress:
+                progress(cached.n_chars, cached.n_chars)
+            return cached
     corpus = read_corpus(source, errors)
+    if fingerprint is None:  # readable now: the earlier failure was transient
+        return prepare_corpus(source, train_ratio, errors, progress, cache_dir)
     text = corpus.text
-    digest = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
-    key = f"{digest[:32]}-r{train_ratio:g}-v{CACHE_FORMAT}"
-    folder = (cache_dir or token_cache_dir()) / key
     split = int(train_ratio * len(text))
-    meta_path = folder / "meta.json"
-    if meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text())
-            train = _load_tokens(folder / "train.bin")
-            val = _load_tokens(folder / "val.bin")
-            if len(train) == meta["train_tokens"] and len(val) == meta["val_tokens"]:
-                if progress:
-                    progress(len(text), len(text))
-                return TokenizedCorpus(
-                    corpus.name, len(text), corpus.files, train, val, split, len(text) - split, key
-                )
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache entry is rebuilt below
 
     def part_progress(offset: int) -> ProgressFn | None:
         if progress is None:
             return None
         return lambda done, _total: progress(offset + done, len(text))
 
-    train = tokenize(text[:split], part_progress(0))
-    val = tokenize(text[split:], part_progress(split))
-    _write_atomic(folder / "train.bin", train.tobytes())
-    _write_atomic(folder / "val.bin", val.tobytes())
+    n_train = _tokenize_to_file(text, 0, split, folder / "train.bin", part_progress(0))
+    n_val = _tokenize_to_file(text, split, len(text), folder / "val.bin", part_progress(split))
     meta = {
         "name": corpus.name,
+        "files": corpus.files,
         "chars": len(text),
-        "train_tokens": len(train),
-        "val_tokens": len(val),
+        "train_chars": split,
+        "train_tokens": n_train,
+        "val_tokens": n_val,
         "train_ratio": train_ratio,
     }
-    _write_atomic(meta_path, json.dumps(meta).encode())  # written last: marks completeness
-    return TokenizedCorpus(
-        corpus.name, len(text), corpus.files, train, val, split, len(text) - split, key
-    )
+    _write_atomic(folder / "meta.json", json.dumps(meta).encode())  # last: marks completeness
+    loaded = _load_cached(folder, key)
+    if loaded is None:  # pragma: no cover - only if the disk lost what we just wrote
+        raise CorpusError(f"the token cache in {folder} could not be read back")
+    return loaded
+
+
+def _load_cached(folder: Path, key: str) -> TokenizedCorpus | None:
+    """The cached corpus in `folder`, or None if absent or damaged (then rebuilt)."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        train = _load_tokens(folder / "train.bin")
+        val = _load_tokens(folder / "val.bin")
+        if len(train) != meta["train_tokens"] or len(val) != meta["val_tokens"]:
+            return None
+        chars, split = meta["chars"], meta["train_chars"]
+        return TokenizedCorpus(
+            meta["name"], chars, meta["files"], train, val, split, chars - split, key
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 # ---------------------------------------------------------------- windows
