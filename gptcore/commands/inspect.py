@@ -1,0 +1,150 @@
+"""`gpt-tui inspect`: the next-token distribution, temperatures and a sampling lab."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .model_args import add_model_arguments, describe_source, load_model_from_args
+
+BAR = 24
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="show the next-token distribution before/after temperature, top-k, top-p",
+        description="Run the model once on the prompt and show its top next-token candidates, "
+        "the distribution after the sampling controls, a temperature comparison, and N draws.",
+    )
+    add_model_arguments(p, default_preset="book-124m")
+    p.add_argument(
+        "--toy",
+        action="store_true",
+        help="use the chapter's 9-word toy vocabulary and logits instead of a model",
+    )
+    p.add_argument(
+        "--prompt", default="Every effort moves you", help="the text before the next token"
+    )
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--top", type=int, default=20, help="how many candidates to list (default 20)")
+    p.add_argument(
+        "--temperatures", default="1,0.1,5", help="comma-separated temperatures to compare"
+    )
+    p.add_argument("--samples", type=int, default=1000, help="draws for the sampling lab (0: skip)")
+    p.add_argument("--sample-seed", type=int, default=123, help="seed of the sampling lab's draws")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def _bar(p: float, width: int = BAR) -> str:
+    return "#" * round(p * width)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..errors import ConfigError
+    from ..generate import GenerationError, GenerationSettings
+    from ..nexttoken import (
+        TOY_LOGITS,
+        TOY_VOCAB,
+        covered,
+        distribution,
+        next_token_logits,
+        sample_counts,
+        temperature_table,
+        top_candidates,
+    )
+    from ..tokenizer import encode, get_tokenizer
+
+    try:
+        temps = [float(t) for t in args.temperatures.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--temperatures must be numbers separated by commas, got {args.temperatures!r}"
+        ) from None
+    if args.top <= 0 or args.samples < 0:
+        raise ConfigError("--top must be positive and --samples >= 0")
+    if args.toy:
+        logits = torch.tensor(TOY_LOGITS)
+
+        def label(i: int) -> str:
+            return TOY_VOCAB[i]
+
+        source = "the chapter's toy vocabulary"
+    else:
+        model = load_model_from_args(args)
+        ids = encode(args.prompt) if args.prompt else [get_tokenizer().eot_token]
+        logits = next_token_logits(model, ids)
+        enc = get_tokenizer()
+
+        def label(i: int) -> str:
+            return repr(enc.decode_single_token_bytes(i).decode("utf-8", errors="backslashreplace"))
+
+        source = describe_source(args)
+    try:  # the same validation generation applies
+        GenerationSettings(
+            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, eos_id=None
+        ).validated(logits.numel(), 1)
+    except GenerationError as exc:
+        raise ConfigError(str(exc)) from None
+    if any(t < 0 for t in temps):
+        raise ConfigError("--temperatures must all be >= 0")
+    dist = distribution(logits, args.temperature, args.top_k, args.top_p)
+    cands = top_candidates(dist, args.top)
+    table = temperature_table(logits, temps, [c.id for c in cands])
+    counts = sample_counts(dist.probs, args.samples, args.sample_seed) if args.samples else {}
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "candidates": [
+                        {
+                            "id": c.id,
+                            "token": label(c.id),
+                            "logit": c.logit,
+                            "probability": c.raw_prob,
+                            "sampling_probability": c.prob,
+                            "masked": not c.kept,
+                            "count": counts.get(c.id, 0),
+                        }
+                        for c in cands
+                    ],
+                    "covered": covered(cands),
+                    "entropy": dist.raw_entropy,
+                    "sampling_entropy": dist.entropy,
+                    "temperatures": {str(t): v for t, v in table.items()},
+                    "samples": args.samples,
+                }
+            )
+        )
+        return 0
+    settings = (
+        f"temperature {args.temperature}, top-k {args.top_k or 'off'}, top-p {args.top_p or 'off'}"
+    )
+    print(f"{source}; prompt {args.prompt!r}" if not args.toy else source)
+    print(f"{'token':<18} {'id':>6} {'logit':>8}  {'probability':<{BAR + 8}} after {settings}")
+    for c in cands:
+        after = "masked" if not c.kept else f"{c.prob:7.2%} {_bar(c.prob)}"
+        print(
+            f"{label(c.id)[:18]:<18} {c.id:>6} {c.logit:8.2f}  {c.raw_prob:7.2%} {_bar(c.raw_prob):<{BAR}} {after}"
+        )
+    print(
+        f"these {len(cands)} cover {covered(cands):.2%}; entropy {dist.raw_entropy:.3f} nats, after the controls {dist.entropy:.3f}"
+    )
+    print("\nprobability by temperature: " + ", ".join(f"T={t:g}" for t in temps))
+    for row, c in enumerate(cands[:10]):
+        cells = "  ".join(
+            f"{table[t][row]:7.2%} {_bar(table[t][row], BAR // 2):<{BAR // 2}}" for t in temps
+        )
+        print(f"{label(c.id)[:18]:<18} {cells}")
+    if counts:
+        print(f"\n{args.samples} draws (seed {args.sample_seed}):")
+        for token_id, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            print(
+                f"{n:>6} x {label(token_id)[:24]:<24} probability {float(dist.probs[token_id]):.2%}"
+            )
+    return 0

@@ -1,0 +1,60 @@
+"""`gpt-tui summary`: parameters per component and memory estimates."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .model_args import add_model_arguments, describe_source, load_model_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("summary", help="parameter counts per component and memory estimates")
+    add_model_arguments(p, default_preset="book-124m")
+    p.add_argument(
+        "--context-length", type=int, help="count a --preset model at this context length"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=2, help="batch for the training-memory estimate"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ..config import get_preset
+    from ..errors import ConfigError
+    from ..summary import MB, format_summary, summarize, summarize_config, training_memory
+
+    if args.batch_size <= 0:
+        raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.checkpoint or args.gpt2 or args.weights:
+        if args.context_length:
+            raise ConfigError("--context-length applies to --preset models only")
+        summary = summarize(load_model_from_args(args))
+    else:  # counting needs no weights: build on the meta device
+        config = get_preset(args.preset)
+        if args.context_length:
+            config = dataclasses.replace(config, context_length=args.context_length)
+        summary = summarize_config(config)
+    if args.json:
+        mem = training_memory(summary, args.batch_size)
+        print(
+            json.dumps(
+                {
+                    "parameters": summary.total,
+                    "by_component": summary.by_component,
+                    "tied_embeddings": summary.tied,
+                    "weights_mb": {
+                        d: round(summary.weights_mb(d), 2) for d in ("fp32", "bf16", "fp16", "int8")
+                    },
+                    "training_mb": round(mem.total / MB, 1),
+                }
+            )
+        )
+    else:
+        print(describe_source(args))
+        print(format_summary(summary, args.batch_size))
+    return 0
