@@ -1,0 +1,65 @@
+"""Model FLOPs utilisation (MFU) and per-device fast-path choices.
+
+FLOPs per token follow the PaLM appendix: 6N + 12·L·H·Q·T, where N counts the
+parameters that take part in matrix multiplies (everything but the two
+embedding lookups; the output head counts even when tied), L layers, H heads,
+Q head size and T the sequence length. Peaks are dense bf16/fp16 tensor-core
+figures from the vendors' data sheets; TF32 is half of them, as on Ampere and
+Hopper. Unknown devices (CPUs included) have no peak: MFU is then None.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .config import GPTConfig
+
+# Dense (no sparsity) bf16 peak FLOP/s by a substring of the CUDA device name.
+BF16_PEAKS = [
+    ("H200", 989e12),
+    ("H100 PCIe", 756e12),
+    ("H100", 989e12),
+    ("GH200", 989e12),
+    ("A100", 312e12),
+    ("A10G", 70e12),
+    ("A10", 125e12),
+    ("L40S", 362e12),
+    ("L4", 121e12),
+    ("RTX 4090", 165e12),
+    ("RTX 3090", 71e12),
+    ("V100", 125e12),  # fp16 only
+]
+
+
+def matmul_parameters(config: GPTConfig) -> int:
+    """Parameters used in matrix multiplies: blocks + output head (no embeddings)."""
+    d = config.emb_dim
+    qkv = 3 * d * d + (3 * d if config.qkv_bias else 0)
+    out_proj = d * d + d
+    feed_forward = (d * 4 * d + 4 * d) + (4 * d * d + d)
+    per_block = qkv + out_proj + feed_forward
+    return config.n_layers * per_block + d * config.vocab_size
+
+
+def flops_per_token(config: GPTConfig, seq_len: int | None = None) -> float:
+    """Training FLOPs per token (forward + backward)."""
+    t = seq_len or config.context_length
+    attention = 12 * config.n_layers * config.n_heads * config.head_dim * t
+    return 6 * matmul_parameters(config) + attention
+
+
+def peak_flops(device: torch.device, precision: str) -> float | None:
+    """The device's peak FLOP/s for this precision, or None when unknown."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, bf16 in BF16_PEAKS:
+        if key in name:
+            return bf16 if precision in ("bf16", "fp16") else bf16 / 2
+    return None
+
+
+def mfu(tokens_per_s: float, config: GPTConfig, seq_len: int, peak: float | None) -> float | None:
+    if peak is None or tokens_per_s <= 0:
+        return None
+    return tokens_per_s * flops_per_token(config, seq_len) / peak
