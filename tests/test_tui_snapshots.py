@@ -1,0 +1,92 @@
+"""Snapshot tests of the app's part-1 screens at 80x24 (pytest-textual-snapshot).
+
+Generated with textual 8.2.8 and pytest-textual-snapshot 1.1.0; what they show
+is pinned: a corpus given as pasted text (no temp paths on screen), the
+`tiny` preset, the default theme, and a watched run read from a fixed file.
+Regenerate with `pytest tests/test_tui_snapshots.py --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.widgets import TextArea
+
+from gptcore.events import EvalEnd, Finished, RunStarted, Sample, StepEnd, to_record
+
+from .test_tui_helpers import make_app, settle, write_corpus
+
+SIZE = (80, 24)
+PASTED = "Every effort moves you forward, one small step at a time. [/b] stays verbatim. " * 40
+
+
+async def paste_corpus(pilot: Pilot) -> None:
+    await settle(pilot, "corpus")
+    await pilot.press("t")
+    pilot.app.query_one("#corpus-paste-text", TextArea).text = PASTED
+    await pilot.press("ctrl+r")
+    await settle(pilot, "corpus")
+    pilot.app.query_one("#corpus-pane").focus()
+    await pilot.pause()
+
+
+def test_corpus_screen(snap_compare, tmp_path: Path) -> None:
+    app = make_app(write_corpus(tmp_path))
+    assert snap_compare(app, terminal_size=SIZE, run_before=paste_corpus)
+
+
+def test_train_screen_form(snap_compare, tmp_path: Path) -> None:
+    async def before(pilot: Pilot) -> None:
+        await settle(pilot, "corpus")
+        await pilot.press("2")
+        await pilot.pause()
+
+    assert snap_compare(make_app(write_corpus(tmp_path)), terminal_size=SIZE, run_before=before)
+
+
+def test_train_screen_watching_a_run(snap_compare, tmp_path: Path) -> None:
+    run = tmp_path / "20260101-120000-tiny"
+    run.mkdir()
+    events = [RunStarted(str(run), "cpu", "fp32", 40, 3_300_000, time=0.0)]
+    for step in range(40):
+        loss = 10.9 - step * 0.12
+        events.append(
+            StepEnd(
+                step,
+                step // 20,
+                loss,
+                4e-4,
+                (step + 1) * 512,
+                2000.0 + step,
+                1.0,
+                None,
+                (step + 1) * 0.25,
+                40,
+                time=0.0,
+            )
+        )
+        if step % 5 == 0:
+            events.append(EvalEnd(step, step // 20, loss, loss + 0.3, (step + 1) * 512, time=0.0))
+        if step in (19, 39):
+            events.append(Sample(step, step // 20, "Every effort moves you [/b] to the", time=0.0))
+    events.append(Finished(40, 2, "completed", 40 * 512, 10.0, time=0.0))
+    with (run / "metrics.jsonl").open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(to_record(e)) + "\n" for e in events)
+
+    async def before(pilot: Pilot) -> None:
+        await settle(pilot, "corpus")
+        await pilot.pause()
+
+    app = make_app(write_corpus(tmp_path), watch_dir=run)
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_help_screen(snap_compare, tmp_path: Path) -> None:
+    async def before(pilot: Pilot) -> None:
+        await settle(pilot, "corpus")
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    assert snap_compare(make_app(write_corpus(tmp_path)), terminal_size=SIZE, run_before=before)

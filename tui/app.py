@@ -1,0 +1,195 @@
+"""The gpt-tui Textual app: one tab bar over the Corpus, Train, Chat, Checkpoints
+and Models screens, a footer of keys, a help screen and command-palette actions.
+
+Start-up stays fast: nothing here imports torch or the engine modules that do;
+the screens import them inside their workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from gptcore.config import GPTConfig, TrainConfig
+from gptcore.errors import GptTuiError
+
+from .screens.chat import ChatPane
+from .screens.checkpoints import CheckpointsPane
+from .screens.corpus import CorpusPane
+from .screens.models import ModelsPane
+from .screens.train import TrainPane
+from .settings import Settings, load_settings, save_settings
+
+# (tab id, title, key, pane class): the order of the tab bar.
+SCREENS = [
+    ("corpus", "Corpus", "1", CorpusPane),
+    ("train", "Train", "2", TrainPane),
+    ("chat", "Chat", "3", ChatPane),
+    ("checkpoints", "Checkpoints", "4", CheckpointsPane),
+    ("models", "Models", "5", ModelsPane),
+]
+
+
+class GptTuiApp(App[int]):
+    """Pretrain a GPT in the terminal."""
+
+    TITLE = "gpt-tui"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses load it too
+    BINDINGS = [
+        *(
+            Binding(key, f"show_tab('{tab}')", f"{title} screen", id=f"show-{tab}", show=False)
+            for tab, title, key, _ in SCREENS
+        ),
+        Binding("question_mark,f1", "help", "Help", id="help", key_display="?"),
+        Binding("ctrl+t", "change_theme", "Theme", id="theme", show=False),
+        Binding("escape", "focus_screen", "Leave input", id="leave-input", show=False),
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+    ]
+
+    run_config: reactive[tuple[GPTConfig, TrainConfig] | None] = reactive(None, init=False)
+    corpus_source: reactive[str] = reactive("builtin", init=False)
+
+    def __init__(self, watch_dir: Path | None = None, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings if settings is not None else load_settings()
+        self.watch_dir = watch_dir
+        self.set_reactive(GptTuiApp.corpus_source, self.settings.corpus)
+
+    def compose(self) -> ComposeResult:
+        initial = "train" if self.watch_dir else "corpus"
+        with TabbedContent(initial=initial, id="tabs"):
+            for tab, title, _key, pane in SCREENS:
+                with TabPane(title, id=tab):
+                    if tab == initial:  # the others are mounted after the first frame
+                        yield pane(id=f"{tab}-pane")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        if self.settings.theme in self.available_themes:
+            self.theme = self.settings.theme
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.call_after_refresh(self._focus_active)
+
+    async def on_ready(self) -> None:
+        # The first frame is on screen: now mount the other screens, then let the
+        # engine load (torch, the corpus) in a worker.
+        for tab, _title, _key, pane in SCREENS:
+            if not self.query(f"#{tab}-pane"):
+                await self.query_one(f"TabPane#{tab}").mount(pane(id=f"{tab}-pane"))
+        self.query_one(CorpusPane).start()
+        if self.watch_dir is not None:
+            self.query_one(TrainPane).watch_run(self.watch_dir)
+
+    # ------------------------------------------------------------ settings
+
+    def save_settings(self) -> None:
+        try:
+            save_settings(self.settings)
+        except OSError as exc:
+            self.notify(f"could not save settings: {exc}", severity="warning")
+
+    def _theme_changed(self, theme: object) -> None:
+        self.settings.theme = self.theme
+        self.save_settings()
+
+    def watch_corpus_source(self, source: str) -> None:
+        self.settings.corpus = source
+        self.save_settings()
+        for train in self.query(TrainPane):
+            train.schedule_validation()  # the run config now names the new corpus
+
+    # ------------------------------------------------------------ navigation
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        self.call_after_refresh(self._focus_active)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.call_after_refresh(self._focus_active)
+
+    def _focus_active(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        for pane in self.query(f"#{tabs.active}-pane") if tabs.active else []:
+            pane.focus()
+
+    def action_focus_screen(self) -> None:
+        """Escape: leave an input so the screen's single-key bindings work again."""
+        self._focus_active()
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        sections = [("Everywhere", list(self.BINDINGS))]
+        sections += [(title, list(pane.BINDINGS)) for _tab, title, _key, pane in SCREENS]
+        self.push_screen(HelpScreen(sections))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for tab, title, key, _pane in SCREENS:
+            yield SystemCommand(
+                f"Go to {title}",
+                f"Show the {title} screen ({key})",
+                lambda tab=tab: self.action_show_tab(tab),
+            )
+        train = self.query_one(TrainPane)
+        yield SystemCommand(
+            "Start training", "Train with the current config (s)", train.action_start
+        )
+        yield SystemCommand("Stop training", "Stop the current run (x)", train.action_stop)
+        yield SystemCommand("Pause / resume training", "(p)", train.action_pause)
+        yield SystemCommand("Save checkpoint now", "(k)", train.action_checkpoint)
+        yield SystemCommand(
+            "Watch a run", "Follow a run directory's metrics.jsonl (w)", train.action_watch
+        )
+        yield SystemCommand(
+            "Export loss chart", "Save the loss plot as PNG (e)", train.action_export
+        )
+        yield SystemCommand(
+            "Save config as", "Save the Train form as a config (a)", train.action_save_config
+        )
+        corpus = self.query_one(CorpusPane)
+        yield SystemCommand("Use the built-in corpus", "(b on Corpus)", corpus.action_use_builtin)
+        yield SystemCommand("Help", "Every key (?)", self.action_help)
+
+    # ------------------------------------------------------------ quitting
+
+    async def action_quit(self) -> None:
+        trains = self.query(TrainPane)
+        train = trains.first() if trains else None
+        if train is None or not train.training:
+            self.exit(0)
+            return
+        from .screens.dialogs import ConfirmScreen
+
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify("saving a checkpoint and stopping …")
+                await train.shutdown()
+                self.exit(0)
+
+        await self.push_screen(
+            ConfirmScreen("Training is running. Save a checkpoint, stop and quit?", "Quit"),
+            answered,
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the app (`gpt-tui`, or `gpt-tui watch RUN_DIR` straight on a run)."""
+    watch_dir = None
+    if getattr(args, "command", None) == "watch":
+        from .screens.open_run import run_dir_problem
+
+        watch_dir = Path(args.run_dir).expanduser()
+        problem = run_dir_problem(watch_dir)
+        if problem:
+            raise GptTuiError(problem)
+    app = GptTuiApp(watch_dir=watch_dir)
+    result = app.run()
+    return int(result or 0)

@@ -1,0 +1,72 @@
+"""From training events (worker thread) to Textual messages (UI thread), throttled.
+
+The Trainer calls the listener on its own thread for every event. Step events
+arrive far faster than a terminal can draw, so they are batched: at most about
+ten messages a second reach the UI, each carrying every event since the last
+one. Evaluations, samples, checkpoints and the end of a run flush at once, so
+none of them is ever late or lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from textual.message import Message
+from textual.message_pump import MessagePump
+
+from gptcore.events import Event, StepEnd
+
+
+class TrainEvents(Message):
+    """A batch of training events, in order, from one run (live or watched)."""
+
+    def __init__(self, events: list[Event], source: str) -> None:
+        super().__init__()
+        self.events = events
+        self.source = source  # "live" or "watch"
+
+
+class EventPump:
+    """A trainer listener that posts TrainEvents to `target`, throttled.
+
+    `clock` is injectable so tests can check the throttle without sleeping.
+    """
+
+    def __init__(
+        self,
+        target: MessagePump,
+        interval: float = 0.1,
+        source: str = "live",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.target = target
+        self.interval = interval
+        self.source = source
+        self.clock = clock
+        self._pending: list[Event] = []
+        self._last_post = float("-inf")
+        self._lock = threading.Lock()
+        self.posted = 0  # messages posted, for tests and diagnostics
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self._pending.append(event)
+            now = self.clock()
+            if isinstance(event, StepEnd) and now - self._last_post < self.interval:
+                return  # coalesced into the next message
+            batch, self._pending = self._pending, []
+            self._last_post = now
+            self.posted += 1
+        self.target.post_message(TrainEvents(batch, self.source))
+
+    def flush(self) -> None:
+        """Post whatever is pending (the worker calls this when the run returns)."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            if batch:
+                self._last_post = self.clock()
+                self.posted += 1
+        if batch:
+            self.target.post_message(TrainEvents(batch, self.source))

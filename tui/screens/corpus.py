@@ -1,0 +1,334 @@
+"""The Corpus screen: pick the built-in corpus, a file or folder, or pasted text,
+and see its size, split, windows, batches and a preview.
+
+Reading and tokenizing run in a thread worker (gptcore.data imports torch, so it
+is imported there too); the worker only posts messages, the UI draws them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import ContentSwitcher, DirectoryTree, Input, ProgressBar, Static, TextArea
+from textual.worker import Worker, WorkerState
+
+from gptcore.errors import GptTuiError
+
+PREVIEW_TOKENS = 500
+
+
+class TextTree(DirectoryTree):
+    """A directory tree showing folders and the files gpt-tui reads as text."""
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        # Runs in the tree's loader thread, so importing the engine here is fine.
+        from gptcore.data import TEXT_SUFFIXES
+
+        return [
+            p
+            for p in paths
+            if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() in TEXT_SUFFIXES)
+        ]
+
+
+@dataclass(frozen=True)
+class CorpusInfo:
+    """What the screen shows about a loaded corpus (plain numbers, no arrays)."""
+
+    source: str
+    name: str
+    files: int
+    chars: int
+    train_chars: int
+    val_chars: int
+    train_tokens: int
+    val_tokens: int
+    preview: str
+
+    @property
+    def tokens(self) -> int:
+        return self.train_tokens + self.val_tokens
+
+
+class CorpusProgress(Message):
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__()
+        self.done, self.total = done, total
+
+
+class CorpusLoaded(Message):
+    def __init__(self, info: CorpusInfo) -> None:
+        super().__init__()
+        self.info = info
+
+
+class CorpusFailed(Message):
+    def __init__(self, source: str, error: str) -> None:
+        super().__init__()
+        self.source, self.error = source, error
+
+
+def pasted_corpus_path(text: str) -> Path:
+    """Pasted text is kept as a file in the data dir, so runs can name it."""
+    from gptcore.paths import corpora_dir
+
+    digest = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:12]
+    return corpora_dir() / f"pasted-{digest}.txt"
+
+
+def window_report(info: CorpusInfo, model: object, train: object) -> tuple[str, str | None]:
+    """Lines about windows and batches for the current config, and a problem if any."""
+    from gptcore.data import count_batches, count_windows  # loaded by the worker already
+
+    length = train.max_length or model.context_length
+    stride = train.stride or length
+    batch = train.batch_size
+    tw = count_windows(info.train_tokens, length, stride)
+    vw = count_windows(info.val_tokens, length, stride)
+    tb = count_batches(tw, batch, train.drop_last)
+    vb = count_batches(vw, batch, False)
+    lines = (
+        f"context {length}, stride {stride}, batch size {batch}\n"
+        f"windows  train {tw:,}  val {vw:,}\n"
+        f"batches  train {tb:,}  val {vb:,}"
+    )
+    problem = None
+    for what, n in (("training", info.train_tokens), ("validation", info.val_tokens)):
+        if n <= length:
+            problem = (
+                f"the {what} split has {n:,} tokens, but one window of context length {length} "
+                f"needs at least {length + 1}: use a larger corpus or a smaller context length"
+            )
+            break
+    if problem is None and tb == 0:
+        problem = f"{tw} training windows make no full batch of {batch}: lower the batch size"
+    return lines, problem
+
+
+class CorpusPane(Container, can_focus=True):
+    """Choose and inspect the training corpus."""
+
+    BINDINGS = [
+        Binding("b", "use_builtin", "Built-in", id="corpus-builtin"),
+        Binding("f", "pick_path", "File/folder", id="corpus-file"),
+        Binding("t", "paste_text", "Paste text", id="corpus-paste"),
+        Binding("ctrl+r", "load", "Load", id="corpus-load"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            with Vertical(id="corpus-source"):
+                yield Static(
+                    "Source: [b]b[/] built-in · [b]f[/] file/folder · [b]t[/] paste",
+                    id="corpus-hint",
+                )
+                with ContentSwitcher(initial="src-builtin", id="source-switcher"):
+                    yield Static(
+                        "Built-in corpus: CPython's help topics (about 465 KB of English prose). "
+                        "It ships with Python, so it works offline.",
+                        id="src-builtin",
+                    )
+                    with Vertical(id="src-path"):
+                        yield Input(
+                            placeholder="path to a text file or folder, then Enter",
+                            id="corpus-path",
+                            compact=True,
+                        )
+                        # The tree is mounted on first use (see action_pick_path).
+                    with Vertical(id="src-paste"):
+                        yield TextArea(id="corpus-paste-text", soft_wrap=True)
+                        yield Static("ctrl+r uses the pasted text", classes="hint")
+            with Vertical(id="corpus-info"):
+                yield Static("", id="corpus-name")
+                yield ProgressBar(id="corpus-progress", show_eta=False)
+                yield Static("", id="corpus-error")
+                yield Static("", id="corpus-stats")
+                with VerticalScroll(id="corpus-preview-box"):
+                    yield Static("", id="corpus-preview")
+
+    def on_mount(self) -> None:
+        self.info: CorpusInfo | None = None
+        self._last_progress = 0.0
+        self.query_one("#corpus-progress").display = False
+        self.watch(self.app, "run_config", self._config_changed, init=False)
+
+    def start(self) -> None:
+        """Load the last corpus; the app calls this once the first frame is on screen,
+        because importing torch (in the worker) would otherwise delay that frame."""
+        source = self.app.corpus_source
+        if source != "builtin":
+            self.query_one("#corpus-path", Input).value = source
+            self.query_one(ContentSwitcher).current = "src-path"  # the tree waits for f
+        self.load_source(source)
+
+    # ------------------------------------------------------------ actions
+
+    def action_use_builtin(self) -> None:
+        self.query_one(ContentSwitcher).current = "src-builtin"
+        self.load_source("builtin")
+
+    def action_pick_path(self) -> None:
+        self._show_tree()
+        self.query_one("#corpus-path", Input).focus()
+
+    def _show_tree(self) -> None:
+        self.query_one(ContentSwitcher).current = "src-path"
+        if not self.query("#corpus-tree"):
+            self.query_one("#src-path").mount(TextTree(Path.cwd(), id="corpus-tree"))
+
+    def action_paste_text(self) -> None:
+        self.query_one(ContentSwitcher).current = "src-paste"
+        self.query_one("#corpus-paste-text", TextArea).focus()
+
+    def action_load(self) -> None:
+        current = self.query_one(ContentSwitcher).current
+        if current == "src-builtin":
+            self.load_source("builtin")
+        elif current == "src-path":
+            self._load_path(self.query_one("#corpus-path", Input).value)
+        else:
+            text = self.query_one("#corpus-paste-text", TextArea).text
+            if not text.strip():
+                self._show_error("pasted", "the pasted text is empty: paste some text first")
+                return
+            self.load_text(text)
+
+    @on(Input.Submitted, "#corpus-path")
+    def _path_submitted(self, event: Input.Submitted) -> None:
+        self._load_path(event.value)
+
+    @on(DirectoryTree.FileSelected)
+    def _file_selected(self, event: DirectoryTree.FileSelected) -> None:
+        self.query_one("#corpus-path", Input).value = str(event.path)
+        self.load_source(str(event.path))
+
+    @on(DirectoryTree.DirectorySelected)
+    def _dir_selected(self, event: DirectoryTree.DirectorySelected) -> None:
+        # A folder is a corpus too: fill it in; ctrl+r or Enter in the input loads it.
+        self.query_one("#corpus-path", Input).value = str(event.path)
+
+    def _load_path(self, value: str) -> None:
+        if not value.strip():
+            self._show_error("", "type a path to a text file or a folder of text files")
+            return
+        self.load_source(value.strip())
+
+    # ------------------------------------------------------------ loading
+
+    def load_source(self, source: str) -> None:
+        self._begin(source)
+        self._load_worker(source, None)
+
+    def load_text(self, text: str) -> None:
+        self._begin("pasted text")
+        self._load_worker("", text)
+
+    def _begin(self, label: str) -> None:
+        self.query_one("#corpus-name", Static).update(Text(f"Loading {label} …"))
+        self.query_one("#corpus-error", Static).update("")
+        bar = self.query_one("#corpus-progress", ProgressBar)
+        bar.update(total=None, progress=0)
+        bar.display = True
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="corpus")
+    def _load_worker(self, source: str, pasted: str | None) -> None:
+        from gptcore.data import prepare_corpus
+
+        from ..settings import write_atomic
+
+        if pasted is not None:
+            path = pasted_corpus_path(pasted)
+            if not path.exists():
+                write_atomic(path, pasted)
+            source = str(path)
+        train_ratio = 0.9
+        config = self.app.run_config
+        if config is not None:
+            train_ratio = config[1].train_ratio
+        try:
+            corpus = prepare_corpus(source, train_ratio, "strict", self._progress)
+        except GptTuiError as exc:
+            self.post_message(CorpusFailed(source, str(exc)))
+            return
+        # The preview is decoded from the cached tokens: no second read of a big corpus.
+        from gptcore.tokenizer import get_tokenizer
+
+        head = corpus.train_tokens[:PREVIEW_TOKENS].tolist()
+        preview = get_tokenizer().decode(head)
+        info = CorpusInfo(
+            source=source,
+            name=corpus.name,
+            files=corpus.files,
+            chars=corpus.n_chars,
+            train_chars=corpus.train_chars,
+            val_chars=corpus.val_chars,
+            train_tokens=len(corpus.train_tokens),
+            val_tokens=len(corpus.val_tokens),
+            preview=preview,
+        )
+        self.post_message(CorpusLoaded(info))
+
+    def _progress(self, done: int, total: int) -> None:
+        # Called on the worker thread: at most ~10 messages a second, plus the last.
+        now = time.monotonic()
+        if done < total and now - self._last_progress < 0.1:
+            return
+        self._last_progress = now
+        self.post_message(CorpusProgress(done, total))
+
+    def on_corpus_progress(self, message: CorpusProgress) -> None:
+        self.query_one("#corpus-progress", ProgressBar).update(
+            total=message.total, progress=message.done
+        )
+
+    def on_corpus_failed(self, message: CorpusFailed) -> None:
+        self._show_error(message.source, message.error)
+
+    def on_corpus_loaded(self, message: CorpusLoaded) -> None:
+        self.info = info = message.info
+        self.query_one("#corpus-progress").display = False
+        files = f", {info.files} files" if info.files > 1 else ""
+        self.query_one("#corpus-name", Static).update(Text(f"Corpus: {info.name}{files}"))
+        self.query_one("#corpus-preview", Static).update(Text(info.preview))
+        self._render_stats()
+        self.app.corpus_source = info.source
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "corpus" and event.state == WorkerState.ERROR:
+            self._show_error("", f"could not load the corpus: {event.worker.error}")
+
+    def _show_error(self, source: str, error: str) -> None:
+        self.query_one("#corpus-progress").display = False
+        self.query_one("#corpus-name", Static).update(Text(f"Corpus: {source}" if source else ""))
+        self.query_one("#corpus-error", Static).update(Text(error))
+
+    def _config_changed(self, _config: object) -> None:
+        if self.info is not None:
+            self._render_stats()
+
+    def _render_stats(self) -> None:
+        info = self.info
+        if info is None:
+            return
+        stats = (
+            f"characters {info.chars:,}  tokens {info.tokens:,}\n"
+            f"train {info.train_chars:,} chars, {info.train_tokens:,} tokens\n"
+            f"val   {info.val_chars:,} chars, {info.val_tokens:,} tokens"
+        )
+        problem = None
+        config = self.app.run_config
+        if config is not None:
+            lines, problem = window_report(info, *config)
+            stats += "\n" + lines
+        self.query_one("#corpus-stats", Static).update(Text(stats))
+        self.query_one("#corpus-error", Static).update(Text(problem or ""))

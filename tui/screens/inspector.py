@@ -1,0 +1,393 @@
+"""The next-token inspector: what the model would say next, before and after the
+sampling controls, at several temperatures, and over N seeded draws.
+
+The model runs once, before this screen opens (the Chat screen computes the
+logits in a worker). Every control change here only re-runs the engine's cheap
+post-processing (gptcore.nexttoken.distribution); the sampling lab's draws run in
+a worker. The chapter's 9-word toy vocabulary is one key away, so its numbers
+(top-3: 0.0615 / 0.5775 / 0.3610; 1,000 draws with seed 123: 73 / 582 / 343 / 2)
+can be reproduced without any model.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Label, Static, TabbedContent, TabPane
+
+from ..widgets.bars import bar, percent, token_label
+
+if TYPE_CHECKING:
+    import torch
+
+MAX_DRAWS = 100_000  # draws are one multinomial call each, as the chapter does
+TOP_N = 20
+TEMPS_SHOWN = 10  # candidates in the temperature comparison
+BAR = 14
+DRAW_DELAY_S = 0.2
+
+
+@dataclass(frozen=True)
+class Controls:
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    temperatures: tuple[float, ...]
+    draws: int
+    seed: int
+
+
+def parse_controls(
+    values: dict[str, str], vocab_size: int
+) -> tuple[Controls | None, dict[str, str]]:
+    """Typed controls from the inputs' text, or the error of each bad field.
+
+    temperature / top-k / top-p are checked by the engine's own
+    GenerationSettings.validated, so the inspector accepts exactly what
+    generation accepts.
+    """
+    from gptcore.generate import GenerationError, GenerationSettings
+
+    errors: dict[str, str] = {}
+
+    def number(key: str, kind: type, blank_ok: bool) -> float | int | None:
+        text = values.get(key, "").strip()
+        if not text or text.lower() in ("off", "none"):
+            if blank_ok:
+                return None
+            errors[key] = "required"
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            errors[key] = f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+            return None
+
+    temperature = number("temperature", float, False)
+    top_k = number("top_k", int, True)
+    top_p = number("top_p", float, True)
+    if not errors:
+        try:
+            GenerationSettings(
+                temperature=temperature, top_k=top_k, top_p=top_p, eos_id=None
+            ).validated(vocab_size, 1)
+        except GenerationError as exc:
+            key = next(
+                (k for k in ("top_k", "top_p", "temperature") if k in str(exc)), "temperature"
+            )
+            errors[key] = str(exc)
+    temps: list[float] = []
+    for part in values.get("temperatures", "").replace(";", ",").split(","):
+        if not part.strip():
+            continue
+        try:
+            t = float(part)
+        except ValueError:
+            errors["temperatures"] = f"{part.strip()!r} is not a number"
+            break
+        if not t >= 0 or t == float("inf"):
+            errors["temperatures"] = f"temperatures must be finite and >= 0, got {part.strip()}"
+            break
+        temps.append(t)
+    if not temps and "temperatures" not in errors:
+        errors["temperatures"] = "give at least one temperature, e.g. 1, 0.1, 5"
+    draws = number("draws", int, False)
+    if "draws" not in errors and not 1 <= draws <= MAX_DRAWS:  # type: ignore[operator]
+        errors["draws"] = f"draws must be in [1, {MAX_DRAWS:,}], got {draws}"
+    seed = number("seed", int, False)
+    if "seed" not in errors and not 0 <= seed < 2**63:  # type: ignore[operator]
+        errors["seed"] = f"seed must be an integer >= 0, got {seed}"
+    if errors:
+        return None, errors
+    return (
+        Controls(float(temperature), top_k, top_p, tuple(temps), int(draws), int(seed)),  # type: ignore[arg-type]
+        {},
+    )
+
+
+class DrawsDone(Message):
+    def __init__(self, token: int, counts: Counter, draws: int, seed: int) -> None:
+        super().__init__()
+        self.token, self.counts, self.draws, self.seed = token, counts, draws, seed
+
+
+FIELDS = (
+    # (key, label, width)
+    ("temperature", "temp", 5),
+    ("top_k", "top-k", 5),
+    ("top_p", "top-p", 5),
+    ("temperatures", "temps", 11),
+    ("draws", "draws", 6),
+    ("seed", "seed", 6),
+)
+
+
+class InspectorScreen(Screen[None]):
+    """Top candidates, the distribution after the controls, temperatures, draws."""
+
+    DEFAULT_CSS = """
+    InspectorScreen { layout: vertical; }
+    InspectorScreen #insp-title { height: 1; padding: 0 1; text-style: bold; }
+    InspectorScreen #insp-controls { height: 1; padding: 0 1; }
+    InspectorScreen #insp-controls Label { width: auto; padding: 0 1 0 0; color: $text-muted; }
+    InspectorScreen #insp-controls Input { margin-right: 1; }
+    InspectorScreen #insp-controls Input#insp-seed { margin-right: 0; }
+    InspectorScreen #insp-controls Input.-invalid { background: $error 30%; }
+    InspectorScreen #insp-error { height: auto; padding: 0 1; color: $error; }
+    InspectorScreen TabbedContent { height: 1fr; }
+    InspectorScreen VerticalScroll { padding: 0 1; }
+    """
+
+    BINDINGS = [
+        Binding("escape", "close", "Back", id="insp-close"),
+        Binding("ctrl+t", "toggle_toy", "Toy vocab", id="insp-toy"),
+        Binding("ctrl+r", "redraw", "Draw again", id="insp-redraw"),
+    ]
+
+    def __init__(
+        self,
+        logits: torch.Tensor | None = None,
+        label: Callable[[int], str] | None = None,
+        source: str = "",
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.model_logits = logits
+        self.model_label = label
+        self.source = source
+        self.toy = logits is None
+        self.initial = {
+            "temperature": f"{temperature:g}",
+            "top_k": "" if top_k is None else str(top_k),
+            "top_p": "" if top_p is None else f"{top_p:g}",
+            "temperatures": "1, 0.1, 5",
+            "draws": "1000",
+            "seed": "123",
+        }
+        self.controls: Controls | None = None
+        self.errors: dict[str, str] = {}
+        self.dist = None
+        self.candidates: list = []
+        self.counts: Counter | None = None
+        self._token = 0  # which computation the next DrawsDone must match
+        self._draw_timer: Timer | None = None
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="insp-title", markup=False)
+        with Horizontal(id="insp-controls"):
+            for key, label, width in FIELDS:
+                yield Label(label)
+                inp = Input(self.initial[key], id=f"insp-{key}", compact=True)
+                inp.styles.width = width
+                yield inp
+        yield Static("", id="insp-error", markup=False)
+        with TabbedContent(id="insp-tabs"):
+            with TabPane("Next token", id="insp-dist"), VerticalScroll():
+                yield Static("", id="insp-dist-view", markup=False)
+            with TabPane("Temperatures", id="insp-temps"), VerticalScroll():
+                yield Static("", id="insp-temps-view", markup=False)
+            with TabPane("Sampling lab", id="insp-lab"), VerticalScroll():
+                yield Static("", id="insp-lab-view", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.recompute()
+
+    # ------------------------------------------------------------ data
+
+    @property
+    def logits(self) -> torch.Tensor:
+        import torch
+
+        from gptcore.nexttoken import TOY_LOGITS
+
+        if self.toy or self.model_logits is None:
+            return torch.tensor(TOY_LOGITS)
+        return self.model_logits
+
+    def label(self, token: int) -> str:
+        from gptcore.nexttoken import TOY_VOCAB
+
+        if self.toy or self.model_label is None:
+            return TOY_VOCAB[token]
+        return self.model_label(token)
+
+    def values(self) -> dict[str, str]:
+        return {key: self.query_one(f"#insp-{key}", Input).value for key, _, _ in FIELDS}
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        self.recompute()
+
+    def recompute(self) -> None:
+        """Validate the controls; redo only the post-processing and the draws."""
+        from gptcore.nexttoken import distribution, top_candidates
+
+        logits = self.logits
+        controls, errors = parse_controls(self.values(), logits.numel())
+        self.errors = errors
+        for key, _, _ in FIELDS:
+            widget = self.query_one(f"#insp-{key}", Input)
+            widget.set_class(key in errors, "-invalid")
+            widget.tooltip = errors.get(key)
+        self.query_one("#insp-error", Static).update(
+            Text("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        )
+        if controls is None:
+            return  # keep showing the last valid view
+        self.controls = controls
+        self.dist = distribution(logits, controls.temperature, controls.top_k, controls.top_p)
+        self.candidates = top_candidates(self.dist, TOP_N)
+        self.counts = None
+        self._render_title()
+        self._render_distribution()
+        self._render_temperatures()
+        self._render_lab()
+        self._token += 1
+        # Draw once typing pauses: a running draw cannot be interrupted, so drawing on
+        # every keystroke would queue up stale work.
+        if self._draw_timer is not None:
+            self._draw_timer.stop()
+        token, probs = self._token, self.dist.probs
+        self._draw_timer = self.set_timer(
+            DRAW_DELAY_S, lambda: self._draw(token, probs, controls.draws, controls.seed)
+        )
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="inspector-draws")
+    def _draw(self, token: int, probs: torch.Tensor, draws: int, seed: int) -> None:
+        from gptcore.nexttoken import sample_counts
+
+        counts = sample_counts(probs, draws, seed)
+        self.post_message(DrawsDone(token, counts, draws, seed))
+
+    def on_draws_done(self, message: DrawsDone) -> None:
+        if message.token != self._token:
+            return  # the controls changed since
+        self.counts = message.counts
+        self._render_lab()
+
+    # ------------------------------------------------------------ actions
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_toggle_toy(self) -> None:
+        if self.model_logits is None:
+            self.notify("no model loaded: the toy vocabulary is all there is", title="Inspector")
+            return
+        self.toy = not self.toy
+        self.recompute()
+
+    def action_redraw(self) -> None:
+        seed = self.query_one("#insp-seed", Input)
+        if self.controls is not None:
+            seed.value = str(self.controls.seed + 1)  # Changed recomputes
+
+    # ------------------------------------------------------------ drawing
+
+    def _render_title(self) -> None:
+        c = self.controls
+        assert c is not None
+        where = "toy vocabulary (chapter 5)" if self.toy else self.source
+        settings = (
+            f"T {c.temperature:g} · top-k {c.top_k if c.top_k is not None else 'off'} · "
+            f"top-p {c.top_p if c.top_p is not None else 'off'}"
+        )
+        self.query_one("#insp-title", Static).update(Text(f"Inspector · {where} · {settings}"))
+
+    def _render_distribution(self) -> None:
+        from gptcore.nexttoken import covered
+
+        dist, cands = self.dist, self.candidates
+        out = Text()
+        out.append(
+            f"{'token':<12} {'id':>6} {'logit':>7} {'prob':>7} {'':<{BAR}}   "
+            f"{'after':>7} {'':<{BAR}}\n",
+            style="bold",
+        )
+        for c in cands:
+            out.append(f"{token_label(self.label(c.id), 12)} {c.id:>6} {c.logit:7.2f} ")
+            out.append(f"{percent(c.raw_prob)} ")
+            out.append(bar(c.raw_prob, BAR), style="cyan")
+            out.append(" │ ")
+            if c.kept:
+                out.append(f"{percent(c.prob)} ")
+                out.append(bar(c.prob, BAR), style="green")
+            else:
+                out.append(f"{'masked':>7}", style="dim strike")
+            out.append("\n")
+        kept = int(dist.kept.sum())
+        out.append(
+            f"these {len(cands)} cover {percent(covered(cands)).strip()} of the probability · "
+            f"entropy {dist.raw_entropy:.3f} nats, after the controls {dist.entropy:.3f} · "
+            f"{kept:,} of {dist.logits.numel():,} tokens can be drawn",
+            style="italic",
+        )
+        self.query_one("#insp-dist-view", Static).update(out)
+
+    def _render_temperatures(self) -> None:
+        from gptcore.nexttoken import temperature_table
+
+        c = self.controls
+        assert c is not None
+        cands = self.candidates[:TEMPS_SHOWN]
+        table = temperature_table(self.logits, c.temperatures, [x.id for x in cands])
+        styles = ("cyan", "magenta", "yellow", "green", "blue", "red")
+        out = Text()
+        out.append(
+            "probability of each candidate at each temperature (the book's figure 5.14)\n",
+            style="bold",
+        )
+        width = max(len(f"T={t:g}") for t in c.temperatures)
+        for row, cand in enumerate(cands):
+            out.append(token_label(self.label(cand.id), 14).rstrip() + "\n", style="bold")
+            for i, t in enumerate(c.temperatures):
+                p = table[t][row]
+                out.append(f"  {f'T={t:g}':<{width}} {percent(p)} ")
+                out.append(bar(p, 40), style=styles[i % len(styles)])
+                out.append("\n")
+        self.query_one("#insp-temps-view", Static).update(out)
+
+    def _render_lab(self) -> None:
+        c, dist = self.controls, self.dist
+        assert c is not None and dist is not None
+        out = Text()
+        if self.counts is None:
+            out.append(f"drawing {c.draws:,} samples (seed {c.seed}) …", style="italic")
+            self.query_one("#insp-lab-view", Static).update(out)
+            return
+        out.append(
+            f"{c.draws:,} draws with seed {c.seed} under these settings "
+            "(ctrl+r: draw again with the next seed)\n",
+            style="bold",
+        )
+        out.append(
+            f"{'token':<12} {'count':>6} {'freq':>7} {'':<{BAR}}   {'prob':>7} {'':<{BAR}}\n",
+            style="bold",
+        )
+        ids = [x.id for x in self.candidates]
+        ids += sorted((t for t in self.counts if t not in ids), key=lambda t: -self.counts[t])
+        for token in ids:
+            n = self.counts.get(token, 0)
+            p = float(dist.probs[token])
+            out.append(f"{token_label(self.label(token), 12)} {n:>6} {percent(n / c.draws)} ")
+            out.append(bar(n / c.draws, BAR), style="yellow")
+            out.append(f" │ {percent(p)} ")
+            out.append(bar(p, BAR), style="green")
+            out.append("\n")
+        self.query_one("#insp-lab-view", Static).update(out)

@@ -1,0 +1,401 @@
+"""The Models screen: OpenAI's GPT-2 in four sizes and two layouts, on disk or not.
+
+Each row is one size from one source (Hugging Face safetensors, which loads
+without TensorFlow, or OpenAI's TensorFlow checkpoint). Downloads run in a thread
+worker through gptcore.pretrained.download_gpt2, which resumes partial files and
+retries dropped connections; its progress events are coalesced to about ten
+messages a second. Without a network the engine's error (what was tried, and
+which folder to fill by hand) is shown on the screen within seconds.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+from textual.message import Message
+from textual.widgets import DataTable, ProgressBar, Static
+from textual.worker import Worker, WorkerState
+
+from gptcore.errors import GptTuiError
+
+from .checkpoints import human_bytes
+
+if TYPE_CHECKING:
+    from gptcore.download import DownloadProgress
+    from gptcore.pretrained import LocalWeights
+
+SIZES = ("124M", "355M", "774M", "1558M")
+SOURCES = (("hf", "Hugging Face"), ("openai", "OpenAI TF"))
+# Roughly what a download weighs (the weights file dominates), for the table.
+APPROX_BYTES = {"124M": 0.55e9, "355M": 1.5e9, "774M": 3.25e9, "1558M": 6.4e9}
+PROGRESS_INTERVAL_S = 0.1
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+def progress_line(p: DownloadProgress) -> str:
+    """`model.safetensors (2/2) · 12.3 MB / 548.1 MB · 5.1 MB/s · ETA 1m45s`."""
+    total = f" / {human_bytes(p.total)}" if p.total is not None else ""
+    return (
+        f"{p.name} ({p.index + 1}/{p.count}) · {human_bytes(p.done)}{total} · "
+        f"{human_bytes(int(p.speed))}/s · ETA {human_duration(p.eta_s)}"
+    )
+
+
+class ModelStatuses(Message):
+    def __init__(self, statuses: dict[tuple[str, str], LocalWeights]) -> None:
+        super().__init__()
+        self.statuses = statuses
+
+
+class DownloadUpdate(Message):
+    def __init__(self, progress: DownloadProgress) -> None:
+        super().__init__()
+        self.progress = progress
+
+
+class DownloadFinished(Message):
+    def __init__(self, size: str, source: str, path: Path) -> None:
+        super().__init__()
+        self.size, self.source, self.path = size, source, path
+
+
+class ModelsPane(Container, can_focus=True):
+    """GPT-2 weights: status, download with progress, cancel, resume, delete, chat."""
+
+    DEFAULT_CSS = """
+    ModelsPane { height: 1fr; padding: 0 1; }
+    ModelsPane #models-table { height: auto; max-height: 10; }
+    ModelsPane #models-progress-row { height: 1; margin-top: 1; }
+    ModelsPane #models-bar { width: 100%; }
+    ModelsPane #models-progress { height: 1; }
+    ModelsPane #models-message { height: auto; margin-top: 1; }
+    ModelsPane #models-message.-error { color: $error; }
+    ModelsPane #models-hint { height: auto; margin-top: 1; color: $text-muted; }
+    """
+
+    BINDINGS = [
+        Binding("d", "download", "Download/Resume", id="models-download"),
+        Binding("x", "cancel", "Cancel", id="models-cancel"),
+        Binding("o", "open_chat", "Chat", id="models-chat"),
+        Binding("delete,r", "delete", "Delete", id="models-delete"),
+        Binding("g", "refresh", "Refresh", id="models-refresh", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.statuses: dict[tuple[str, str], LocalWeights] = {}
+        self.downloading: tuple[str, str] | None = None
+        self.progress: DownloadProgress | None = None
+        self.updates = 0  # progress messages received (the throttle keeps this small)
+        self.message = ""
+        self.loaded = False
+        self._cancel: threading.Event | None = None
+
+    def compose(self) -> ComposeResult:
+        table: DataTable = DataTable(id="models-table", cursor_type="row")
+        for column in ("GPT-2", "source", "status", "on disk", "download"):
+            table.add_column(column, key=column)
+        for size in SIZES:
+            for source, _ in SOURCES:
+                table.add_row(size, source, "…", "", "", key=f"{size}/{source}")
+        yield table
+        yield ProgressBar(id="models-bar", show_eta=False)
+        yield Static("", id="models-progress", markup=False)
+        yield Static("", id="models-message", markup=False)
+        yield Static("", id="models-hint", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one(ProgressBar).display = False
+
+    def on_show(self) -> None:
+        if self.downloading is None:
+            self.refresh_status()
+
+    def on_focus(self) -> None:
+        self.query_one(DataTable).focus()
+
+    # ------------------------------------------------------------ status
+
+    def refresh_status(self) -> None:
+        self._status()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="models-status")
+    def _status(self) -> None:
+        from gptcore.pretrained import local_status
+
+        statuses = {(s, src): local_status(s, src) for s in SIZES for src, _ in SOURCES}
+        self.post_message(ModelStatuses(statuses))
+
+    def on_model_statuses(self, message: ModelStatuses) -> None:
+        self.statuses = message.statuses
+        self.loaded = True
+        self._fill()
+
+    def status_text(self, size: str, source: str) -> str:
+        if self.downloading == (size, source):
+            p = self.progress
+            if p is not None and p.overall_total:
+                return f"downloading {p.overall_done / p.overall_total:.0%}"
+            if p is not None and p.total:  # sizes known file by file only
+                return f"file {p.index + 1}/{p.count} {p.done / p.total:.0%}"
+            return "downloading"
+        st = self.statuses.get((size, source))
+        if st is None:
+            return "…"
+        if st.complete:
+            return "complete"
+        if st.partial or st.bytes:
+            return "partial: d resumes"
+        return "absent"
+
+    def _fill(self) -> None:
+        table = self.query_one(DataTable)
+        for size in SIZES:
+            for source, _ in SOURCES:
+                key = f"{size}/{source}"
+                st = self.statuses.get((size, source))
+                status = self.status_text(size, source)
+                style = {"complete": "green", "absent": "dim"}.get(status, "yellow")
+                on_disk = human_bytes(st.bytes) if st and st.bytes else "–"
+                table.update_cell(key, "status", Text(status, style=style), update_width=True)
+                table.update_cell(key, "on disk", on_disk, update_width=True)
+                approx = f"~{human_bytes(int(APPROX_BYTES[size]))}"
+                table.update_cell(key, "download", approx, update_width=True)
+        self._show_hint()
+        self.refresh_bindings()
+
+    def current(self) -> tuple[str, str]:
+        table = self.query_one(DataTable)
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or "124M/hf"
+        size, _, source = key.partition("/")
+        return size, source
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_hint()
+        self.refresh_bindings()
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        size, source = self.current()
+        if self.status_text(size, source) == "complete":
+            self.action_open_chat()
+        else:
+            self.action_download()
+
+    def _show_hint(self) -> None:
+        from gptcore.pretrained import files_for, gpt2_dir
+
+        size, source = self.current()
+        folder = gpt2_dir(size, source)
+        names = ", ".join(files_for(source))
+        extra = (
+            " (loading it needs TensorFlow: pip install 'gpt-tui[tf]')"
+            if source == "openai"
+            else ""
+        )
+        self.query_one("#models-hint", Static).update(
+            Text(
+                f"GPT-2 {size} from {dict(SOURCES)[source]}{extra}.\n"
+                f"To install by hand, put {names} into {folder}"
+            )  # fmt: skip
+        )
+
+    def _set_message(self, text: str, error: bool = False) -> None:
+        self.message = text
+        widget = self.query_one("#models-message", Static)
+        widget.update(Text(text))
+        widget.set_class(error, "-error")
+
+    # ------------------------------------------------------------ actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "refresh":
+            return True
+        if action == "cancel":
+            return True if self.downloading else None
+        if not self.is_mounted or not self.loaded:
+            return None
+        size, source = self.current()
+        status = self.status_text(size, source)
+        if action == "download":
+            return None if self.downloading or status == "complete" else True
+        if action == "open_chat":
+            return True if status == "complete" else None
+        if action == "delete":
+            st = self.statuses.get((size, source))
+            busy = self.downloading == (size, source)
+            return True if st is not None and st.path.is_dir() and not busy else None
+        return True
+
+    def action_refresh(self) -> None:
+        self.refresh_status()
+
+    def action_download(self) -> None:
+        if self.downloading:
+            self.notify("one download at a time: x cancels it", title="Models", markup=False)
+            return
+        size, source = self.current()
+        self.downloading = (size, source)
+        self.progress = None
+        self.updates = 0
+        self._cancel = threading.Event()
+        bar = self.query_one(ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
+        self.query_one("#models-progress", Static).update(Text("connecting …"))
+        self._set_message(f"downloading GPT-2 {size} from {dict(SOURCES)[source]} …")
+        self._fill()
+        self._download(size, source, self._cancel)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="models-download")
+    def _download(self, size: str, source: str, cancel: threading.Event) -> None:
+        from gptcore.pretrained import download_gpt2
+
+        last = [float("-inf")]
+
+        def on_progress(p: DownloadProgress) -> None:
+            now = time.monotonic()
+            if now - last[0] < PROGRESS_INTERVAL_S and p.done != p.total:
+                return  # coalesced: the next event carries the newer numbers
+            last[0] = now
+            self.post_message(DownloadUpdate(p))
+
+        path = download_gpt2(size, source, cancel=cancel, on_progress=on_progress)
+        self.post_message(DownloadFinished(size, source, path))
+
+    def on_download_update(self, message: DownloadUpdate) -> None:
+        if self.downloading is None:
+            return
+        p = message.progress
+        self.progress = p
+        self.updates += 1
+        bar = self.query_one(ProgressBar)
+        if p.overall_total:
+            bar.update(total=p.overall_total, progress=p.overall_done)
+        elif p.total:
+            bar.update(total=p.total, progress=p.done)
+        self.query_one("#models-progress", Static).update(Text(progress_line(p)))
+        self._fill()
+
+    def on_download_finished(self, message: DownloadFinished) -> None:
+        self._end_download()
+        self._set_message(
+            f"GPT-2 {message.size} ({message.source}) is complete in {message.path}: o opens it in Chat"
+        )
+        self._after_change()
+
+    def _end_download(self) -> None:
+        self.downloading = None
+        self._cancel = None
+        self.query_one(ProgressBar).display = False
+        self._fill()
+        self.refresh_status()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "models-download" or event.state != WorkerState.ERROR:
+            return
+        from gptcore.download import DownloadCancelled
+
+        error = event.worker.error
+        self._end_download()
+        if isinstance(error, DownloadCancelled):
+            self._set_message("download cancelled; the partial files are kept: d resumes")
+            return
+        text = str(error) if isinstance(error, GptTuiError) else f"{type(error).__name__}: {error}"
+        unreachable = any(
+            s in text
+            for s in ("host not found", "connection refused", "timed out", "Network is unreachable")
+        )
+        head = "No network? The download server cannot be reached.\n" if unreachable else ""
+        self._set_message(head + text, error=True)
+        self.notify(text, title="Download failed", severity="error", timeout=10, markup=False)
+
+    def action_cancel(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+            self.query_one("#models-progress", Static).update(Text("cancelling …"))
+
+    def on_unmount(self) -> None:
+        # Never leave a download thread running behind the app (the .part file stays).
+        if self._cancel is not None:
+            self._cancel.set()
+
+    def action_open_chat(self) -> None:
+        from gptcore.pretrained import find_gpt2
+
+        size, source = self.current()
+        st = self.statuses.get((size, source))
+        if st is None or not st.complete:
+            self.notify(f"GPT-2 {size} ({source}) is not downloaded", title="Models", markup=False)
+            return
+        from .chat import ChatPane
+
+        chats = self.app.query(ChatPane)
+        if not chats:
+            return
+        try:
+            preferred = find_gpt2(size)  # what gpt2:SIZE loads
+        except GptTuiError:
+            preferred = None
+        spec = f"gpt2:{size}" if preferred == st.path else f"weights:{st.path}"
+        chats.first().open_model(spec)
+        show = getattr(self.app, "action_show_tab", None)
+        if show is not None:
+            show("chat")
+
+    def action_delete(self) -> None:
+        size, source = self.current()
+        st = self.statuses.get((size, source))
+        if st is None or not st.path.is_dir():
+            return
+        from .dialogs import ConfirmScreen
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                shutil.rmtree(st.path)
+            except OSError as exc:
+                self.notify(
+                    f"could not delete {st.path}: {exc}",
+                    title="Models",
+                    severity="error",
+                    markup=False,
+                )
+                return
+            self._set_message(f"deleted GPT-2 {size} ({source})")
+            self._after_change()
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Delete GPT-2 {size} ({source}), {human_bytes(st.bytes)} in {st.path}?", "Delete"
+            ),
+            answered,
+        )
+
+    def _after_change(self) -> None:
+        self.refresh_status()
+        from .chat import ChatPane
+
+        for chat in self.app.query(ChatPane):
+            chat.refresh_models()
