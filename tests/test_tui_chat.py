@@ -1,0 +1,228 @@
+"""Pilot tests of the Chat screen: streamed text, validated controls, stop, modes."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input, Static
+
+from gptcore.generate import GenerationSettings, generate
+from tests.tui_part2_helpers import (
+    TINY,
+    host_app,
+    make_checkpoint,
+    run_async,
+    settle,
+    tiny_model,
+    wait_until,
+)
+from tests.tui_part2_helpers import (
+    pane as find_pane,
+)
+from tui.app import GptTuiApp
+from tui.screens.chat import ChatDelta, ChatPane, chat_prompt, parse_controls
+from tui.settings import Settings
+
+
+def _app() -> GptTuiApp:
+    return GptTuiApp(settings=Settings())
+
+
+async def _open_chat(pilot, spec: str) -> ChatPane:
+    app = pilot.app
+    if isinstance(app, GptTuiApp):
+        app.action_show_tab("chat")
+    pane = await find_pane(pilot, ChatPane)
+    pane.open_model(spec)
+    await settle(pilot)
+    await wait_until(pilot, lambda: pane.model is not None and not pane.loading)
+    return pane
+
+
+async def _set(pilot, pane: ChatPane, key: str, value: str) -> None:
+    pane.query_one(f"#chat-{key}", Input).value = value
+    await pilot.pause()
+
+
+def _log_text(pane: ChatPane) -> list[str]:
+    return [str(s.render()) for s in pane.query("#chat-log Static").results(Static)]
+
+
+def test_parse_controls_uses_the_engine_validation():
+    ok, errors = parse_controls(
+        {"temperature": "0.7", "top_k": "", "top_p": "0.9", "max_new_tokens": "20",
+         "seed": "5", "num_samples": "2"}, True, 50257, 32,
+    )  # fmt: skip
+    assert errors == {}
+    assert ok == GenerationSettings(
+        max_new_tokens=20, temperature=0.7, top_p=0.9, seed=5, num_samples=2
+    )
+    _, errors = parse_controls(
+        {"temperature": "-1", "top_k": "", "top_p": "", "max_new_tokens": "5",
+         "seed": "", "num_samples": "1"}, True, 50257, 32,
+    )  # fmt: skip
+    assert errors == {"temperature": "temperature must be a finite number >= 0, got -1.0"}
+    _, errors = parse_controls(
+        {"temperature": "1", "top_k": "x", "top_p": "", "max_new_tokens": "",
+         "seed": "", "num_samples": "1"}, True, 50257, 32,
+    )  # fmt: skip
+    assert set(errors) == {"top_k", "max_new_tokens"}
+
+
+def test_chat_prompt_drops_oldest_turns_to_fit():
+    history = [(f"question {i} " * 20, f"answer {i} " * 20) for i in range(5)]
+    full = chat_prompt(history, "hello", 10_000)
+    assert full.dropped_turns == 0 and full.text.endswith("User: hello\nAssistant:")
+    cut = chat_prompt(history, "hello", 200)
+    assert cut.dropped_turns > 0
+    assert "question 0" not in cut.text and "question 4" in cut.text
+
+
+@run_async
+async def test_streams_the_engine_output_verbatim():
+    ckpt = make_checkpoint()
+    app = host_app(ChatPane)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await _open_chat(pilot, f"ckpt:{ckpt}")
+        assert pane.model.config == TINY
+        for key, value in (("temperature", "1.0"), ("top_k", "20"), ("seed", "7"),
+                           ("max_new_tokens", "12")):  # fmt: skip
+            await _set(pilot, pane, key, value)
+        assert pane.errors == {}
+        pane.query_one("#chat-prompt", Input).focus()
+        await pilot.press(*"Every effort", "enter")
+        await settle(pilot)
+        await wait_until(pilot, lambda: not pane.generating)
+        expected = generate(
+            tiny_model(), "Every effort",
+            GenerationSettings(max_new_tokens=12, temperature=1.0, top_k=20, seed=7),
+        ).samples[0].text  # fmt: skip
+        assert expected
+        texts = _log_text(pane)
+        assert texts[0] == "Every effort"
+        assert texts[1] == expected
+        assert pane.last_answer == expected
+        await pilot.press("ctrl+y")  # copy the answer (OSC 52)
+        assert app.clipboard == expected
+        assert "tok/s" in texts[2]
+
+
+@run_async
+async def test_model_output_is_never_markup():
+    ckpt = make_checkpoint()
+    app = host_app(ChatPane)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await _open_chat(pilot, f"ckpt:{ckpt}")
+        live = pane._add_block("", "model")
+        pane._live, pane._live_text = {0: live}, {0: ""}
+        pane.post_message(ChatDelta(pane._gen_token, {0: "[/b] and [red]not red[/red]"}))
+        await pilot.pause()
+        assert str(live.render()) == "[/b] and [red]not red[/red]"
+
+
+@run_async
+async def test_invalid_controls_are_rejected_as_typed():
+    ckpt = make_checkpoint()
+    app = host_app(ChatPane)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await _open_chat(pilot, f"ckpt:{ckpt}")
+        temp = pane.query_one("#chat-temperature", Input)
+        temp.focus()
+        temp.value = ""
+        await pilot.pause()
+        await pilot.press(*"abc")
+        assert temp.has_class("-invalid")
+        assert "temperature must be a number, got 'abc'" in str(
+            pane.query_one("#chat-reason", Static).render()
+        )
+        await _set(pilot, pane, "temperature", "1")
+        await _set(pilot, pane, "top_k", "0")
+        top_k = pane.query_one("#chat-top_k", Input)
+        assert top_k.has_class("-invalid") and not temp.has_class("-invalid")
+        assert pane.errors == {"top_k": "top_k must be an integer in [1, 50257], got 0"}
+        # max new tokens beyond the engine's limit, samples beyond its maximum
+        await _set(pilot, pane, "top_k", "")
+        await _set(pilot, pane, "num_samples", "1000")
+        assert "num_samples must be an integer in [1, 64]" in pane.errors["num_samples"]
+        pane.query_one("#chat-prompt", Input).focus()
+        await pilot.press("h", "i", "enter")
+        await pilot.pause()
+        assert not pane.generating and pane.transcript == []
+        await _set(pilot, pane, "num_samples", "1")
+        assert pane.errors == {}
+
+
+@run_async
+async def test_keyboard_model_choice_then_stop_generation_midway():
+    ckpt = make_checkpoint()
+    app = _app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await find_pane(pilot, ChatPane)
+        await pilot.press("3")  # the Chat tab, then ctrl+o and Enter: the first model
+        await wait_until(pilot, lambda: bool(pane._choices))
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pane.model is not None)
+        assert pane.spec == f"ckpt:{ckpt}"
+        await wait_until(pilot, lambda: pane.query_one("#chat-prompt", Input).has_focus)
+        await _set(pilot, pane, "max_new_tokens", "100000")
+        await _set(pilot, pane, "seed", "1")
+        await pilot.press("a", "enter")
+        await wait_until(pilot, lambda: bool(pane._live_text.get(0)))
+        assert pane.generating
+        await pilot.press("escape")  # Stop while generating
+        await settle(pilot)
+        await wait_until(pilot, lambda: not pane.generating)
+        assert "stopped" in _log_text(pane)[-1]
+        assert pane.query_one("#chat-prompt", Input).has_focus  # Esc did not also leave it
+
+
+@run_async
+async def test_chat_mode_feeds_history_and_saves_transcript():
+    ckpt = make_checkpoint()
+    app = host_app(ChatPane)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await _open_chat(pilot, f"ckpt:{ckpt}")
+        pane.query_one("#chat-mode").value = "chat"
+        await _set(pilot, pane, "max_new_tokens", "12")
+        await _set(pilot, pane, "seed", "3")
+        for message in ("hello there, how are you today?", "and again"):
+            assert pane.send(message)
+            await settle(pilot)
+            await wait_until(pilot, lambda: not pane.generating)
+        assert [u for u, _ in pane.history] == ["hello there, how are you today?", "and again"]
+        # The tiny model's 32-token window cannot hold the history: it says so.
+        assert any("history truncated" in t for t in _log_text(pane))
+        pane.action_save()
+        saved = pane.saved_path.read_text(encoding="utf-8")
+        assert "[User]\nhello there, how" in saved and "[User]\nand again" in saved
+
+
+@run_async
+async def test_missing_model_is_a_notification_not_a_crash(tmp_path):
+    app = host_app(ChatPane)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ChatPane)
+        pane.open_model(f"ckpt:{tmp_path / 'nope'}")
+        await wait_until(pilot, lambda: not pane.loading)
+        assert pane.model is None
+        status = str(pane.query_one("#chat-status", Static).render())
+        assert status.startswith("could not load ") and "no run or checkpoint named" in status
+        pane.query_one("#chat-prompt", Input).focus()
+        await pilot.press("x", "enter")
+        assert not pane.generating
+
+
+@pytest.mark.parametrize("size", [(80, 24)])
+def test_snapshot_chat(snap_compare, size):
+    async def run_before(pilot):
+        await find_pane(pilot, ChatPane)
+        await pilot.press("3")
+        await pilot.pause()
+
+    assert snap_compare(_SnapApp(), terminal_size=size, run_before=run_before)
+
+
+class _SnapApp(GptTuiApp):
+    def __init__(self) -> None:
+        super().__init__(settings=Settings())

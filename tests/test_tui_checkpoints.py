@@ -1,0 +1,178 @@
+"""Pilot tests of the Checkpoints screen: damaged entries, rename, delete, export, open."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, Input, Static
+
+from gptcore.checkpoint import load_checkpoint
+from gptcore.paths import runs_dir
+from tests.tui_part2_helpers import (
+    host_app,
+    make_checkpoint,
+    make_corrupted,
+    run_async,
+    settle,
+    wait_until,
+)
+from tests.tui_part2_helpers import (
+    pane as find_pane,
+)
+from tui.app import GptTuiApp
+from tui.screens.chat import ChatPane
+from tui.screens.checkpoints import CheckpointsPane
+from tui.settings import Settings
+
+
+async def _start(pilot) -> CheckpointsPane:
+    pane = await find_pane(pilot, CheckpointsPane)
+    await wait_until(pilot, lambda: pane.loaded)
+    pane.query_one(DataTable).focus()
+    await pilot.pause()
+    return pane
+
+
+def _row(pane: CheckpointsPane, name: str) -> list[str]:
+    table = pane.query_one(DataTable)
+    for key in table.rows:
+        cells = [str(c) for c in table.get_row(key)]
+        if cells[2] == name:
+            return cells
+    raise AssertionError(f"no row {name}")
+
+
+async def _highlight(pilot, pane: CheckpointsPane, name: str) -> None:
+    table = pane.query_one(DataTable)
+    path = next(str(i.path) for i in pane.infos if i.name == name)
+    table.move_cursor(row=table.get_row_index(path))
+    await pilot.pause()
+
+
+@run_async
+async def test_lists_damaged_entries_with_their_reason_and_marks_the_best():
+    make_checkpoint(name="step-5", step=5, val_loss=7.0)
+    make_checkpoint(name="step-10", step=10, val_loss=6.5)
+    make_corrupted(name="broken")
+    app = host_app(CheckpointsPane)
+    async with app.run_test(size=(140, 30)) as pilot:
+        pane = await _start(pilot)
+        assert pane.query_one(DataTable).row_count == 3
+        broken = _row(pane, "broken")
+        assert broken[0] == "⚠" and broken[3] == "damaged"
+        assert "meta.json is corrupted (not valid JSON)" in broken[-1]
+        assert _row(pane, "step-10")[0] == "★" and _row(pane, "step-5")[0] == ""
+        summary = str(pane.query_one("#ckpt-summary", Static).render())
+        assert "3 checkpoint(s) in 1 run(s), 1 damaged" in summary
+        await _highlight(pilot, pane, "broken")
+        detail = str(pane.query_one("#ckpt-detail", Static).render())
+        assert "tiny-run/broken cannot be used:" in detail and "not valid JSON" in detail
+        # Opening a damaged checkpoint is refused, not a crash.
+        await pilot.press("e")
+        assert not (runs_dir() / "tiny-run" / "exports").exists()
+        # Sorting by step puts step-10 first among the usable ones.
+        pane.sort_by = "date"
+        await pilot.press("s")
+        assert pane.sort_by == "step"
+        table = pane.query_one(DataTable)
+        first = [str(c) for c in table.get_row_at(0)]
+        assert first[2] == "step-10"
+
+
+@run_async
+async def test_rename_and_delete_ask_first():
+    make_checkpoint(name="step-5")
+    make_checkpoint(name="step-10", step=10)
+    app = host_app(CheckpointsPane)
+    async with app.run_test(size=(140, 30)) as pilot:
+        pane = await _start(pilot)
+        await _highlight(pilot, pane, "step-5")
+        await pilot.press("r")
+        await pilot.pause()
+        field = app.screen.query_one("#prompt-input", Input)
+        field.value = "keeper"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any(i.name == "keeper" for i in pane.infos))
+        assert load_checkpoint(runs_dir() / "tiny-run" / "checkpoints" / "keeper").step == 5
+        await _highlight(pilot, pane, "step-10")
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("n")  # declined: still there
+        await pilot.pause()
+        assert (runs_dir() / "tiny-run" / "checkpoints" / "step-10").is_dir()
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_until(pilot, lambda: [i.name for i in pane.infos] == ["keeper"])
+        assert not (runs_dir() / "tiny-run" / "checkpoints" / "step-10").exists()
+
+
+def test_export_pth_and_hf_and_compare(monkeypatch):
+    import tui.screens.checkpoints as screen
+
+    monkeypatch.setattr(screen, "COMPARE_BATCHES", 1)  # the numbers, not their precision
+    _export_and_compare()
+
+
+@run_async
+async def _export_and_compare():
+    make_checkpoint(name="step-5", seed=1)
+    make_checkpoint(name="step-10", step=10, seed=2)
+    app = host_app(CheckpointsPane)
+    async with app.run_test(size=(140, 30)) as pilot:
+        pane = await _start(pilot)
+        await _highlight(pilot, pane, "step-5")
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("h")
+        await settle(pilot)
+        exports = runs_dir() / "tiny-run" / "exports"
+        assert (exports / "step-5.pth").is_file()
+        assert (exports / "step-5-hf" / "config.json").is_file()
+        await pilot.press("m")
+        await _highlight(pilot, pane, "step-10")
+        await pilot.press("v")
+        await settle(pilot)
+        await wait_until(pilot, lambda: pane.compare_text.startswith("losses on"))
+        lines = pane.compare_text.splitlines()
+        assert lines[0] == "losses on builtin (Python help topics) (first 1 batches per split):"
+        assert lines[1].strip().startswith("tiny-run/step-5: train ")
+        assert lines[2].strip().startswith("tiny-run/step-10: train ")
+
+
+@run_async
+async def test_open_in_chat_switches_tab_and_loads():
+    make_checkpoint(name="step-5")
+    app = GptTuiApp(settings=Settings())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await find_pane(pilot, ChatPane)
+        app.action_show_tab("checkpoints")
+        pane = await _start(pilot)
+        await pilot.press("o")
+        chat = app.query_one(ChatPane)
+        await wait_until(pilot, lambda: chat.model is not None)
+        assert app.query_one("#tabs").active == "chat"
+        assert chat.spec == f"ckpt:{pane.infos[0].path}"
+
+
+def test_snapshot_checkpoints(snap_compare, monkeypatch):
+    from gptcore.checkpoint import save_checkpoint
+    from tests.tui_part2_helpers import fixed_home, tiny_model
+
+    fixed_home(monkeypatch)
+    # Fixed dates and a fixed home so the picture does not depend on when it runs.
+    save_checkpoint(
+        runs_dir() / "tiny-run" / "checkpoints" / "step-5", tiny_model(),
+        train_config={}, step=5, epoch=0, tokens_seen=320, val_loss=7.0, train_loss=6.5,
+    )  # fmt: skip
+    make_corrupted(name="broken")
+
+    async def run_before(pilot):
+        pane = await find_pane(pilot, CheckpointsPane)
+        await pilot.press("4")
+        await wait_until(pilot, lambda: pane.loaded)
+        pane.infos[0].created = pane.infos[1].created = 0  # no wall-clock date in the picture
+        pane._fill()
+        await pilot.pause()
+
+    assert snap_compare(
+        GptTuiApp(settings=Settings()), terminal_size=(80, 24), run_before=run_before
+    )

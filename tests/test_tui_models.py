@@ -1,0 +1,163 @@
+"""Pilot tests of the Models screen against a local HTTP server (never the network)."""
+
+from __future__ import annotations
+
+import socket
+
+from textual.widgets import DataTable, Static
+
+from gptcore import pretrained
+from gptcore.pretrained import export_hf, gpt2_dir, local_status
+from tests.test_download import Server
+from tests.tui_part2_helpers import host_app, run_async, tiny_model, wait_until
+from tests.tui_part2_helpers import pane as find_pane
+from tui.app import GptTuiApp
+from tui.screens.chat import ChatPane
+from tui.screens.models import ModelsPane
+from tui.settings import Settings
+
+
+def _serve_tiny_gpt2(server: Server, tmp_path) -> dict[str, bytes]:
+    """A tiny model in the Hugging Face layout, served where GPT-2 124M would be."""
+    folder = export_hf(tiny_model(), tmp_path / "tiny-hf")
+    files = {}
+    for name in pretrained.HF_FILES:
+        data = (folder / name).read_bytes()
+        server.files[f"/openai-community/gpt2/resolve/main/{name}"] = data
+        files[name] = data
+    return files
+
+
+async def _ready(pilot) -> ModelsPane:
+    pane = await find_pane(pilot, ModelsPane)
+    await wait_until(pilot, lambda: pane.loaded)
+    pane.query_one(DataTable).focus()
+    await pilot.pause()
+    return pane
+
+
+def _status(pane: ModelsPane, key: str) -> str:
+    return str(pane.query_one(DataTable).get_cell(key, "status"))
+
+
+def test_download_shows_progress_resumes_after_a_drop_and_completes(tmp_path, monkeypatch):
+    server = Server()
+    try:
+        files = _serve_tiny_gpt2(server, tmp_path)
+        weights = "/openai-community/gpt2/resolve/main/model.safetensors"
+        server.behaviour[weights] = ["drop"]  # hang up a third of the way in
+        monkeypatch.setenv(pretrained.HF_URL_ENV, server.url)
+        _download_flow(files)
+        ranges = [r for p, r in server.requests if p == weights]
+        assert ranges == [None, f"bytes={len(files['model.safetensors']) // 3}-"]
+    finally:
+        server.close()
+
+
+@run_async
+async def _download_flow(files: dict[str, bytes]) -> None:
+    # Models and Chat only: the whole app's corpus loading would compete for the CPU.
+    app = host_app(ModelsPane, ChatPane)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await _ready(pilot)
+        await wait_until(pilot, lambda: _status(pane, "124M/hf") == "absent")
+        assert pane.current() == ("124M", "hf")
+        await pilot.press("d")
+        assert pane.downloading == ("124M", "hf")
+        await wait_until(pilot, lambda: pane.downloading is None, tries=2000)
+        assert pane.updates >= 1 and pane.progress is not None
+        assert pane.progress.done == pane.progress.total == len(files["model.safetensors"])
+        assert "model.safetensors (2/2)" in str(pane.query_one("#models-progress", Static).render())
+        assert "is complete in" in pane.message
+        await wait_until(pilot, lambda: _status(pane, "124M/hf") == "complete")
+        for name, data in files.items():
+            assert (gpt2_dir("124M", "hf") / name).read_bytes() == data
+        # One key opens it in Chat, where the served model answers.
+        await pilot.press("o")
+        chat = app.query_one(ChatPane)
+        await wait_until(pilot, lambda: chat.model is not None, tries=2000)
+        assert chat.spec == "gpt2:124M" and chat.model.config.emb_dim == 32
+        chat.query_one("#chat-max_new_tokens").value = "4"  # a busy 2-core machine
+        await pilot.pause()
+        assert chat.send("Hello")
+        await wait_until(pilot, lambda: not chat.generating)
+        assert chat.transcript[-1][0] == "model"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@run_async
+async def test_offline_says_so_and_where_to_put_files(monkeypatch):
+    monkeypatch.setenv(pretrained.HF_URL_ENV, f"http://127.0.0.1:{_closed_port()}")
+    app = host_app(ModelsPane)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await _ready(pilot)
+        await pilot.press("d")
+        await wait_until(pilot, lambda: pane.downloading is None, tries=2000)
+        shown = str(pane.query_one("#models-message", Static).render())
+        assert shown.startswith("No network? The download server cannot be reached.")
+        assert "connection refused" in shown
+        assert f"put these files into {gpt2_dir('124M', 'hf')}" in shown
+        hint = str(pane.query_one("#models-hint", Static).render())
+        assert f"put config.json, model.safetensors into {gpt2_dir('124M', 'hf')}" in hint
+        await wait_until(pilot, lambda: _status(pane, "124M/hf") == "absent")
+
+
+def test_cancel_keeps_the_partial_file_and_delete_asks(tmp_path, monkeypatch):
+    server = Server()
+    try:
+        files = _serve_tiny_gpt2(server, tmp_path)
+        weights = "/openai-community/gpt2/resolve/main/model.safetensors"
+        server.behaviour[weights] = ["trickle"]
+        monkeypatch.setenv(pretrained.HF_URL_ENV, server.url)
+        _cancel_flow(len(files["model.safetensors"]))
+    finally:
+        server.close()
+
+
+@run_async
+async def _cancel_flow(size: int) -> None:
+    app = host_app(ModelsPane)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await _ready(pilot)
+        await pilot.press("d")
+        await wait_until(
+            pilot, lambda: pane.progress is not None and pane.progress.name == "model.safetensors"
+        )
+        await pilot.press("x")
+        await wait_until(pilot, lambda: pane.downloading is None, tries=2000)
+        assert pane.message.startswith("download cancelled; the partial files are kept")
+        await wait_until(pilot, lambda: _status(pane, "124M/hf") == "partial: d resumes")
+        part = gpt2_dir("124M", "hf") / "model.safetensors.part"
+        assert 0 < part.stat().st_size < size
+        await pilot.press("delete")
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        assert part.exists()
+        await pilot.press("delete")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_until(pilot, lambda: _status(pane, "124M/hf") == "absent")
+        assert not gpt2_dir("124M", "hf").exists()
+        assert not local_status("124M", "hf").bytes
+
+
+def test_snapshot_models(snap_compare, monkeypatch):
+    from tests.tui_part2_helpers import fixed_home
+
+    fixed_home(monkeypatch)
+
+    async def run_before(pilot):
+        models = await find_pane(pilot, ModelsPane)
+        await pilot.press("5")
+        await wait_until(pilot, lambda: models.loaded)
+        await pilot.pause()
+
+    assert snap_compare(
+        GptTuiApp(settings=Settings()), terminal_size=(80, 24), run_before=run_before
+    )
