@@ -130,11 +130,15 @@ class GPTModel(nn.Module):
             # Created (and its RNG draws consumed) as in the book, then shared.
             self.out_head.weight = self.tok_emb.weight
 
-    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(
+        self, idx: torch.Tensor, cache: KVCache | None = None, last_only: bool = False
+    ) -> torch.Tensor:
         """Logits [batch, tokens, vocab] for token ids [batch, tokens].
 
         With a cache, `idx` holds only the new tokens; their positions continue
-        from `cache.length`, and the cache advances past them.
+        from `cache.length`, and the cache advances past them. `last_only`
+        returns just the last position's logits [batch, 1, vocab] (generation
+        needs no others, and the output head is the costliest layer per token).
         """
         t = idx.shape[1]
         start = cache.length if cache is not None else 0
@@ -148,6 +152,8 @@ class GPTModel(nn.Module):
             x = block(x, cache, i)
         if cache is not None:
             cache.length += t
+        if last_only:
+            x = x[:, -1:]
         return self.out_head(self.final_norm(x))
 
     def new_cache(self, batch_size: int) -> KVCache:

@@ -1,0 +1,180 @@
+"""`gpt-tui generate`: sample text from a checkpoint, GPT-2 weights or a fresh preset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .model_args import add_model_arguments, load_model_from_args
+
+PRECISION_CHOICES = ("fp32", "bf16", "fp16", "int8")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate text from a model (streams in a terminal)",
+        description="Generate a continuation of a prompt with a KV cache. Greedy by default "
+        "(--temperature 0); --temperature/--top-k/--top-p sample as the book does. The prompt "
+        "comes from --prompt, --prompt-file or standard input; an empty prompt starts from "
+        "<|endoftext|>.",
+    )
+    add_model_arguments(p)
+    p.add_argument(
+        "--sample-seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="seed for sampling: the same seed reproduces the same text (default: unseeded)",
+    )
+    prompt = p.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", help="the prompt text")
+    prompt.add_argument("--prompt-file", metavar="PATH", help="read the prompt from a UTF-8 file")
+    p.add_argument("--max-new-tokens", type=int, default=50, metavar="N", help="default: 50")
+    p.add_argument(
+        "--temperature", type=float, default=0.0, metavar="T", help="0 = greedy (default)"
+    )
+    p.add_argument("--top-k", type=int, default=None, metavar="K", help="keep the K most likely")
+    p.add_argument(
+        "--top-p", type=float, default=None, metavar="P", help="nucleus sampling, (0, 1]"
+    )
+    p.add_argument(
+        "--no-eos", action="store_true", help="do not stop at <|endoftext|> (the default stop)"
+    )
+    p.add_argument(
+        "--stop",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="stop when this text appears (repeatable); it is left out of the output",
+    )
+    p.add_argument(
+        "--num-samples", type=int, default=1, metavar="N", help="samples drawn as one batch"
+    )
+    p.add_argument(
+        "--context-keep",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tokens kept when the context window slides (default: all, exact book output; "
+        "fewer is faster for long outputs)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="fp32",
+        help="fp32 (default), bf16, fp16 (CUDA/MPS) or int8 (CPU dynamic quantization)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads for torch (default: torch's choice; one sample decodes one token "
+        "at a time, so 1 can be faster on a busy machine)",
+    )
+    p.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="print text as it is generated (default: on when stdout is a terminal)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"prompt": ..., "samples": [{"text", "token_ids", "finish_reason"}]}',
+    )
+    p.set_defaults(func=run)
+
+
+def read_prompt(args: argparse.Namespace) -> str:
+    from ..generate import GenerationError
+
+    if args.prompt is not None:
+        return args.prompt
+    if args.prompt_file is not None:
+        path = Path(args.prompt_file)
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise GenerationError(f"prompt file {path} does not exist") from None
+        except UnicodeDecodeError:
+            raise GenerationError(f"prompt file {path} is not UTF-8 text") from None
+        except OSError as exc:
+            raise GenerationError(f"cannot read prompt file {path}: {exc.strerror}") from None
+    if sys.stdin is not None and not sys.stdin.isatty():
+        return sys.stdin.read()
+    return ""
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..device import pick_device
+    from ..generate import (
+        GenerationError,
+        GenerationSettings,
+        TextStream,
+        check_precision,
+        prepare_for_inference,
+    )
+
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        eos_id=None if args.no_eos else GenerationSettings.eos_id,
+        stop=tuple(args.stop),
+        seed=args.sample_seed,
+        num_samples=args.num_samples,
+        context_keep=args.context_keep,
+    )
+    # Validate flags before the (possibly slow) model load.
+    settings.validated(50257, 1 << 30)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise GenerationError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    check_precision(args.precision, device)
+    prompt = read_prompt(args)
+    model = prepare_for_inference(load_model_from_args(args, device), args.precision)
+    text_stream = TextStream(model, prompt, settings)
+
+    live = args.stream if args.stream is not None else sys.stdout.isatty()
+    if args.json:
+        live = False
+    out = sys.stdout
+    if live:
+        out.write(prompt)
+        out.flush()
+    for delta in text_stream:
+        if live and delta.sample == 0:
+            out.write(delta.text)
+            out.flush()
+    result = text_stream.result
+    assert result is not None
+    if result.notice:
+        print(f"gpt-tui: note: {result.notice}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return 0
+    for i, sample in enumerate(result.samples):
+        if live and i == 0:
+            out.write("\n")
+            continue
+        if len(result.samples) > 1:
+            out.write(f"--- sample {i + 1} ---\n")
+        out.write(prompt + sample.text + "\n")
+    out.flush()
+    if live:
+        print(
+            f"gpt-tui: {result.new_tokens} tokens in {result.elapsed_s:.2f} s "
+            f"({result.tokens_per_s:.1f} tokens/s)",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,500 @@
+"""The one text-generation engine: epoch samples, the CLI and the TUI chat.
+
+Sampling follows the book's `generate`: top-k sets every logit below the k-th
+largest to -inf, then logits are divided by the temperature and a token is drawn
+with `torch.multinomial`; temperature 0 is greedy argmax. Nucleus (top-p)
+filtering is applied after temperature scaling.
+
+Decoding uses the model's KV cache, so each new token costs one position rather
+than a full recompute. When the context window is full, the window slides: the
+last `context_keep` tokens (default: the whole context, which reproduces the
+book's recompute-every-step output exactly) are re-fed to rebuild the cache.
+
+Text is decoded incrementally with a UTF-8 decoder that holds back incomplete
+multibyte sequences, because GPT-2's byte-level BPE can split one character
+across tokens; a stream never shows a replacement character that the final
+text lacks.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from .errors import GptTuiError
+from .model import GPTModel, KVCache
+from .tokenizer import END_OF_TEXT_ID, encode, get_tokenizer
+
+# Generous, but stops a typo (an extra zero or three) from running for days.
+MAX_NEW_TOKENS_LIMIT = 100_000
+MAX_NUM_SAMPLES = 64
+
+FINISH_LENGTH = "length"
+FINISH_EOS = "eos"
+FINISH_STOP = "stop"
+FINISH_CANCELLED = "cancelled"
+
+
+class GenerationError(GptTuiError):
+    """Invalid generation settings or prompt (names the setting)."""
+
+
+CancelCheck = threading.Event | Callable[[], bool] | None
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How to sample. Defaults: 50 greedy tokens, stopping at `<|endoftext|>`.
+
+    `seed=None` draws from torch's global RNG (so `torch.manual_seed(123)` before
+    a call reproduces the book); a given seed uses a private generator.
+    `eos_id=None` turns the end-of-text stop off. `context_keep` is how many
+    tokens survive a window slide (None = the whole context: exact book output).
+    """
+
+    max_new_tokens: int = 50
+    temperature: float = 0.0
+    top_k: int | None = None
+    top_p: float | None = None
+    eos_id: int | None = END_OF_TEXT_ID
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    num_samples: int = 1
+    context_keep: int | None = None
+
+    def validated(self, vocab_size: int, context_length: int) -> GenerationSettings:
+        """Check every field; returns a copy with `stop` normalised to a tuple."""
+        _check_int("max_new_tokens", self.max_new_tokens, 0, MAX_NEW_TOKENS_LIMIT)
+        _check_int("num_samples", self.num_samples, 1, MAX_NUM_SAMPLES)
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+            raise GenerationError(f"temperature must be a finite number >= 0, got {t!r}")
+        if self.top_k is not None:
+            _check_int("top_k", self.top_k, 1, vocab_size)
+        p = self.top_p
+        if p is not None and (
+            isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1
+        ):
+            raise GenerationError(f"top_p must be in (0, 1], got {p!r}")
+        if self.eos_id is not None:
+            _check_int("eos_id", self.eos_id, 0, vocab_size - 1)
+        if self.seed is not None:
+            _check_int("seed", self.seed, 0, 2**63 - 1)
+        if self.context_keep is not None:
+            _check_int("context_keep", self.context_keep, 1, context_length)
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        for s in stop:
+            if not isinstance(s, str) or not s:
+                raise GenerationError(f"stop strings must be non-empty text, got {s!r}")
+        return replace(self, stop=stop)
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise GenerationError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def make_settings(
+    settings: GenerationSettings | None = None, **overrides: Any
+) -> GenerationSettings:
+    """Settings from an optional base plus keyword overrides (unknown keys are errors)."""
+    base = settings if settings is not None else GenerationSettings()
+    known = set(GenerationSettings.__dataclass_fields__)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise GenerationError(
+            f"unknown generation setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return replace(base, **overrides)
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def filter_logits(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> torch.Tensor:
+    """Book order: top-k mask, then divide by temperature (> 0), then top-p mask.
+
+    Returns float32 logits [batch, vocab] whose softmax is the sampling
+    distribution. Top-p keeps the smallest set of most likely tokens whose
+    probability reaches p (always at least one token); p = 1 keeps everything.
+    """
+    logits = logits.float()
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    logits = logits / temperature
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        mass_before = probs.cumsum(dim=-1) - probs
+        sorted_logits = sorted_logits.masked_fill(mass_before >= top_p, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    return logits
+
+
+def token_probabilities(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> torch.Tensor:
+    """The distribution the sampler draws from (for inspection and tests)."""
+    return torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
+
+
+def select_next(
+    logits: torch.Tensor,
+    settings: GenerationSettings,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Next token ids [batch] from last-position logits [batch, vocab]."""
+    if settings.temperature == 0:
+        return torch.argmax(logits, dim=-1)
+    probs = token_probabilities(logits, settings.temperature, settings.top_k, settings.top_p)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+# ---------------------------------------------------------------- token loop
+
+
+def _is_cancelled(cancel: CancelCheck) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+def _model_device(model: GPTModel) -> torch.device:
+    return model.tok_emb.weight.device
+
+
+def generate_token_ids(
+    model: GPTModel,
+    prompt_ids: list[int],
+    settings: GenerationSettings,
+    cancel: CancelCheck = None,
+) -> Iterator[torch.Tensor]:
+    """Yield the next token ids [num_samples] (on the model's device), one step each.
+
+    Stops after `max_new_tokens` steps or when `cancel` fires (checked before
+    every step). Stopping on eos/stop strings is the caller's business, since
+    it is per sample. Settings must already be validated.
+    """
+    config = model.config
+    ctx = config.context_length
+    keep = settings.context_keep or ctx
+    device = _model_device(model)
+    generator = None
+    if settings.seed is not None:
+        generator = torch.Generator(device=device).manual_seed(settings.seed)
+    # Built here rather than with model.new_cache(): a quantized head has no
+    # .weight tensor, and the embeddings' dtype is the activations' dtype.
+    cache = KVCache(config, settings.num_samples, device, model.tok_emb.weight.dtype)
+    window = torch.tensor(prompt_ids[-ctx:], dtype=torch.long, device=device)
+    window = window.unsqueeze(0).expand(settings.num_samples, -1)
+
+    def forward(ids: torch.Tensor) -> torch.Tensor:
+        # Grad mode and train/eval are set per call, never across a yield: the
+        # consumer's code runs between tokens, and may abandon the stream.
+        was_training = model.training
+        if was_training:
+            model.eval()
+        try:
+            with torch.inference_mode():
+                return model(ids, cache, last_only=True)[:, -1, :]
+        finally:
+            if was_training:
+                model.train()
+
+    if settings.max_new_tokens == 0 or _is_cancelled(cancel):
+        return
+    logits = forward(window)
+    for step in range(settings.max_new_tokens):
+        next_ids = select_next(logits, settings, generator)
+        yield next_ids
+        if step + 1 == settings.max_new_tokens or _is_cancelled(cancel):
+            return
+        new = next_ids.unsqueeze(1)
+        window = torch.cat([window, new], dim=1)[:, -ctx:]
+        if cache.length < ctx:
+            logits = forward(new)
+        else:
+            # Window full: positions are absolute, so every cached key is
+            # stale once the window moves; rebuild the cache from the tail.
+            cache.reset()
+            logits = forward(window[:, -keep:])
+
+
+# ---------------------------------------------------------------- precision
+
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raise GenerationError unless `precision` can run on `device`."""
+    if precision not in PRECISIONS:
+        raise GenerationError(
+            f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}"
+        )
+    if precision == "fp16" and device.type not in ("cuda", "mps"):
+        raise GenerationError(f"fp16 inference needs a CUDA or MPS device, not {device.type}")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise GenerationError("this CUDA device does not support bf16; use fp16 or fp32")
+    if precision == "int8" and device.type != "cpu":
+        raise GenerationError(f"int8 dynamic quantization runs on the CPU only, not {device.type}")
+
+
+def prepare_for_inference(model: GPTModel, precision: str = "fp32") -> GPTModel:
+    """The model in eval mode at `precision`, for generation only.
+
+    fp32/bf16/fp16 convert the model in place. int8 returns a copy whose Linear
+    layers are dynamically quantized (int8 weights, activations quantized per
+    call) with torch.ao.quantization.quantize_dynamic, which PyTorch has marked
+    deprecated in favour of torchao; its warnings are silenced here.
+    """
+    device = _model_device(model)
+    check_precision(precision, device)
+    model.eval()
+    if precision == "fp32":
+        return model.float()
+    if precision == "bf16":
+        return model.to(torch.bfloat16)
+    if precision == "fp16":
+        return model.half()
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model.float(), {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+
+
+# ---------------------------------------------------------------- text layer
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of newly generated text for sample `sample` (what a stream yields)."""
+
+    sample: int
+    text: str
+
+
+@dataclass
+class Sample:
+    """One finished sample: the continuation text (without the prompt), the
+    generated token ids (eos excluded; the tokens of a stop string included)
+    and why it ended: "length", "eos", "stop" or "cancelled"."""
+
+    text: str
+    token_ids: list[int]
+    finish_reason: str
+
+
+@dataclass
+class GenerationResult:
+    prompt: str
+    prompt_ids: list[int]
+    samples: list[Sample]
+    # Prompt tokens left out of the conditioning window (0 when it fit).
+    prompt_tokens_dropped: int = 0
+    elapsed_s: float = 0.0
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+
+    @property
+    def new_tokens(self) -> int:
+        return sum(len(s.token_ids) for s in self.samples)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def notice(self) -> str | None:
+        """A line to show the user about the prompt, if any."""
+        if not self.prompt_tokens_dropped:
+            return None
+        return (
+            f"the prompt has {len(self.prompt_ids)} tokens; only its last "
+            f"{len(self.prompt_ids) - self.prompt_tokens_dropped} fit the context "
+            f"window, so the first {self.prompt_tokens_dropped} were dropped"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "samples": [
+                {"text": s.text, "token_ids": s.token_ids, "finish_reason": s.finish_reason}
+                for s in self.samples
+            ],
+        }
+
+
+class _SampleText:
+    """Incremental, UTF-8-safe text of one sample, with stop-string hold-back."""
+
+    def __init__(self, stop: tuple[str, ...]) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._stop = stop
+        self._longest_stop = max((len(s) for s in stop), default=0)
+        self.text = ""  # everything decoded so far
+        self.emitted = 0  # characters of `text` already handed out
+        self.token_ids: list[int] = []
+        self.finish_reason: str | None = None
+
+    def push(self, token_id: int, token_bytes: bytes) -> str:
+        """Add one token; return the text that is now safe to show."""
+        self.token_ids.append(token_id)
+        before = len(self.text)
+        self.text += self._decoder.decode(token_bytes)
+        if self._stop:
+            # Only a match overlapping the new characters can be new.
+            start = max(0, before - self._longest_stop + 1)
+            hits = [i for i in (self.text.find(s, start) for s in self._stop) if i >= 0]
+            if hits:
+                self.text = self.text[: min(hits)]
+                self.finish_reason = FINISH_STOP
+                return self._flush_all()
+        return self._take(len(self.text) - self._held_back())
+
+    def finish(self, reason: str) -> str:
+        """End the sample; return any text still held back."""
+        if self.finish_reason is None:
+            self.finish_reason = reason
+            # A trailing incomplete character becomes U+FFFD, as in decode().
+            self.text += self._decoder.decode(b"", final=True)
+        return self._flush_all()
+
+    def _held_back(self) -> int:
+        """Length of the longest tail of text that could start a stop string."""
+        for n in range(min(self._longest_stop - 1, len(self.text)), 0, -1):
+            tail = self.text[-n:]
+            if any(s.startswith(tail) for s in self._stop):
+                return n
+        return 0
+
+    def _take(self, upto: int) -> str:
+        if upto <= self.emitted:
+            return ""
+        out = self.text[self.emitted : upto]
+        self.emitted = upto
+        return out
+
+    def _flush_all(self) -> str:
+        return self._take(len(self.text))
+
+
+def encode_prompt(prompt: str) -> list[int]:
+    """Prompt token ids; an empty prompt starts from `<|endoftext|>` as GPT-2 does."""
+    if not isinstance(prompt, str):
+        raise GenerationError(f"the prompt must be text, got {type(prompt).__name__}")
+    ids = encode(prompt)
+    return ids if ids else [END_OF_TEXT_ID]
+
+
+class TextStream:
+    """Iterate to get `TextDelta`s as tokens are produced; afterwards `.result`
+    holds the finished samples. Safe to drive from a worker thread; `cancel`
+    (a threading.Event or a callable returning True) is checked between tokens.
+    """
+
+    def __init__(
+        self,
+        model: GPTModel,
+        prompt: str,
+        settings: GenerationSettings,
+        cancel: CancelCheck = None,
+    ) -> None:
+        config = model.config
+        self.settings = settings.validated(config.vocab_size, config.context_length)
+        self.model = model
+        self.prompt = prompt
+        self.prompt_ids = encode_prompt(prompt)
+        self.cancel = cancel
+        self.result: GenerationResult | None = None
+
+    def __iter__(self) -> Iterator[TextDelta]:
+        s = self.settings
+        ctx = self.model.config.context_length
+        token_bytes = get_tokenizer().decode_single_token_bytes
+        samples = [_SampleText(s.stop) for _ in range(s.num_samples)]
+        started = time.perf_counter()
+        steps = 0
+        for next_ids in generate_token_ids(self.model, self.prompt_ids, s, self.cancel):
+            steps += 1
+            for i, token in enumerate(next_ids.tolist()):
+                sample = samples[i]
+                if sample.finish_reason is not None:
+                    continue
+                if token == s.eos_id:
+                    piece = sample.finish(FINISH_EOS)
+                else:
+                    piece = sample.push(token, token_bytes(token))
+                if piece:
+                    yield TextDelta(i, piece)
+            if all(sample.finish_reason is not None for sample in samples):
+                break
+        cancelled = steps < s.max_new_tokens and _is_cancelled(self.cancel)
+        for i, sample in enumerate(samples):
+            piece = sample.finish(FINISH_CANCELLED if cancelled else FINISH_LENGTH)
+            if piece:
+                yield TextDelta(i, piece)
+        self.result = GenerationResult(
+            prompt=self.prompt,
+            prompt_ids=self.prompt_ids,
+            samples=[
+                Sample(x.text, x.token_ids, x.finish_reason or FINISH_LENGTH) for x in samples
+            ],
+            prompt_tokens_dropped=max(0, len(self.prompt_ids) - ctx),
+            elapsed_s=time.perf_counter() - started,
+            settings=s,
+        )
+
+
+def stream(
+    model: GPTModel,
+    prompt: str,
+    settings: GenerationSettings | None = None,
+    *,
+    cancel: CancelCheck = None,
+    **overrides: Any,
+) -> TextStream:
+    """Stream text increments for `prompt` (see TextStream)."""
+    return TextStream(model, prompt, make_settings(settings, **overrides), cancel)
+
+
+def generate(
+    model: GPTModel,
+    prompt: str,
+    settings: GenerationSettings | None = None,
+    *,
+    cancel: CancelCheck = None,
+    **overrides: Any,
+) -> GenerationResult:
+    """Generate all samples at once."""
+    text_stream = stream(model, prompt, settings, cancel=cancel, **overrides)
+    for _ in text_stream:
+        pass
+    assert text_stream.result is not None
+    return text_stream.result
+
+
+def sample_text(model: GPTModel, prompt: str, max_new_tokens: int = 50, **settings: Any) -> str:
+    """Prompt plus continuation as one string (greedy by default), like the
+    book's per-epoch sample. Restores the model's train/eval mode."""
+    result = generate(model, prompt, max_new_tokens=max_new_tokens, **settings)
+    return prompt + result.samples[0].text
