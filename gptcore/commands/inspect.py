@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=1000, help="draws for the sampling lab (0: skip)")
     p.add_argument("--sample-seed", type=int, default=123, help="seed of the sampling lab's draws")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--png",
+        metavar="OUT.png",
+        help="also save the temperature comparison as a PNG, like the book's figure "
+        "(--toy: the whole toy vocabulary; else the top 10 candidates); needs gpt-tui[plot]",
+    )
     p.set_defaults(func=run)
 
 
@@ -97,6 +103,13 @@ def run(args: argparse.Namespace) -> int:
     cands = top_candidates(dist, args.top)
     table = temperature_table(logits, temps, [c.id for c in cands])
     counts = sample_counts(dist.probs, args.samples, args.sample_seed) if args.samples else {}
+    if args.png:  # before any output: a failure leaves one error line, no half report
+        from ..figures import save_temperature_figure
+
+        fig_ids = list(range(len(TOY_VOCAB))) if args.toy else [c.id for c in cands[:10]]
+        save_temperature_figure(
+            args.png, [label(i) for i in fig_ids], temperature_table(logits, temps, fig_ids)
+        )
     if args.json:
         print(
             json.dumps(
@@ -147,4 +160,6 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"{n:>6} x {label(token_id)[:24]:<24} probability {float(dist.probs[token_id]):.2%}"
             )
+    if args.png:
+        print(f"\nsaved the temperature comparison to {args.png}")
     return 0

@@ -1,5 +1,6 @@
 """The Corpus screen: pick the built-in corpus, a file or folder, or pasted text,
-and see its size, split, windows, batches and a preview.
+and see its size, split, windows, batches and a preview; `k` shows the text split
+into its tokens (the tokenizer view), where you can also type your own.
 
 Reading and tokenizing run in a thread worker (gptcore.data imports torch, so it
 is imported there too); the worker only posts messages, the UI draws them.
@@ -23,6 +24,8 @@ from textual.widgets import ContentSwitcher, DirectoryTree, Input, ProgressBar, 
 from textual.worker import Worker, WorkerState
 
 from gptcore.errors import GptTuiError
+
+from ..widgets.token_view import TokenViewer
 
 PREVIEW_TOKENS = 500
 
@@ -121,12 +124,21 @@ class CorpusPane(Container, can_focus=True):
     BINDINGS = [
         Binding("b", "use_builtin", "Built-in", id="corpus-builtin"),
         Binding("f", "pick_path", "File/folder", id="corpus-file"),
-        Binding("t", "paste_text", "Paste text", id="corpus-paste"),
+        Binding("t", "paste_text", "Paste", id="corpus-paste"),
         Binding("ctrl+r", "load", "Load", id="corpus-load"),
+        Binding("k", "toggle_tokens", "Tokens", id="corpus-tokens"),
+        Binding("i", "toggle_ids", "Ids", id="corpus-token-ids"),
+        Binding("slash", "type_tokens", "Type text", id="corpus-token-type", key_display="/"),
     ]
+    # Keys of the corpus view (hidden while the tokens show) and of the tokens view.
+    _CORPUS_ACTIONS = ("use_builtin", "pick_path", "paste_text", "load")
+    _TOKEN_ACTIONS = ("toggle_ids", "type_tokens")
 
     def compose(self) -> ComposeResult:
-        with Horizontal():
+        viewer = TokenViewer(id="token-viewer")
+        viewer.display = False
+        yield viewer
+        with Horizontal(id="corpus-main"):
             with Vertical(id="corpus-source"):
                 yield Static(
                     "Source: [b]b[/] built-in · [b]f[/] file/folder · [b]t[/] paste",
@@ -172,6 +184,43 @@ class CorpusPane(Container, can_focus=True):
         self.load_source(source)
 
     # ------------------------------------------------------------ actions
+
+    @property
+    def showing_tokens(self) -> bool:
+        return self.query_one(TokenViewer).display
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self._CORPUS_ACTIONS:
+            return not self.showing_tokens
+        if action in self._TOKEN_ACTIONS:
+            return self.showing_tokens
+        return True
+
+    def action_toggle_tokens(self) -> None:
+        viewer = self.query_one(TokenViewer)
+        show = not viewer.display
+        viewer.display = show
+        self.query_one("#corpus-main").display = not show
+        if show:
+            viewer.set_source(*self._token_source())
+        self.refresh_bindings()
+
+    def action_toggle_ids(self) -> None:
+        viewer = self.query_one(TokenViewer)
+        viewer.show_ids = not viewer.show_ids
+
+    def action_type_tokens(self) -> None:
+        self.query_one(TokenViewer).focus_input()
+
+    def _token_source(self) -> tuple[str, str]:
+        """The text the tokenizer view shows: the pasted text, else the corpus preview."""
+        if self.query_one(ContentSwitcher).current == "src-paste":
+            pasted = self.query_one("#corpus-paste-text", TextArea).text
+            if pasted.strip():
+                return pasted, "the pasted text"
+        if self.info is not None:
+            return self.info.preview, f"the start of {self.info.name}"
+        return "", "no corpus loaded yet: type some text"
 
     def action_use_builtin(self) -> None:
         self.query_one(ContentSwitcher).current = "src-builtin"
@@ -300,6 +349,9 @@ class CorpusPane(Container, can_focus=True):
         files = f", {info.files} files" if info.files > 1 else ""
         self.query_one("#corpus-name", Static).update(Text(f"Corpus: {info.name}{files}"))
         self.query_one("#corpus-preview", Static).update(Text(info.preview))
+        viewer = self.query_one(TokenViewer)
+        if viewer.display:
+            viewer.set_source(*self._token_source())
         self._render_stats()
         self.app.corpus_source = info.source
 

@@ -1,5 +1,6 @@
 """The Train screen: pick and edit a config, start / pause / stop a run, and watch
 its loss curves, throughput and samples live; or follow a run started elsewhere.
+`m` swaps the charts for the model summary of the form's config.
 
 Training runs in a thread worker. The worker never touches widgets: the
 trainer's events reach this screen as throttled TrainEvents messages (tui.pump).
@@ -39,6 +40,7 @@ from ..configs import (
 from ..pump import EventPump, TrainEvents
 from ..runstate import RunState, format_duration
 from ..widgets.loss_chart import LossChart
+from ..widgets.model_summary import ModelSummaryView
 
 POLL_S = 0.25  # how often a watched metrics.jsonl is read
 
@@ -75,7 +77,10 @@ class TrainPane(Container, can_focus=True):
         Binding("w", "watch", "Watch", id="train-watch"),
         Binding("e", "export", "PNG", id="train-export"),
         Binding("a", "save_config", "Save config", id="train-save-config", show=False),
+        Binding("m", "toggle_summary", "Model", id="train-summary"),
     ]
+    # What the model summary replaces on the dashboard while it shows.
+    _RUN_VIEWS = ("#loss-chart", "#sparks", "#samples")
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -130,6 +135,9 @@ class TrainPane(Container, can_focus=True):
                     yield Label("tok/s", classes="spark-label")
                     yield Sparkline([], id="spark-tps")
                 yield RichLog(id="samples", markup=False, wrap=True, max_lines=500)
+                summary = ModelSummaryView(id="model-summary")
+                summary.display = False  # counted only when shown (torch loads in a worker)
+                yield summary
 
     def _initial_config(self) -> str:
         key = self.app.settings.config
@@ -140,6 +148,21 @@ class TrainPane(Container, can_focus=True):
 
     def on_mount(self) -> None:
         self._load_config(self.query_one("#config-select", Select).value)
+        self.watch(self.app, "run_config", self._summarize, init=False)
+
+    # ------------------------------------------------------------ model summary
+
+    def action_toggle_summary(self) -> None:
+        summary = self.query_one(ModelSummaryView)
+        summary.display = not summary.display
+        for selector in self._RUN_VIEWS:
+            self.query_one(selector).display = not summary.display
+        self._summarize(self.app.run_config)
+
+    def _summarize(self, config: tuple[GPTConfig, TrainConfig] | None) -> None:
+        summary = self.query_one(ModelSummaryView)
+        if summary.display and config is not None:
+            summary.show(*config)
 
     # ------------------------------------------------------------ the form
 
@@ -257,6 +280,7 @@ class TrainPane(Container, can_focus=True):
         self.query_one("#form-reason", Static).update(
             Text(f"Can't start: {reason}" if reason else "")
         )
+        self.query_one(ModelSummaryView).set_stale(reason)
 
     # ------------------------------------------------------------ actions
 

@@ -1,0 +1,129 @@
+"""The model summary on the Train screen (`m`): the book's figures, live with the form."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.widgets import Input, Select, Static
+
+from gptcore.config import PRESETS, TrainConfig
+from gptcore.summary import DTYPE_BYTES, MB, summarize_config, training_memory
+from tui.widgets.model_summary import ModelSummaryView, SummaryRequest, model_name, summary_text
+
+from .test_tui_helpers import make_app, run_async, settle, write_corpus
+
+BOOK_1024 = dataclasses.replace(PRESETS["book-124m"], context_length=1024)
+
+
+def body(app: object) -> str:
+    return str(app.query_one("#summary-body", Static).render())  # type: ignore[attr-defined]
+
+
+async def wait_for_summary(pilot: Pilot, done: Callable[[ModelSummaryView], bool]) -> None:
+    """Let the form publish its config and the summary worker finish (no sleeping)."""
+    view = pilot.app.query_one(ModelSummaryView)
+    for _ in range(50):
+        await settle(pilot, "summary")
+        if view.summary is not None and done(view):
+            return
+    raise AssertionError(f"the summary never got there: {view.request}")
+
+
+def test_text_has_the_books_figures() -> None:
+    summary = summarize_config(BOOK_1024)
+    request = SummaryRequest.from_configs(BOOK_1024, TrainConfig(batch_size=2))
+    memory = training_memory(summary, 2, 1024)
+    text = summary_text(summary, memory, request, list(DTYPE_BYTES)).plain
+    assert "book-124m at context 1,024" in text
+    assert re.search(r"^parameters +163,009,536$", text, re.M)
+    assert re.search(r"^  if head tied +124,412,160$", text, re.M)  # the book's second count
+    assert re.search(r"fp32 +621.83 MB", text)
+    for name, count in summary.by_component.items():
+        assert f"{name:<14}{count:>13,}" in text
+    assert f"training ≈ {memory.total / MB:,.0f} MB" in text
+    assert "batch 2, context 1,024" in text
+    assert all(line == line.rstrip() and len(line) <= 44 for line in text.splitlines()[2:])
+
+
+def test_a_tied_model_counts_its_head_once() -> None:
+    config = PRESETS["gpt2-small"]
+    summary = summarize_config(config)
+    request = SummaryRequest.from_configs(config, TrainConfig(batch_size=1, max_length=128))
+    text = summary_text(summary, training_memory(summary, 1, 128), request, list(DTYPE_BYTES)).plain
+    assert summary.tied and "tied output head" in text and "if head tied" not in text
+    assert re.search(rf"^parameters +{summary.total:,}$", text, re.M)
+    assert "batch 1, context 128" in text  # the window length, not the model's context
+    assert model_name(config) == "gpt2-small"
+    assert model_name(dataclasses.replace(config, n_layers=3)) == "custom model"
+
+
+@run_async
+async def test_summary_follows_the_train_form(tmp_path: Path) -> None:
+    app = make_app(write_corpus(tmp_path))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot, "corpus")
+        await pilot.press("2")
+        await pilot.pause()
+        view = app.query_one(ModelSummaryView)
+        assert not view.display and view.request is None  # nothing counted until asked
+        await pilot.press("m")
+        await wait_for_summary(pilot, lambda v: v.request.model == PRESETS["tiny"])
+        assert not app.query_one("#loss-chart").display  # the summary takes its place
+        tiny_total = summarize_config(PRESETS["tiny"]).total
+        assert re.search(rf"^parameters +{tiny_total:,}$", body(app), re.M)
+
+        # The book's model at the book's GPT-2 context: its published figures.
+        app.query_one("#preset-select", Select).value = "book-124m"
+        await wait_for_summary(pilot, lambda v: v.request.model == PRESETS["book-124m"])
+        app.query_one("#f-model-context-length", Input).value = "1024"
+        await wait_for_summary(pilot, lambda v: v.request.model == BOOK_1024)
+        text = body(app)
+        assert "163,009,536" in text and "124,412,160" in text and "621.83 MB" in text
+        assert view.summary.total == 163_009_536
+        before = training_memory(view.summary, 2, 1024)
+        assert view.memory == before
+        assert f"training ≈ {before.total / MB:,.0f} MB" in text
+
+        # A larger batch: the same parameters, more activation memory.
+        app.query_one("#f-batch-size", Input).value = "8"
+        await wait_for_summary(pilot, lambda v: v.request.batch_size == 8)
+        after = training_memory(view.summary, 8, 1024)
+        assert view.memory == after and after.activations > before.activations
+        assert after.weights == before.weights
+        assert "batch 8, context 1,024" in body(app) and "163,009,536" in body(app)
+
+        # An invalid form publishes no config: the last valid one stays, marked as such.
+        app.query_one("#f-model-context-length", Input).value = "abc"
+        await settle(pilot)
+        title = str(app.query_one("#summary-title", Static).render())
+        assert "last valid; the form has an error: context" in title
+        assert view.request.model == BOOK_1024 and "163,009,536" in body(app)
+        app.query_one("#f-model-context-length", Input).value = "1024"
+        await settle(pilot)
+        assert str(app.query_one("#summary-title", Static).render()).endswith("form's config")
+
+        # `m` again: back to the charts.
+        await pilot.press("m")
+        assert not view.display and app.query_one("#loss-chart").display
+
+
+def test_summary_snapshot(snap_compare, tmp_path: Path) -> None:
+    async def before(pilot: Pilot) -> None:
+        await settle(pilot, "corpus")
+        await pilot.press("2")
+        await pilot.pause()
+        app = pilot.app
+        await pilot.press("m")
+        app.query_one("#preset-select", Select).value = "book-124m"
+        await wait_for_summary(pilot, lambda v: v.request.model == PRESETS["book-124m"])
+        app.query_one("#f-model-context-length", Input).value = "1024"
+        await wait_for_summary(pilot, lambda v: v.request.model == BOOK_1024)
+        app.query_one("#train-pane").focus()
+        await pilot.pause()
+
+    app = make_app(write_corpus(tmp_path))
+    assert snap_compare(app, terminal_size=(80, 34), run_before=before)
