@@ -19,7 +19,7 @@ from .errors import GptTuiError
 from .paths import HOME_ENV
 
 # Subcommand modules, in the order `gpt-tui --help` lists them.
-COMMANDS = ["eval"]
+COMMANDS = ["eval", "download", "models", "watch", "train", "checkpoints", "summary", "tokens", "inspect", "generate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=sorted(PRESETS),
         help="model preset (default: book-124m)",
     )
+    src.add_argument(
+        "--checkpoint",
+        metavar="SPEC",
+        help="evaluate a trained checkpoint: a checkpoint folder, a run (its latest), "
+        "RUN:latest or RUN:best (instead of --preset)",
+    )
     p.add_argument(
         "--seed",
         type=int,
@@ -62,8 +68,15 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size <= 0:
         raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")
     device = pick_device(args.device)
-    torch.manual_seed(args.seed)
-    model = GPTModel(get_preset(args.preset))
+    if args.checkpoint:
+        from ..checkpoint import load_model
+
+        model, ckpt = load_model(args.checkpoint, device)
+        label = f"checkpoint {ckpt.path} (step {ckpt.step})"
+    else:
+        torch.manual_seed(args.seed)
+        model = GPTModel(get_preset(args.preset))
+        label = args.preset
     config = model.config
     model.to(device).eval()
 
@@ -94,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"corpus      {corpus.name}: {corpus.n_chars:,} characters, {corpus.n_tokens:,} tokens"
         )
-        print(f"model       {args.preset} ({model.num_parameters():,} parameters) on {device}")
+        print(f"model       {label} ({model.num_parameters():,} parameters) on {device}")
         print(
             f"batches     train {len(train_loader)}, val {len(val_loader)} (batch size {args.batch_size})"
         )

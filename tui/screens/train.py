@@ -397,13 +397,41 @@ class TrainPane(Container, can_focus=True):
 
     # ------------------------------------------------------------ training
 
+    def resume_from(self, path: Path | str) -> None:
+        """Continue the run that checkpoint `path` belongs to (Checkpoints screen, `t`)."""
+        if self.live and self.state.active:
+            self.notify(
+                "a run is training: stop it first", title="Can't resume", severity="warning"
+            )
+            return
+        self._stop_watching()
+        self._reset(RunState(state="starting", message=f"resuming from {path} …"))
+        self.live = True
+        self._stop_requested = False
+        self._run_token += 1
+        self.run_training(None, None, f"live-{self._run_token}", resume=str(path))
+        self.refresh_bindings()
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="train")
-    def run_training(self, model: GPTConfig, train: TrainConfig, source: str) -> None:
+    def run_training(
+        self,
+        model: GPTConfig | None,
+        train: TrainConfig | None,
+        source: str,
+        resume: str | None = None,
+    ) -> None:
         from gptcore.train import Trainer  # torch is imported here, off the UI thread
 
         pump = EventPump(self, source=source)
         try:
-            trainer = Trainer(model, train, listeners=(pump,))
+            if resume is not None:  # the run's own configs, as the checkpoint saved them
+                from gptcore.checkpoint import load_checkpoint
+                from gptcore.config import TrainConfig, dataclass_from_dict
+
+                ckpt = load_checkpoint(resume)
+                model = ckpt.model_config
+                train = dataclass_from_dict(TrainConfig, ckpt.train_config, str(resume))
+            trainer = Trainer(model, train, listeners=(pump,), resume=resume)
             self.trainer = trainer
             if self._stop_requested:
                 trainer.cancel()

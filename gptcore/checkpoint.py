@@ -1,0 +1,647 @@
+"""Checkpoints: atomic save, verified load, list / resolve / delete / rename, book .pth interop.
+
+A checkpoint is a folder:
+
+    weights.safetensors   model weights (a tied output head is stored once)
+    meta.json             format tag, model + train config, step, epoch, tokens seen,
+                          losses, RNG states, data position, sha256 of every file
+    optimizer.pt          optimizer (+ grad scaler) state; torch.save, loaded only
+                          with torch.load(weights_only=True)
+
+Saves write into a hidden temporary folder next to the target, fsync every
+file and the folder, then rename it into place: a kill at any moment leaves
+the previous checkpoints intact and either no new one or a complete one.
+Nothing is ever unpickled beyond torch's weights-only loader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import pickle
+import re
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import GPTConfig, dataclass_from_dict
+from .errors import CheckpointError, ConfigError
+from .model import GPTModel
+from .paths import runs_dir
+
+FORMAT = "gpt-tui-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+META = "meta.json"
+OPTIMIZER = "optimizer.pt"
+CHECKPOINTS = "checkpoints"  # the folder inside a run dir
+AUTO_NAME = re.compile(r"^step-\d+(-\d+)?$")  # names retention may delete
+TIED_KEY = "out_head.weight"
+
+
+@dataclass
+class Checkpoint:
+    """What meta.json says about a checkpoint (the weights load on demand)."""
+
+    path: Path
+    model_config: GPTConfig
+    train_config: dict[str, Any]
+    step: int  # optimizer steps completed
+    epoch: int  # epochs completed before the current one (0-based index of the current epoch)
+    tokens_seen: int
+    best_val_loss: float | None = None
+    val_loss: float | None = None
+    train_loss: float | None = None
+    reason: str = ""
+    created: float = 0.0
+    rng: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    has_optimizer: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def state_dict(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """The model's weights (out_head.weight restored when tied)."""
+        try:
+            state = load_file(str(self.path / WEIGHTS), device=str(device))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot read weights of checkpoint {self.path}: {exc}") from None
+        if self.model_config.tie_embeddings and TIED_KEY not in state:
+            state[TIED_KEY] = state["tok_emb.weight"]
+        return state
+
+    def optimizer_state(self) -> dict[str, Any] | None:
+        """{"optimizer": ..., "scaler": ... | None} or None when not saved."""
+        if not self.has_optimizer:
+            return None
+        return safe_torch_load(self.path / OPTIMIZER)
+
+
+@dataclass
+class CheckpointInfo:
+    """One row of `list_checkpoints`; `error` is set for a damaged or foreign entry."""
+
+    path: Path
+    run: str
+    name: str
+    step: int | None = None
+    epoch: int | None = None
+    tokens_seen: int | None = None
+    val_loss: float | None = None
+    train_loss: float | None = None
+    created: float | None = None
+    size_bytes: int = 0
+    model: str = ""
+    error: str | None = None
+
+
+# ---------------------------------------------------------------- low-level IO
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small text file atomically (temp name, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def safe_torch_load(path: Path) -> Any:
+    """torch.load with weights_only=True; anything else in the pickle is refused."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except FileNotFoundError:
+        raise CheckpointError(f"file not found: {path}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from None
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise CheckpointError(f"{path} is truncated or not a PyTorch file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"file not found: {path}") from None
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"refusing to load {path}: it holds more than plain tensors and numbers "
+            f"(only weights-only files are accepted): {first}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError) as exc:
+        raise CheckpointError(f"{path} is truncated or not a PyTorch file: {exc}") from None
+
+
+def _encode_rng(value: Any) -> Any:
+    """Tensors (RNG states) become {"uint8_b64": ...} so meta.json stays plain JSON."""
+    import base64
+
+    if isinstance(value, torch.Tensor):
+        data = value.detach().cpu().contiguous().to(torch.uint8).numpy().tobytes()
+        return {"uint8_b64": base64.b64encode(data).decode("ascii")}
+    if isinstance(value, Mapping):
+        return {k: _encode_rng(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_rng(v) for v in value]
+    return value
+
+
+def decode_rng(value: Any) -> Any:
+    """Inverse of the encoding used in meta.json: back to uint8 tensors."""
+    import base64
+
+    if isinstance(value, Mapping):
+        if set(value) == {"uint8_b64"}:
+            raw = base64.b64decode(value["uint8_b64"])
+            return torch.frombuffer(bytearray(raw), dtype=torch.uint8).clone()
+        return {k: decode_rng(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_rng(v) for v in value]
+    return value
+
+
+def _json_float(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+# ---------------------------------------------------------------- save
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: torch.nn.Module,
+    *,
+    train_config: Mapping[str, Any],
+    step: int,
+    epoch: int,
+    tokens_seen: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    scaler: Any = None,
+    best_val_loss: float | None = None,
+    val_loss: float | None = None,
+    train_loss: float | None = None,
+    rng: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    reason: str = "manual",
+) -> Path:
+    """Write a checkpoint folder at `directory` atomically and return its path.
+
+    An existing folder of that name is never replaced: a new name with a
+    numeric suffix is used instead, so a crash can never leave a checkpoint
+    half-replaced.
+    """
+    target = Path(directory)
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(parent)
+    target = _free_name(target)
+    tmp = parent / f".tmp-{target.name}-{os.getpid()}-{time.monotonic_ns()}"
+    tmp.mkdir()
+    try:
+        config: GPTConfig = getattr(model, "config")  # noqa: B009 - GPTModel always has one
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        if config.tie_embeddings:
+            state.pop(
+                TIED_KEY, None
+            )  # the same tensor as tok_emb.weight; safetensors refuses aliases
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        _fsync_file(tmp / WEIGHTS)
+        files = {WEIGHTS: _sha256(tmp / WEIGHTS)}
+        if optimizer is not None:
+            payload = {
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
+            }
+            with (tmp / OPTIMIZER).open("wb") as f:
+                torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+            files[OPTIMIZER] = _sha256(tmp / OPTIMIZER)
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created": time.time(),
+            "reason": reason,
+            "model_config": config.to_dict(),
+            "train_config": dict(train_config),
+            "step": int(step),
+            "epoch": int(epoch),
+            "tokens_seen": int(tokens_seen),
+            "best_val_loss": _json_float(best_val_loss),
+            "val_loss": _json_float(val_loss),
+            "train_loss": _json_float(train_loss),
+            "rng": _encode_rng(dict(rng or {})),
+            "data": dict(data or {}),
+            "files": files,
+        }
+        with (tmp / META).open("w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(tmp)
+        os.rename(tmp, target)
+        _fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _free_name(target: Path) -> Path:
+    if not target.exists():
+        return target
+    n = 2
+    while (candidate := target.with_name(f"{target.name}-{n}")).exists():
+        n += 1
+    return candidate
+
+
+def clean_stale_temps(folder: Path) -> None:
+    """Remove temporary folders left by saves that were killed (their pid is gone)."""
+    for tmp in folder.glob(".tmp-*"):
+        parts = tmp.name.rsplit("-", 2)  # .tmp-NAME-PID-NANOS
+        pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+        if pid is not None and (pid == os.getpid() or _pid_alive(pid)):
+            continue  # a save in progress
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ---------------------------------------------------------------- load
+
+
+def load_checkpoint(path: str | Path, verify: bool = True) -> Checkpoint:
+    """Read and check a checkpoint folder; CheckpointError says what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_dir():
+        raise CheckpointError(
+            f"{path} is a file, not a checkpoint folder (a checkpoint holds {WEIGHTS} and {META})"
+        )
+    meta_path = path / META
+    if not meta_path.is_file():
+        raise CheckpointError(f"{path} is not a gpt-tui checkpoint: {META} is missing")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{meta_path} is corrupted (not valid JSON): {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a gpt-tui checkpoint (foreign {META})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {meta.get('format_version')!r}; "
+            f"this gpt-tui reads version {FORMAT_VERSION}"
+        )
+    files = meta.get("files")
+    if not isinstance(files, dict) or WEIGHTS not in files:
+        raise CheckpointError(f"{meta_path} is corrupted: it lists no weights file")
+    for name, digest in files.items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"checkpoint {path} is incomplete: {name} is missing")
+        if verify and _sha256(file) != digest:
+            raise CheckpointError(
+                f"checkpoint {path} is corrupted: {name} does not match its recorded sha256 "
+                "(truncated or modified)"
+            )
+    try:
+        model_config = dataclass_from_dict(GPTConfig, meta["model_config"], f"{meta_path}: model")
+        ckpt = Checkpoint(
+            path=path,
+            model_config=model_config,
+            train_config=dict(meta["train_config"]),
+            step=int(meta["step"]),
+            epoch=int(meta["epoch"]),
+            tokens_seen=int(meta["tokens_seen"]),
+            best_val_loss=meta.get("best_val_loss"),
+            val_loss=meta.get("val_loss"),
+            train_loss=meta.get("train_loss"),
+            reason=str(meta.get("reason", "")),
+            created=float(meta.get("created", 0.0)),
+            rng=meta.get("rng") or {},
+            data=meta.get("data") or {},
+            has_optimizer=OPTIMIZER in files,
+            meta=meta,
+        )
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{meta_path} is corrupted: {exc}") from None
+    return ckpt
+
+
+def load_model(spec: str | Path, device: str | torch.device = "cpu") -> tuple[GPTModel, Checkpoint]:
+    """The model a checkpoint spec names (see resolve_checkpoint), in eval mode."""
+    ckpt = load_checkpoint(resolve_checkpoint(spec))
+    model = GPTModel(ckpt.model_config)
+    load_weights_into(model, ckpt)
+    return model.to(device).eval(), ckpt
+
+
+def load_weights_into(model: GPTModel, ckpt: Checkpoint) -> None:
+    """Copy a checkpoint's weights into `model`; a shape or name mismatch is an error."""
+    state = ckpt.state_dict()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise CheckpointError(
+            f"checkpoint {ckpt.path} does not fit the model: {' '.join(first[:3])}"
+        ) from None
+
+
+# ---------------------------------------------------------------- finding checkpoints
+
+
+def _checkpoint_dirs(run: Path) -> list[Path]:
+    root = run / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if not p.name.startswith("."))
+
+
+def _valid(run: Path) -> list[Checkpoint]:
+    out = []
+    for p in _checkpoint_dirs(run):
+        try:
+            out.append(load_checkpoint(p, verify=False))
+        except CheckpointError:
+            continue
+    return out
+
+
+def latest_checkpoint(run: Path) -> Path:
+    """The checkpoint with the most steps (newest on a tie) in a run dir."""
+    found = _valid(run)
+    if not found:
+        raise CheckpointError(f"run {run} has no usable checkpoint")
+    return max(found, key=lambda c: (c.step, c.created)).path
+
+
+def best_checkpoint(run: Path) -> Path:
+    """The checkpoint with the lowest validation loss in a run dir."""
+    found = [c for c in _valid(run) if c.val_loss is not None]
+    if not found:
+        raise CheckpointError(f"run {run} has no checkpoint with a validation loss")
+    return min(found, key=lambda c: (c.val_loss, -c.step)).path
+
+
+def _as_run(text: str) -> Path:
+    path = Path(text).expanduser()
+    if path.exists():
+        return path
+    named = runs_dir() / text
+    if named.exists():
+        return named
+    raise CheckpointError(f"no run or checkpoint named {text!r} (looked in {runs_dir()})")
+
+
+def resolve_checkpoint(spec: str | Path) -> Path:
+    """A checkpoint folder from: its path, a run dir or run name (its latest),
+    `RUN:latest` or `RUN:best`."""
+    text = str(spec)
+    base, sep, which = text.rpartition(":")
+    if sep and which in ("latest", "best") and base:
+        run = _as_run(base)
+        return latest_checkpoint(run) if which == "latest" else best_checkpoint(run)
+    path = _as_run(text)
+    if (path / META).exists() or (path.is_dir() and (path / WEIGHTS).exists()):
+        return path
+    if (path / CHECKPOINTS).is_dir():
+        return latest_checkpoint(path)
+    if path.is_file():
+        raise CheckpointError(
+            f"{path} is a file, not a checkpoint folder; import a book .pth with "
+            "`gpt-tui checkpoints import`"
+        )
+    raise CheckpointError(f"{path} is neither a checkpoint nor a run folder")
+
+
+def _dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+
+
+def _describe(config: GPTConfig) -> str:
+    from .config import PRESETS
+
+    for name, preset in PRESETS.items():
+        if preset == config:
+            return name
+    return f"{config.n_layers}x{config.emb_dim} ctx{config.context_length}"
+
+
+def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
+    """Every checkpoint under the runs folder (or `root`, a runs folder or one run),
+    oldest run first; damaged or foreign entries carry an `error` instead of raising."""
+    root = Path(root) if root is not None else runs_dir()
+    if not root.is_dir():
+        return []
+    runs = (
+        [root] if (root / CHECKPOINTS).is_dir() else sorted(p for p in root.iterdir() if p.is_dir())
+    )
+    out: list[CheckpointInfo] = []
+    for run in runs:
+        for p in _checkpoint_dirs(run):
+            info = CheckpointInfo(path=p, run=run.name, name=p.name)
+            try:
+                info.size_bytes = _dir_size(p) if p.is_dir() else p.stat().st_size
+                ckpt = load_checkpoint(p, verify=False)
+            except (CheckpointError, OSError) as exc:
+                info.error = str(exc)
+            else:
+                info.step, info.epoch, info.tokens_seen = ckpt.step, ckpt.epoch, ckpt.tokens_seen
+                info.val_loss, info.train_loss = ckpt.val_loss, ckpt.train_loss
+                info.created = ckpt.created
+                info.model = _describe(ckpt.model_config)
+            out.append(info)
+    return out
+
+
+def prune_checkpoints(run: Path, keep_last: int, protect: Path | None = None) -> list[Path]:
+    """Delete automatic checkpoints (step-N) beyond the newest `keep_last`;
+    the best one and `protect` are kept. Renamed checkpoints are never deleted."""
+    auto = [c for c in _valid(run) if AUTO_NAME.match(c.path.name)]
+    auto.sort(key=lambda c: (c.step, c.created), reverse=True)
+    keep = {c.path for c in auto[:keep_last]}
+    if protect is not None:
+        keep.add(Path(protect))
+    with contextlib.suppress(CheckpointError):
+        keep.add(best_checkpoint(run))
+    removed = []
+    for c in auto:
+        if c.path not in keep:
+            delete_checkpoint(c.path)
+            removed.append(c.path)
+    return removed
+
+
+def delete_checkpoint(path: str | Path) -> None:
+    """Remove a checkpoint folder (renamed to a hidden name first, so a crash
+    mid-delete never leaves a half checkpoint that looks whole)."""
+    path = Path(path)
+    if not path.is_dir() or not ((path / META).exists() or path.parent.name == CHECKPOINTS):
+        raise CheckpointError(f"{path} is not a checkpoint folder")
+    trash = path.with_name(f".tmp-deleted-{os.getpid()}-{time.monotonic_ns()}")
+    os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def rename_checkpoint(path: str | Path, new_name: str) -> Path:
+    """Rename a checkpoint within its folder; a renamed checkpoint is kept by retention."""
+    path = Path(path)
+    if not (path / META).is_file():
+        raise CheckpointError(f"{path} is not a checkpoint folder")
+    if not new_name or new_name.startswith(".") or "/" in new_name or "\\" in new_name:
+        raise CheckpointError(f"invalid checkpoint name {new_name!r}")
+    target = path.with_name(new_name)
+    if target.exists():
+        raise CheckpointError(f"{target} already exists")
+    os.rename(path, target)
+    return target
+
+
+# ---------------------------------------------------------------- the book's .pth
+
+
+def _to_book_name(name: str) -> str:
+    if "norm" in name and name.endswith(".weight"):
+        return name[: -len("weight")] + "scale"
+    if "norm" in name and name.endswith(".bias"):
+        return name[: -len("bias")] + "shift"
+    return name
+
+
+def _from_book_name(name: str) -> str:
+    if "norm" in name and name.endswith(".scale"):
+        return name[: -len("scale")] + "weight"
+    if "norm" in name and name.endswith(".shift"):
+        return name[: -len("shift")] + "bias"
+    return name
+
+
+def export_book_pth(ckpt: str | Path | Checkpoint, out_path: str | Path) -> Path:
+    """Write {"model_state_dict", "optimizer_state_dict"} as the book saves it, with
+    the book's names (LayerNorm scale/shift, att.mask buffers) so the book's
+    GPTModel loads it with strict=True."""
+    if not isinstance(ckpt, Checkpoint):
+        ckpt = load_checkpoint(resolve_checkpoint(ckpt))
+    config = ckpt.model_config
+    state = {_to_book_name(k): v for k, v in ckpt.state_dict().items()}
+    if config.tie_embeddings:
+        state["out_head.weight"] = state["out_head.weight"].clone()
+    # The book also saves each attention's causal mask (a persistent buffer).
+    book_state = dict(state)
+    n = config.context_length
+    for i in range(config.n_layers):
+        book_state[f"trf_blocks.{i}.att.mask"] = torch.triu(torch.ones(n, n), diagonal=1)
+    payload: dict[str, Any] = {"model_state_dict": book_state}
+    opt = ckpt.optimizer_state() if ckpt.has_optimizer else None
+    if opt is not None and not config.tie_embeddings:
+        payload["optimizer_state_dict"] = opt["optimizer"]
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out_path
+
+
+def import_book_pth(
+    pth_path: str | Path, model_config: GPTConfig
+) -> tuple[GPTModel, dict[str, Any] | None]:
+    """(model, optimizer_state_dict or None) from a book .pth (or a bare state dict)."""
+    path = Path(pth_path)
+    data = safe_torch_load(path)
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} does not hold a state dict")
+    state = data.get("model_state_dict", data)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} has no model_state_dict of tensors")
+    ours = {_from_book_name(k): v for k, v in state.items() if not re.search(r"\.att\.mask$", k)}
+    model = GPTModel(model_config)
+    try:
+        model.load_state_dict(ours, strict=True)
+    except RuntimeError as exc:
+        lines = str(exc).strip().splitlines()
+        raise CheckpointError(
+            f"{path} does not match the model configuration: {' '.join(lines[:3])}"
+        ) from None
+    opt = data.get("optimizer_state_dict")
+    return model, opt if isinstance(opt, dict) else None
+
+
+def checkpoint_summary(ckpt: Checkpoint) -> dict[str, Any]:
+    """Plain-data view of a checkpoint for `gpt-tui checkpoints show`."""
+    return {
+        "path": str(ckpt.path),
+        "step": ckpt.step,
+        "epoch": ckpt.epoch,
+        "tokens_seen": ckpt.tokens_seen,
+        "train_loss": ckpt.train_loss,
+        "val_loss": ckpt.val_loss,
+        "best_val_loss": ckpt.best_val_loss,
+        "reason": ckpt.reason,
+        "created": ckpt.created,
+        "model": dataclasses.asdict(ckpt.model_config),
+        "model_name": _describe(ckpt.model_config),
+        "train": ckpt.train_config,
+        "has_optimizer": ckpt.has_optimizer,
+        "files": ckpt.meta.get("files", {}),
+    }

@@ -1,0 +1,146 @@
+"""`gpt-tui checkpoints`: list, show, delete, rename, export to / import from the book's .pth."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "checkpoints",
+        help="list, inspect, delete, rename, export or import checkpoints",
+        description="Checkpoints live in RUN/checkpoints/. A SPEC is a checkpoint folder, a run "
+        "folder or run name (its latest checkpoint), RUN:latest or RUN:best.",
+    )
+    p.set_defaults(func=_list, json=False, root=None)
+    verbs = p.add_subparsers(dest="verb", metavar="VERB")
+
+    ls = verbs.add_parser("list", help="every checkpoint of every run (the default)")
+    ls.add_argument("--root", help="a runs folder or one run (default: the data dir's runs)")
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.set_defaults(func=_list)
+
+    show = verbs.add_parser("show", help="a checkpoint's settings and numbers")
+    show.add_argument("spec", metavar="SPEC")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_show)
+
+    rm = verbs.add_parser("rm", help="delete checkpoints")
+    rm.add_argument("specs", metavar="SPEC", nargs="+")
+    rm.set_defaults(func=_rm)
+
+    mv = verbs.add_parser("rename", help="rename a checkpoint (renamed ones are never pruned)")
+    mv.add_argument("spec", metavar="SPEC")
+    mv.add_argument("name")
+    mv.set_defaults(func=_rename)
+
+    ex = verbs.add_parser(
+        "export", help="write the book's .pth {model_state_dict, optimizer_state_dict}"
+    )
+    ex.add_argument("spec", metavar="SPEC")
+    ex.add_argument("out", metavar="OUT.pth")
+    ex.set_defaults(func=_export)
+
+    im = verbs.add_parser("import", help="make a checkpoint from a book .pth")
+    im.add_argument("pth", metavar="FILE.pth")
+    im.add_argument("--preset", default="book-124m", help="the model preset it was trained with")
+    im.add_argument("--set", dest="overrides", action="append", default=[], metavar="model.KEY=V")
+    im.add_argument("--name", default="imported", help="name of the new run folder")
+    im.set_defaults(func=_import)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _list(args: argparse.Namespace) -> int:
+    from ..checkpoint import list_checkpoints
+
+    infos = list_checkpoints(args.root)
+    if args.json:
+        for info in infos:
+            row = {k: (str(v) if k == "path" else v) for k, v in vars(info).items()}
+            print(json.dumps(row))
+        return 0
+    if not infos:
+        print("no checkpoints yet (gpt-tui train saves them under each run's checkpoints/)")
+        return 0
+    print(f"{'run':<32} {'checkpoint':<16} {'step':>7} {'epoch':>5} {'val':>7}  model / error")
+    for i in infos:
+        if i.error:
+            print(f"{i.run:<32} {i.name:<16} {'':>7} {'':>5} {'':>7}  BROKEN: {i.error}")
+        else:
+            print(
+                f"{i.run:<32} {i.name:<16} {i.step:>7} {i.epoch:>5} {_fmt(i.val_loss):>7}  {i.model}"
+            )
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from ..checkpoint import checkpoint_summary, load_checkpoint, resolve_checkpoint
+
+    summary = checkpoint_summary(load_checkpoint(resolve_checkpoint(args.spec)))
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return 0
+    created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(summary["created"]))
+    print(f"path         {summary['path']}")
+    print(f"model        {summary['model_name']}  {summary['model']}")
+    print(f"step/epoch   {summary['step']} / {summary['epoch']}  ({summary['reason']}, {created})")
+    print(f"tokens seen  {summary['tokens_seen']:,}")
+    print(
+        f"losses       train {_fmt(summary['train_loss'])}, val {_fmt(summary['val_loss'])}, "
+        f"best val {_fmt(summary['best_val_loss'])}"
+    )
+    print(f"optimizer    {'saved' if summary['has_optimizer'] else 'not saved'}")
+    return 0
+
+
+def _rm(args: argparse.Namespace) -> int:
+    from ..checkpoint import delete_checkpoint, resolve_checkpoint
+
+    paths = [resolve_checkpoint(s) for s in args.specs]  # resolve all before deleting any
+    for path in paths:
+        delete_checkpoint(path)
+        print(f"deleted {path}")
+    return 0
+
+
+def _rename(args: argparse.Namespace) -> int:
+    from ..checkpoint import rename_checkpoint, resolve_checkpoint
+
+    print(rename_checkpoint(resolve_checkpoint(args.spec), args.name))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ..checkpoint import export_book_pth
+
+    print(export_book_pth(args.spec, args.out))
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from ..checkpoint import CHECKPOINTS, import_book_pth, save_checkpoint
+    from ..config import TrainConfig, run_config_from_dict
+    from ..runs import new_run_dir, write_run_config
+
+    model_config, _ = run_config_from_dict(
+        {"model": {"preset": args.preset}}, "--preset/--set", args.overrides
+    )
+    model, _opt = import_book_pth(args.pth, model_config)
+    run = new_run_dir(args.name)
+    write_run_config(run, model_config, TrainConfig())
+    path = save_checkpoint(
+        run / CHECKPOINTS / "step-000000",
+        model,
+        train_config=TrainConfig().to_dict(),
+        step=0,
+        epoch=0,
+        tokens_seen=0,
+        reason="imported",
+    )
+    print(path)
+    return 0

@@ -1,0 +1,248 @@
+"""`gpt-tui train`: pretrain from a TOML config, headless (SSH, tmux, torchrun).
+
+Prints a line per evaluation and each epoch's sample; a progress bar on a
+terminal. The first Ctrl-C stops after the current step, saves a checkpoint and
+says how to resume; a second one aborts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+from ..errors import ConfigError, GptTuiError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="run config TOML ([model] and [train] tables)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override a setting: `--set max_steps=20`, `--set model.n_layers=4` (repeatable)",
+    )
+    p.add_argument("--corpus", metavar="PATH", help="corpus file, folder, 'builtin' or 'verdict'")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_OR_CHECKPOINT",
+        help="continue from a checkpoint folder, a run (its latest), RUN:latest or RUN:best",
+    )
+    p.add_argument(
+        "--init",
+        metavar="SPEC",
+        help="start from pretrained weights: gpt2:124M or weights:DIR (= --set init=SPEC)",
+    )
+    p.add_argument(
+        "--run-dir", metavar="DIR", help="write the run here (default: a new run folder)"
+    )
+    p.add_argument("--quiet", action="store_true", help="print only the final line")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="pretrain a GPT from a config file (headless)",
+        description="Pretrain a GPT with the book's loop. Needs --config FILE or --resume RUN.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=run_command)
+
+
+def _format_time(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class ConsolePrinter:
+    """A Trainer listener that prints the book's log lines (and a progress bar on a tty)."""
+
+    def __init__(
+        self, out: TextIO | None = None, err: TextIO | None = None, quiet: bool = False
+    ) -> None:
+        from ..progress import ProgressLine
+
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.quiet = quiet
+        self.bar = ProgressLine("training", "steps", stream=self.err)
+        self.bar.enabled = self.bar.enabled and not quiet
+        self.first_step = 0
+        self.total: int | None = None
+        self.started = time.perf_counter()
+        self.last_step_event = None
+
+    def _line(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.bar.enabled:
+            self.err.write("\r\033[K")
+        print(text, file=self.out, flush=True)
+
+    def eta(self, step: int) -> str:
+        done = step + 1 - self.first_step
+        if not self.total or done <= 0:
+            return "?"
+        rate = done / max(time.perf_counter() - self.started, 1e-9)
+        return _format_time((self.total - step - 1) / rate)
+
+    def __call__(self, event: object) -> None:
+        from ..events import (
+            CheckpointSaved,
+            EvalEnd,
+            Finished,
+            RunStarted,
+            Sample,
+            StepEnd,
+        )
+
+        if isinstance(event, RunStarted):
+            self.first_step, self.total = event.step, event.total_steps
+            self.started = time.perf_counter()
+            what = "resuming at step" if event.step else "starting"
+            self._line(
+                f"run {event.run_dir}: {event.parameters:,} parameters on {event.device} "
+                f"({event.precision}), {what} {event.step or ''}".rstrip()
+                + f", {event.total_steps} steps in all"
+            )
+        elif isinstance(event, StepEnd):
+            self.last_step_event = event
+            if self.total:
+                self.bar.update(event.step + 1 - self.first_step, self.total - self.first_step)
+        elif isinstance(event, EvalEnd):
+            s = self.last_step_event
+            extra = ""
+            if s is not None and s.step == event.step:
+                extra = f" | lr {s.lr:.1e} | {s.tokens_per_s:,.0f} tok/s | ETA {self.eta(s.step)}"
+            self._line(
+                f"Ep {event.epoch + 1} (Step {event.step:06d}): "
+                f"Train loss {event.train_loss:.3f}, Val loss {event.val_loss:.3f}{extra}"
+            )
+        elif isinstance(event, Sample):
+            self._line(event.text.replace("\n", " "))
+        elif isinstance(event, CheckpointSaved):
+            self._line(f"checkpoint ({event.reason}): {event.path}")
+        elif isinstance(event, Finished):
+            if self.bar.enabled:
+                self.err.write("\r\033[K")
+                self.err.flush()
+            print(
+                f"{event.reason}: {event.step} steps, {event.epoch} epochs, "
+                f"{event.tokens_seen:,} tokens seen in {_format_time(event.elapsed_s)}",
+                file=self.out,
+                flush=True,
+            )
+
+
+def _configs(args: argparse.Namespace) -> tuple:
+    """(model config, train config, resume spec) from --config / --resume / --set."""
+    from ..checkpoint import load_checkpoint, resolve_checkpoint
+    from ..config import load_run_config, run_config_from_dict
+
+    overrides = list(args.overrides)
+    if args.corpus:
+        overrides.append(f"corpus={_toml_string(args.corpus)}")
+    if args.init:
+        if args.resume:
+            raise ConfigError("--init starts from pretrained weights; it cannot go with --resume")
+        overrides.append(f"init={_toml_string(args.init)}")
+    resume = None
+    if args.resume:
+        resume = resolve_checkpoint(args.resume)
+    if args.config:
+        model_config, train_config = load_run_config(args.config, overrides)
+    elif resume is not None:
+        ckpt = load_checkpoint(resume, verify=False)
+        data = {"model": ckpt.model_config.to_dict(), "train": ckpt.train_config}
+        model_config, train_config = run_config_from_dict(data, f"checkpoint {resume}", overrides)
+    else:
+        raise ConfigError("give a run config with --config FILE (or --resume RUN_OR_CHECKPOINT)")
+    return model_config, train_config, resume
+
+
+def _toml_string(text: str) -> str:
+    import json
+
+    return json.dumps(text)
+
+
+def maybe_init_distributed(device: str) -> bool:
+    """Under torchrun (WORLD_SIZE > 1) start the process group: NCCL on CUDA, gloo on CPU."""
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return False
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return True
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from ..events import Failed
+    from ..train import Trainer
+
+    model_config, train_config, resume = _configs(args)
+    started_dist = maybe_init_distributed(train_config.device)
+    try:
+        rank = int(os.environ.get("RANK", "0")) if started_dist else 0
+        printer = ConsolePrinter(quiet=args.quiet or rank != 0)
+        trainer = Trainer(
+            model_config,
+            train_config,
+            listeners=[printer],
+            run_dir=Path(args.run_dir) if args.run_dir else None,
+            resume=resume,
+        )
+        result = _run_with_sigint(trainer)
+    finally:
+        if started_dist:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    if isinstance(result, Failed):
+        if result.kind == "nan":
+            print(f"gpt-tui: error: {result.error}", file=sys.stderr)
+            return 1
+        raise GptTuiError(result.error)
+    if result.reason == "cancelled":
+        print(
+            f"interrupted at step {result.step}; checkpoint saved. Resume with:\n"
+            f"  gpt-tui train --resume {trainer.run_dir}",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+def _run_with_sigint(trainer: object) -> object:
+    """First Ctrl-C: stop after this step and save; second: abort at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return trainer.run()  # type: ignore[attr-defined]
+
+    def handler(signum: int, frame: object) -> None:
+        if trainer._cancel.is_set():  # type: ignore[attr-defined]
+            raise KeyboardInterrupt
+        print(
+            "\nstopping after this step to save a checkpoint (Ctrl-C again to abort)",
+            file=sys.stderr,
+            flush=True,
+        )
+        trainer.cancel()  # type: ignore[attr-defined]
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        return trainer.run()  # type: ignore[attr-defined]
+    finally:
+        signal.signal(signal.SIGINT, previous)
