@@ -19,7 +19,18 @@ from .errors import GptTuiError
 from .paths import HOME_ENV
 
 # Subcommand modules, in the order `gpt-tui --help` lists them.
-COMMANDS = ["eval", "download", "models", "watch", "train", "checkpoints", "summary", "tokens", "inspect", "generate"]
+COMMANDS = [
+    "train",
+    "eval",
+    "generate",
+    "inspect",
+    "summary",
+    "tokens",
+    "checkpoints",
+    "download",
+    "models",
+    "watch",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

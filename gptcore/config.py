@@ -217,6 +217,7 @@ def model_config_from(value: str | dict[str, Any], where: str = "model") -> GPTC
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ADAMW_IMPLS = ("auto", "fused", "foreach", "default")
 LR_SCHEDULES = ("constant", "cosine")
 SAMPLERS = ("sequential", "random")
 
@@ -258,6 +259,9 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
+    adamw: str = (
+        "auto"  # "auto" (fused where available), "fused", "foreach", "default" (the book's)
+    )
     checkpoint_every: int | None = None  # steps; a checkpoint is also saved after each epoch
     keep_last: int = 3
     init: str | None = None  # e.g. "gpt2:124M" or "weights:DIR" to continue pretraining
@@ -294,6 +298,7 @@ class TrainConfig:
             "lr_schedule": LR_SCHEDULES,
             "sampler": SAMPLERS,
             "decode_errors": ("strict", "replace"),
+            "adamw": ADAMW_IMPLS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -63,3 +63,58 @@ def mfu(tokens_per_s: float, config: GPTConfig, seq_len: int, peak: float | None
     if peak is None or tokens_per_s <= 0:
         return None
     return tokens_per_s * flops_per_token(config, seq_len) / peak
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when oneDNN runs bf16 matrix multiplies natively here (AVX512-BF16 / AMX).
+
+    Without that hardware, bf16 autocast on the CPU is emulated and slower than fp32.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def default_precision(device: torch.device) -> str:
+    """What precision "auto" means on a device."""
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def enable_tf32(device: torch.device) -> None:
+    """Let fp32 matrix multiplies use TF32 tensor cores (Ampere and newer)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def make_adamw(
+    params: list[torch.nn.Parameter],
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float],
+    impl: str = "auto",
+) -> tuple[torch.optim.AdamW, str]:
+    """AdamW with the update implementation `impl`; returns it and the one used.
+
+    "auto" takes the single-kernel fused update where PyTorch has one for the
+    parameters' device (CUDA; the CPU since PyTorch 2.4), else "foreach".
+    "default" is whatever torch.optim.AdamW picks by itself, as the book's
+    code gets (a per-tensor loop on the CPU): use it to match the book's
+    numbers bit for bit. All compute AdamW; they differ only in rounding.
+    """
+    kwargs = {"lr": lr, "weight_decay": weight_decay, "betas": betas}
+    if impl in ("auto", "fused"):
+        try:
+            return torch.optim.AdamW(params, fused=True, **kwargs), "fused"
+        except (RuntimeError, ValueError, TypeError):
+            if impl == "fused":
+                raise
+            impl = "foreach"
+    if impl == "foreach":
+        return torch.optim.AdamW(params, foreach=True, **kwargs), "foreach"
+    return torch.optim.AdamW(params, **kwargs), "default"

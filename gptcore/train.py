@@ -73,6 +73,7 @@ from .events import (
 )
 from .model import GPTModel
 from .paths import verdict_file
+from .perf import default_precision, enable_tf32, make_adamw, mfu, peak_flops
 from .runs import METRICS_FILE, MetricsWriter, new_run_dir, write_run_config
 
 log = logging.getLogger(__name__)
@@ -98,13 +99,7 @@ DATA_KEYS = (
 def resolve_precision(name: str, device: torch.device) -> tuple[str, torch.dtype | None]:
     """("bf16" | "fp16" | "fp32", autocast dtype or None) for a precision setting."""
     if name == "auto":
-        if device.type == "cuda":
-            return (
-                ("bf16", torch.bfloat16)
-                if torch.cuda.is_bf16_supported()
-                else ("fp16", torch.float16)
-            )
-        return "fp32", None
+        name = default_precision(device)
     if name == "fp32":
         return "fp32", None
     if name == "bf16":
@@ -335,12 +330,11 @@ class Trainer:
         model.to(self.device)
         model.train()
         self.model = model
-        self.optimizer = torch.optim.AdamW(
-            model.parameters(),
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            betas=(cfg.beta1, cfg.beta2),
+        enable_tf32(self.device)
+        self.optimizer, self.adamw_impl = make_adamw(
+            list(model.parameters()), cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.adamw
         )
+        self.peak_flops = peak_flops(self.device, self.precision)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         if ckpt is not None:
             self._restore(ckpt)
@@ -478,7 +472,10 @@ class Trainer:
         start = index * self.global_batch + offset
         ids = order[start : start + size]
         pairs = [data[i] for i in ids]
-        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+        x, y = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+        if self.device.type == "cuda":  # page-locked, so the copy to the GPU is asynchronous
+            x, y = x.pin_memory(), y.pin_memory()
+        return x, y
 
     # -- one step
 
@@ -685,6 +682,7 @@ class Trainer:
                 self.step_in_epoch += 1
                 self.tokens_seen += tokens
                 session_tokens += tokens
+                speed = session_tokens / train_time if train_time > 0 else 0.0
                 self._emit(
                     StepEnd(
                         step=global_step,
@@ -692,8 +690,9 @@ class Trainer:
                         loss=loss,
                         lr=self.optimizer.param_groups[0]["lr"],
                         tokens_seen=self.tokens_seen,
-                        tokens_per_s=session_tokens / train_time if train_time > 0 else 0.0,
+                        tokens_per_s=speed,
                         grad_norm=grad_norm,
+                        mfu=mfu(speed, self.model_config, self.length, self.peak_flops),
                         elapsed_s=time.perf_counter() - self._t0,
                         total_steps=self.total_steps,
                     )

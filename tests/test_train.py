@@ -95,7 +95,7 @@ def test_data_order_draws_like_the_books_dataloader(corpus_file: Path) -> None:
 
 def test_matches_the_books_training_loop_bitwise(corpus_file: Path) -> None:
     """The book's train_model_simple (DataLoader, dropout on) gives the same weights and evals."""
-    cfg = settings(corpus_file, epochs=2, eval_freq=3, eval_iter=2)
+    cfg = settings(corpus_file, epochs=2, eval_freq=3, eval_iter=2, adamw="default")
     trainer, result, events = run(cfg=cfg)
     assert isinstance(result, Finished) and result.reason == "completed"
 
@@ -327,3 +327,28 @@ def test_bf16_autocast_trains_on_cpu(corpus_file: Path) -> None:
     _, result, events = run(cfg=settings(corpus_file, precision="bf16", max_steps=2))
     assert result.reason == "max_steps"
     assert of(events, RunStarted)[0].precision == "bf16"
+
+
+def test_fast_default_mode_trains_as_well_as_the_books_fp32(tmp_path: Path) -> None:
+    """Issue 8: the default fast path (fused AdamW, the device's default precision)
+    stays within 3% of plain fp32 with torch's default AdamW at every eval point."""
+    path = tmp_path / "corpus.txt"
+    path.write_text(builtin_text()[:40_000], encoding="utf-8")
+    model = GPTConfig(context_length=32, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
+    common = dict(
+        epochs=1, max_steps=36, eval_freq=6, eval_iter=3, lr=3e-3, max_length=32, stride=32
+    )
+    fast_trainer, fast, fast_events = run(model, settings(path, **common))
+    book_trainer, book, book_events = run(
+        model, settings(path, precision="fp32", adamw="default", **common)
+    )
+    assert fast.reason == book.reason == "max_steps"
+    assert fast_trainer.adamw_impl == "fused" and book_trainer.adamw_impl == "default"
+    fast_evals, book_evals = of(fast_events, EvalEnd), of(book_events, EvalEnd)
+    assert len(fast_evals) == len(book_evals) == 6
+    assert book_evals[-1].train_loss < book_evals[0].train_loss - 1.0  # it really trained
+    for a, b in zip(fast_evals, book_evals, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=0.03)
+        assert a.val_loss == pytest.approx(b.val_loss, rel=0.03)
+    # On a CPU there is no known peak: MFU is reported as unknown (None).
+    assert all(e.mfu is None for e in of(fast_events, StepEnd))
