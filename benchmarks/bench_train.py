@@ -114,9 +114,18 @@ def run_worker(code: str, *argv: str) -> dict:
 def precisions() -> list[str]:
     import torch
 
-    modes = ["auto", "fp32", "bf16"]
+    from gptcore.perf import cpu_has_native_bf16
+
+    modes = ["auto", "fp32"]
     if torch.cuda.is_available():
-        modes.append("fp16")
+        modes += ["bf16", "fp16"]
+    elif cpu_has_native_bf16():
+        modes.append("bf16")
+    else:  # emulated bf16 runs many times slower than fp32: not worth minutes per step
+        print(
+            "bf16 skipped: this CPU has no native bf16 (pass --modes auto,fp32,bf16 to force)",
+            file=sys.stderr,
+        )
     return modes
 
 

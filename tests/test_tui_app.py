@@ -24,7 +24,7 @@ from tui.screens.open_run import OpenRunScreen
 from tui.screens.train import TrainPane
 from tui.settings import load_settings
 
-from .test_tui_helpers import fast_config, make_app, run_async, settle, wait_until, write_corpus
+from .tui_helpers import fast_config, make_app, run_async, settle, wait_until, write_corpus
 
 SIZE = (80, 24)
 

@@ -16,7 +16,7 @@ from textual.widgets import TextArea
 
 from gptcore.events import EvalEnd, Finished, RunStarted, Sample, StepEnd, to_record
 
-from .test_tui_helpers import make_app, settle, write_corpus
+from .tui_helpers import make_app, settle, write_corpus
 
 SIZE = (80, 24)
 PASTED = "Every effort moves you forward, one small step at a time. [/b] stays verbatim. " * 40

@@ -14,7 +14,7 @@ from gptcore.config import PRESETS, TrainConfig
 from gptcore.summary import DTYPE_BYTES, MB, summarize_config, training_memory
 from tui.widgets.model_summary import ModelSummaryView, SummaryRequest, model_name, summary_text
 
-from .test_tui_helpers import make_app, run_async, settle, write_corpus
+from .tui_helpers import make_app, run_async, settle, write_corpus
 
 BOOK_1024 = dataclasses.replace(PRESETS["book-124m"], context_length=1024)
 

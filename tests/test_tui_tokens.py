@@ -18,7 +18,7 @@ from tui.widgets.token_view import (
     round_trip_line,
 )
 
-from .test_tui_helpers import make_app, run_async, settle, write_corpus
+from .tui_helpers import make_app, run_async, settle, write_corpus
 
 BOOK_IDS = [6109, 3626, 6100, 345]  # "Every effort moves you", as the chapter prints them
 STYLES = TokenStyles(
