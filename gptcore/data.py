@@ -111,7 +111,7 @@ def read_corpus(source: str | Path, errors: str = "strict") -> CorpusText:
             suffixes = ", ".join(sorted(TEXT_SUFFIXES))
             raise CorpusError(f"folder {path} holds no text files ({suffixes})")
         texts = [_decode(p.read_bytes(), p, errors) for p in files]
-        texts = [t for t in texts if t.strip()]
+        texts = [t for t in texts if t and not t.isspace()]
         if not texts:
             raise CorpusError(f"every text file in {path} is empty")
         return CorpusText(path.name or str(path), END_OF_TEXT.join(texts), len(texts))
@@ -120,7 +120,7 @@ def read_corpus(source: str | Path, errors: str = "strict") -> CorpusText:
     except OSError as exc:
         raise CorpusError(f"cannot read corpus {path}: {exc.strerror or exc}") from None
     text = _decode(data, path, errors)
-    if not text.strip():
+    if not text or text.isspace():  # isspace: no copy of a large text
         raise CorpusError(f"corpus file {path} is empty")
     return CorpusText(path.name, text, 1)
 
