@@ -2,11 +2,14 @@
 
     python benchmarks/bench_data.py [--mb 100] [--repeats 3]
 
-Builds the text locally (the built-in corpus's paragraphs in seeded random
-orders), then, in fresh subprocesses so each measures its own peak RSS:
+Builds the text locally (the paragraphs of the built-in corpus, or of --source,
+in seeded random orders), then, in fresh subprocesses so each measures its own peak RSS:
   1. cold: read + hash + split + tokenize (parallel) + write the token cache
   2. warm: the same call again, which memory-maps the cache
-Prints MB/s end to end, peak RSS and the reload time, with medians.
+  3. yardstick: read the file and encode it with tiktoken's own GPT-2 encoding
+     and batch encoder (one thread per core), writing nothing
+Prints MB/s end to end, peak RSS and the reload time, with medians, and the
+cold rate as a ratio to the yardstick's.
 Targets on a 2-core machine: >= 15 MB/s, peak RSS < 1 GB, reload < 1 s.
 """
 
@@ -33,11 +36,23 @@ print(json.dumps({"seconds": elapsed, "tokens": corpus.n_tokens,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+YARDSTICK = r"""
+import json, os, sys, time
+from gptcore.data import chunk_spans
+from gptcore.tokenizer import END_OF_TEXT, get_tokenizer
+enc = get_tokenizer()
+t = time.perf_counter()
+text = open(sys.argv[1], encoding="utf-8").read()
+chunks = [text[a:b] for a, b in chunk_spans(text)]
+ids = enc.encode_batch(chunks, num_threads=os.cpu_count(), allowed_special={END_OF_TEXT})
+print(json.dumps({"seconds": time.perf_counter() - t, "tokens": sum(map(len, ids))}))
+"""
 
-def build_text(path: Path, megabytes: int) -> None:
-    from gptcore.data import builtin_text
 
-    paragraphs = [p for p in builtin_text().split("\n\n") if p.strip()]
+def build_text(path: Path, megabytes: int, source: str = "builtin") -> None:
+    from gptcore.data import read_corpus
+
+    paragraphs = [p for p in read_corpus(source).text.split("\n\n") if p.strip()]
     rng = random.Random(0)
     target = megabytes * 1_000_000
     written = 0
@@ -49,9 +64,9 @@ def build_text(path: Path, megabytes: int) -> None:
             written += len(block.encode("utf-8"))
 
 
-def run_child(path: Path, cache: Path) -> dict:
+def run_child(code: str, *args: Path) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), str(cache)],
+        [sys.executable, "-c", code, *map(str, args)],
         capture_output=True,
         text=True,
         check=True,
@@ -65,20 +80,31 @@ def main() -> None:
     )
     parser.add_argument("--mb", type=int, default=100, help="size of the generated corpus in MB")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--source",
+        default="builtin",
+        help="text whose paragraphs make up the corpus (default: the built-in corpus)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "corpus.txt"
-        build_text(path, args.mb)
+        build_text(path, args.mb, args.source)
         size_mb = path.stat().st_size / 1e6
-        cold, warm = [], []
+        cold, warm, yardstick = [], [], []
         for i in range(args.repeats):
             cache = Path(tmp) / f"cache{i}"
-            cold.append(run_child(path, cache))
-            warm.append(run_child(path, cache))
+            cold.append(run_child(CHILD, path, cache))
+            warm.append(run_child(CHILD, path, cache))
+            yardstick.append(run_child(YARDSTICK, path))
         rates = [size_mb / r["seconds"] for r in cold]
+        plain = [size_mb / r["seconds"] for r in yardstick]
         print(f"corpus: {size_mb:.1f} MB, {cold[0]['tokens']:,} tokens")
         print(
             f"cold (tokenize + cache):  MB/s  min {min(rates):.1f}  median {statistics.median(rates):.1f}  max {max(rates):.1f}"
+        )
+        print(
+            f"yardstick (tiktoken gpt2 encode_batch, no cache):  MB/s  median {statistics.median(plain):.1f}"
+            f"  -> ours {statistics.median(rates) / statistics.median(plain):.2f}x"
         )
         print(
             "cold peak RSS:            MB   median {:.0f}  max {:.0f}".format(

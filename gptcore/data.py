@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .errors import CorpusError
 from .paths import token_cache_dir
-from .tokenizer import END_OF_TEXT, get_tokenizer
+from .tokenizer import END_OF_TEXT, encode_to_uint16
 
 BUILTIN = "builtin"
 TEXT_SUFFIXES = {".txt", ".md", ".rst", ".text", ".markdown", ".org", ".tex", ".csv", ".json"}
@@ -161,14 +161,10 @@ def _encode_spans(
     tiktoken releases the GIL while encoding, so threads scale; at most
     2 x threads spans are in flight, which bounds memory on huge corpora.
     """
-    enc = get_tokenizer()
     threads = threads or max(1, min(8, os.cpu_count() or 1))
-    allowed = {END_OF_TEXT}
 
     def encode(span: tuple[int, int]) -> np.ndarray:
-        return enc.encode_to_numpy(text[span[0] : span[1]], allowed_special=allowed).astype(
-            np.uint16
-        )
+        return encode_to_uint16(text[span[0] : span[1]])
 
     total = spans[-1][1] - spans[0][0] if spans else 0
     done = 0

@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import tiktoken
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
@@ -60,13 +61,21 @@ def verify_bpe_files(folder: Path) -> None:
             )
 
 
-def build_encoding(folder: Path) -> tiktoken.Encoding:
-    """Build the "gpt2" Encoding from encoder.json + vocab.bpe in `folder`."""
+def load_ranks(folder: Path) -> dict[bytes, int]:
+    """GPT-2's BPE merge ranks from encoder.json + vocab.bpe in `folder`, hash-checked."""
     verify_bpe_files(folder)
-    ranks = data_gym_to_mergeable_bpe_ranks(
+    return data_gym_to_mergeable_bpe_ranks(
         vocab_bpe_file=str(folder / "vocab.bpe"),
         encoder_json_file=str(folder / "encoder.json"),
     )
+
+
+def build_encoding(folder: Path) -> tiktoken.Encoding:
+    """Build the "gpt2" Encoding from encoder.json + vocab.bpe in `folder`."""
+    return _gpt2_encoding(load_ranks(folder))
+
+
+def _gpt2_encoding(ranks: dict[bytes, int]) -> tiktoken.Encoding:
     return tiktoken.Encoding(
         name="gpt2",
         pat_str=GPT2_PATTERN,
@@ -77,9 +86,14 @@ def build_encoding(folder: Path) -> tiktoken.Encoding:
 
 
 @functools.lru_cache(maxsize=1)
+def _packaged_ranks() -> dict[bytes, int]:
+    return load_ranks(packaged_bpe_dir())
+
+
+@functools.lru_cache(maxsize=1)
 def get_tokenizer() -> tiktoken.Encoding:
     """The process-wide GPT-2 tokenizer (built once, then shared; thread-safe to use)."""
-    return build_encoding(packaged_bpe_dir())
+    return _gpt2_encoding(_packaged_ranks())
 
 
 def encode(text: str) -> list[int]:
@@ -90,3 +104,70 @@ def encode(text: str) -> list[int]:
 def decode(ids: list[int]) -> str:
     """Decode token ids; invalid UTF-8 (a split multibyte character) becomes U+FFFD."""
     return get_tokenizer().decode(list(ids))
+
+
+# ---------------------------------------------------------------- fast bulk encoding
+
+# GPT-2's pattern needs a look-ahead (`\s+(?!\S)`), which puts tiktoken on a
+# backtracking regex engine. Without the look-ahead the pattern runs on the
+# fast engine and splits text into the same pieces except in one case: a
+# whitespace run of 2+ characters followed by a non-space, where GPT-2 leaves
+# the run's last character to the next piece. Cutting the text there with a
+# private special token, dropped from the ids afterwards, gives GPT-2's ids
+# exactly, at about 1.7x the speed.
+_FAST_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+"""
+_CUT = "\x00"
+_CUT_ID = VOCAB_SIZE
+
+# Unicode White_Space: what `\s` means to tiktoken's regex engine. (Python's
+# str.isspace also counts U+001C..U+001F, so it cannot stand in.)
+WHITESPACE = frozenset(
+    [*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B)]
+    + [0x2028, 0x2029, 0x202F, 0x205F, 0x3000]
+)
+_IS_SPACE = np.zeros(0x3002, dtype=bool)  # the last entry stands for every code point above
+_IS_SPACE[sorted(WHITESPACE)] = True
+
+
+@functools.lru_cache(maxsize=1)
+def _cutting_encoding() -> tiktoken.Encoding:
+    return tiktoken.Encoding(
+        name="gpt2-cut",
+        pat_str=_FAST_PATTERN,
+        mergeable_ranks=_packaged_ranks(),
+        special_tokens={END_OF_TEXT: END_OF_TEXT_ID, _CUT: _CUT_ID},
+    )
+
+
+def _insert_cuts(text: str) -> str | None:
+    """`text` with _CUT before the last character of every whitespace run of
+    2+ characters that a non-space (other than `<|endoftext|>`) follows; None
+    where that cannot be done (the text holds _CUT or a lone surrogate)."""
+    if _CUT in text:
+        return None
+    try:
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    except UnicodeEncodeError:
+        return None
+    space = _IS_SPACE[np.minimum(codes, len(_IS_SPACE) - 1)]
+    cuts = np.flatnonzero(space[:-2] & space[1:-1] & ~space[2:]) + 1
+    # A special token ends the piece before it by itself: no cut there.
+    before_special = cuts[codes[cuts + 1] == ord("<")].tolist()
+    special = [c for c in before_special if text.startswith(END_OF_TEXT, c + 1)]
+    if special:
+        cuts = np.setdiff1d(cuts, special)
+    return np.insert(codes, cuts, ord(_CUT)).tobytes().decode("utf-32-le")
+
+
+def encode_to_uint16(text: str) -> np.ndarray:
+    """The ids `encode(text)` gives, as a uint16 array, computed faster for long text.
+
+    tiktoken releases the GIL while it works, so threads encode chunks in parallel.
+    """
+    marked = _insert_cuts(text)
+    if marked is None:
+        ids = get_tokenizer().encode_to_numpy(text, allowed_special={END_OF_TEXT})
+    else:
+        ids = _cutting_encoding().encode_to_numpy(marked, allowed_special={END_OF_TEXT, _CUT})
+        ids = ids[ids != _CUT_ID]
+    return ids.astype(np.uint16)

@@ -1,7 +1,9 @@
 import hashlib
 import shutil
 
+import numpy as np
 import pytest
+import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,9 +12,11 @@ from gptcore.tokenizer import (
     END_OF_TEXT,
     END_OF_TEXT_ID,
     EXPECTED_SHA256,
+    WHITESPACE,
     build_encoding,
     decode,
     encode,
+    encode_to_uint16,
     get_tokenizer,
     packaged_bpe_dir,
 )
@@ -58,3 +62,56 @@ def test_tampered_bpe_file_is_rejected(tmp_path):
 def test_missing_bpe_file_is_reported(tmp_path):
     with pytest.raises(TokenizerError, match="cannot read GPT-2 BPE file"):
         build_encoding(tmp_path)
+
+
+def _reference_ids(text):
+    return get_tokenizer().encode(text, allowed_special={END_OF_TEXT})
+
+
+def test_whitespace_table_is_what_tiktoken_calls_whitespace():
+    # A pattern of just `\s` keeps only the characters tiktoken's regex engine
+    # counts as whitespace; with single-byte ranks, decoding gives them back.
+    probe = tiktoken.Encoding(
+        name="probe",
+        pat_str=r"\s",
+        mergeable_ranks={bytes([b]): b for b in range(256)},
+        special_tokens={},
+    )
+    every_bmp_char = "".join(chr(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000)
+    kept = probe.decode(probe.encode_ordinary(every_bmp_char))
+    assert {ord(c) for c in kept} == WHITESPACE
+
+
+_CUT_PRONE = (
+    [chr(c) for c in sorted(WHITESPACE)]
+    + ["\x1c", "\x1f", "\u200b", "\u180e", "a", "Z", "é", "漢", "😀", "7", ".", "'", "'s", "-"]
+    + [END_OF_TEXT, "<", "<|endoftext", "\x00"]
+)
+
+
+@given(st.lists(st.sampled_from(_CUT_PRONE), max_size=300))
+@settings(max_examples=400)
+def test_fast_encoding_equals_gpt2_on_whitespace_heavy_text(pieces):
+    text = "".join(pieces)
+    assert encode_to_uint16(text).tolist() == _reference_ids(text)
+
+
+@given(st.text())
+def test_fast_encoding_equals_gpt2_on_random_unicode(text):
+    assert encode_to_uint16(text).tolist() == _reference_ids(text)
+
+
+def test_fast_encoding_cuts_where_gpt2_splits_a_whitespace_run():
+    # "\n\n  x": GPT-2 makes "\n\n " one piece and " x" the next.
+    text = "a\n\n  x  <|endoftext|>\t\ty \u3000\u3000z"
+    ids = encode_to_uint16(text)
+    assert ids.dtype == np.uint16
+    assert ids.tolist() == _reference_ids(text)
+    assert decode(ids.tolist()) == text
+
+
+def test_fast_encoding_on_the_builtin_corpus():
+    from gptcore.data import builtin_text
+
+    text = builtin_text()
+    assert encode_to_uint16(text).tolist() == _reference_ids(text)
