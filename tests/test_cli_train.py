@@ -15,36 +15,15 @@ import torch
 
 from gptcore.checkpoint import list_checkpoints, load_checkpoint
 from gptcore.cli import main
-from gptcore.data import builtin_text
+
+from .run_helpers import write_tiny_run_config
 
 REPO = Path(__file__).resolve().parents[1]
-
-TINY = """
-[model]
-context_length = 16
-emb_dim = 16
-n_heads = 2
-n_layers = 1
-drop_rate = 0.0
-
-[train]
-corpus = "{corpus}"
-batch_size = 2
-max_length = 16
-epochs = 2
-eval_freq = 3
-eval_iter = 2
-sample_tokens = 3
-"""
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(builtin_text()[:1600], encoding="utf-8")
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY.format(corpus=corpus))
-    return path
+    return write_tiny_run_config(tmp_path / "tiny.toml")
 
 
 def test_train_prints_the_books_log_and_saves(

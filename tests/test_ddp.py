@@ -12,30 +12,13 @@ import torch
 
 from gptcore.checkpoint import load_model
 from gptcore.config import load_run_config
-from gptcore.data import builtin_text
 from gptcore.events import EvalEnd
 from gptcore.runs import read_metrics
 from gptcore.train import Trainer
 
+from .run_helpers import tiny_corpus, write_tiny_run_config
+
 REPO = Path(__file__).resolve().parents[1]
-
-CONFIG = """
-[model]
-context_length = 16
-emb_dim = 16
-n_heads = 2
-n_layers = 1
-drop_rate = 0.0
-
-[train]
-corpus = "{corpus}"
-batch_size = {batch}
-max_length = 16
-epochs = 2
-eval_freq = 3
-eval_iter = 2
-sample_tokens = 0
-"""
 
 
 def torchrun(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -53,11 +36,9 @@ def torchrun(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Path, Path]:
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(builtin_text()[:1600], encoding="utf-8")
     for batch in (1, 2):
-        (tmp_path / f"b{batch}.toml").write_text(CONFIG.format(corpus=corpus, batch=batch))
-    return tmp_path, corpus
+        write_tiny_run_config(tmp_path / f"b{batch}.toml", batch_size=batch, sample_tokens=0)
+    return tmp_path, tiny_corpus(tmp_path)
 
 
 def single_process(tmp_path: Path) -> tuple[Trainer, list]:

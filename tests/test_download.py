@@ -328,12 +328,13 @@ def test_models_shows_partial_downloads(server, tmp_path, tiny_config, monkeypat
 def test_openai_layout_files_and_known_sizes(server, monkeypatch):
     # 774M's shared files have known sizes; serve one with the wrong length.
     monkeypatch.setenv(pretrained.OPENAI_URL_ENV, server.url)
-    remote = {f.name: f for f in pretrained.remote_files("774M", "openai", mirror="http://m")}
+    mirror = f"{server.url}/mirror"
+    remote = {f.name: f for f in pretrained.remote_files("774M", "openai", mirror=mirror)}
     assert sorted(remote) == sorted(pretrained.OPENAI_FILES)
     assert remote["vocab.bpe"].size == 456_318
     assert remote["checkpoint"].urls == (
         f"{server.url}/774M/checkpoint",
-        "http://m/774M/checkpoint",
+        f"{mirror}/774M/checkpoint",
     )
     server.files["/774M/checkpoint"] = b"x" * 80
     with pytest.raises(DownloadError, match="is 80 bytes, expected 77"):

@@ -127,6 +127,10 @@ async def _export_and_compare():
         exports = runs_dir() / "tiny-run" / "exports"
         assert (exports / "step-5.pth").is_file()
         assert (exports / "step-5-hf" / "config.json").is_file()
+        # The export worker thread reports each file through a notification.
+        await wait_until(
+            pilot, lambda: sum("exported" in n.message for n in app._notifications) == 2
+        )
         await pilot.press("m")
         await _highlight(pilot, pane, "step-10")
         await pilot.press("v")

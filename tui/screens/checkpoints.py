@@ -416,7 +416,7 @@ class CheckpointsPane(Container, can_focus=True):
 
             model, _ = load_model(path, "cpu")
             out = export_hf(model, out_dir / f"{path.name}-hf")
-        self.app.call_from_thread(self.notify, f"exported {out}", title="Export", markup=False)
+        self.notify(f"exported {out}", title="Export", markup=False)  # thread-safe
 
     def action_mark(self) -> None:
         info = self._usable()

@@ -391,9 +391,9 @@ class TrainPane(Container, can_focus=True):
         try:
             export_loss_png(self.state, path)
         except GptTuiError as exc:
-            self.app.call_from_thread(self.notify, str(exc), title="Export", severity="error")
+            self.notify(str(exc), title="Export", severity="error")  # thread-safe
             return
-        self.app.call_from_thread(self.notify, f"saved {path}", title="Export")
+        self.notify(f"saved {path}", title="Export")
 
     # ------------------------------------------------------------ training
 
