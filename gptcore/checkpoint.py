@@ -26,10 +26,10 @@ import pickle
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -37,15 +37,17 @@ from safetensors.torch import load_file, save_file
 
 from .config import GPTConfig, dataclass_from_dict
 from .errors import CheckpointError, ConfigError
+from .fsutil import atomic_open, fsync_dir, fsync_file
 from .model import GPTModel
 from .paths import runs_dir
+from .runs import RunDir
+from .train_state import epoch_number
 
 FORMAT = "gpt-tui-checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
 META = "meta.json"
 OPTIMIZER = "optimizer.pt"
-CHECKPOINTS = "checkpoints"  # the folder inside a run dir
 AUTO_NAME = re.compile(r"^step-\d+(-\d+)?$")  # names retention may delete
 TIED_KEY = "out_head.weight"
 
@@ -80,6 +82,12 @@ class Checkpoint:
             state[TIED_KEY] = state["tok_emb.weight"]
         return state
 
+    @property
+    def step_in_epoch(self) -> int:
+        """Steps done in the current epoch (0 at an epoch boundary)."""
+        value = self.data.get("step_in_epoch", 0)
+        return value if isinstance(value, int) else 0
+
     def optimizer_state(self) -> dict[str, Any] | None:
         """{"optimizer": ..., "scaler": ... | None} or None when not saved."""
         if not self.has_optimizer:
@@ -95,7 +103,7 @@ class CheckpointInfo:
     run: str
     name: str
     step: int | None = None
-    epoch: int | None = None
+    epoch: int | None = None  # 1-based, as shown: the epoch in progress or just completed
     tokens_seen: int | None = None
     val_loss: float | None = None
     train_loss: float | None = None
@@ -114,39 +122,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a small text file atomically (temp name, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def safe_torch_load(path: Path) -> Any:
@@ -247,7 +222,7 @@ def save_checkpoint(
                 TIED_KEY, None
             )  # the same tensor as tok_emb.weight; safetensors refuses aliases
         save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
-        _fsync_file(tmp / WEIGHTS)
+        fsync_file(tmp / WEIGHTS)
         files = {WEIGHTS: _sha256(tmp / WEIGHTS)}
         if optimizer is not None:
             payload = {
@@ -280,9 +255,9 @@ def save_checkpoint(
             json.dump(meta, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         os.rename(tmp, target)
-        _fsync_dir(parent)
+        fsync_dir(parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -403,16 +378,12 @@ def load_weights_into(model: GPTModel, ckpt: Checkpoint) -> None:
 # ---------------------------------------------------------------- finding checkpoints
 
 
-def _checkpoint_dirs(run: Path) -> list[Path]:
-    root = run / CHECKPOINTS
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if not p.name.startswith("."))
+_C = TypeVar("_C", Checkpoint, CheckpointInfo)  # both carry step, created, val_loss
 
 
 def _valid(run: Path) -> list[Checkpoint]:
     out = []
-    for p in _checkpoint_dirs(run):
+    for p in RunDir(run).checkpoint_dirs():
         try:
             out.append(load_checkpoint(p, verify=False))
         except CheckpointError:
@@ -420,44 +391,72 @@ def _valid(run: Path) -> list[Checkpoint]:
     return out
 
 
+def latest_of(items: Iterable[_C]) -> _C | None:
+    """The one with the most steps (newest on a tie): what `RUN:latest` names."""
+    return max(items, key=lambda c: (c.step or 0, c.created or 0), default=None)
+
+
+def best_of(items: Iterable[_C]) -> _C | None:
+    """The one with the lowest validation loss (more steps on a tie): what `RUN:best`
+    names and the Checkpoints screen marks with a star; None when none has a val loss."""
+    scored = [c for c in items if c.val_loss is not None]
+    return min(scored, key=lambda c: (c.val_loss, -(c.step or 0)), default=None)
+
+
+@dataclass(frozen=True)
+class RunPicks:
+    """A run's latest and best usable checkpoint."""
+
+    latest: CheckpointInfo
+    best: CheckpointInfo | None
+
+
+def run_picks(infos: Iterable[CheckpointInfo]) -> dict[str, RunPicks]:
+    """Each run's latest and best checkpoint among `list_checkpoints` rows, by run name
+    (damaged rows are ignored); runs in the order they first appear."""
+    by_run: dict[str, list[CheckpointInfo]] = {}
+    for info in infos:
+        if info.error is None:
+            by_run.setdefault(info.run, []).append(info)
+    return {
+        run: RunPicks(latest, best_of(items))
+        for run, items in by_run.items()
+        if (latest := latest_of(items)) is not None
+    }
+
+
 def latest_checkpoint(run: Path) -> Path:
     """The checkpoint with the most steps (newest on a tie) in a run dir."""
-    found = _valid(run)
-    if not found:
+    found = latest_of(_valid(run))
+    if found is None:
         raise CheckpointError(f"run {run} has no usable checkpoint")
-    return max(found, key=lambda c: (c.step, c.created)).path
+    return found.path
 
 
 def best_checkpoint(run: Path) -> Path:
     """The checkpoint with the lowest validation loss in a run dir."""
-    found = [c for c in _valid(run) if c.val_loss is not None]
-    if not found:
+    found = best_of(_valid(run))
+    if found is None:
         raise CheckpointError(f"run {run} has no checkpoint with a validation loss")
-    return min(found, key=lambda c: (c.val_loss, -c.step)).path
+    return found.path
 
 
-def _as_run(text: str) -> Path:
+def find_run(text: str | Path) -> Path:
+    """A path as given, else a run of that name under the runs folder."""
     path = Path(text).expanduser()
     if path.exists():
         return path
-    named = runs_dir() / text
+    named = runs_dir() / str(text)
     if named.exists():
         return named
-    raise CheckpointError(f"no run or checkpoint named {text!r} (looked in {runs_dir()})")
+    raise CheckpointError(f"no run or checkpoint named {str(text)!r} (looked in {runs_dir()})")
 
 
-def resolve_checkpoint(spec: str | Path) -> Path:
-    """A checkpoint folder from: its path, a run dir or run name (its latest),
-    `RUN:latest` or `RUN:best`."""
-    text = str(spec)
-    base, sep, which = text.rpartition(":")
-    if sep and which in ("latest", "best") and base:
-        run = _as_run(base)
-        return latest_checkpoint(run) if which == "latest" else best_checkpoint(run)
-    path = _as_run(text)
+def checkpoint_in(path: Path) -> Path:
+    """`path` itself when it is a checkpoint folder, else the latest checkpoint of the run it is."""
     if (path / META).exists() or (path.is_dir() and (path / WEIGHTS).exists()):
         return path
-    if (path / CHECKPOINTS).is_dir():
+    if RunDir(path).has_checkpoints():
         return latest_checkpoint(path)
     if path.is_file():
         raise CheckpointError(
@@ -465,6 +464,14 @@ def resolve_checkpoint(spec: str | Path) -> Path:
             "`gpt-tui checkpoints import`"
         )
     raise CheckpointError(f"{path} is neither a checkpoint nor a run folder")
+
+
+def resolve_checkpoint(spec: str | Path) -> Path:
+    """A checkpoint folder from: its path, a run dir or run name (its latest),
+    `RUN:latest` or `RUN:best` (the grammar lives in gptcore.modelspec)."""
+    from .modelspec import checkpoint_path  # the spec module builds on this one
+
+    return checkpoint_path(spec)
 
 
 def _dir_size(path: Path) -> int:
@@ -487,11 +494,13 @@ def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
     if not root.is_dir():
         return []
     runs = (
-        [root] if (root / CHECKPOINTS).is_dir() else sorted(p for p in root.iterdir() if p.is_dir())
+        [root]
+        if RunDir(root).has_checkpoints()
+        else sorted(p for p in root.iterdir() if p.is_dir())
     )
     out: list[CheckpointInfo] = []
     for run in runs:
-        for p in _checkpoint_dirs(run):
+        for p in RunDir(run).checkpoint_dirs():
             info = CheckpointInfo(path=p, run=run.name, name=p.name)
             try:
                 info.size_bytes = _dir_size(p) if p.is_dir() else p.stat().st_size
@@ -499,7 +508,8 @@ def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
             except (CheckpointError, OSError) as exc:
                 info.error = str(exc)
             else:
-                info.step, info.epoch, info.tokens_seen = ckpt.step, ckpt.epoch, ckpt.tokens_seen
+                info.step, info.tokens_seen = ckpt.step, ckpt.tokens_seen
+                info.epoch = epoch_number(ckpt.epoch, ckpt.step_in_epoch)
                 info.val_loss, info.train_loss = ckpt.val_loss, ckpt.train_loss
                 info.created = ckpt.created
                 info.model = _describe(ckpt.model_config)
@@ -529,7 +539,7 @@ def delete_checkpoint(path: str | Path) -> None:
     """Remove a checkpoint folder (renamed to a hidden name first, so a crash
     mid-delete never leaves a half checkpoint that looks whole)."""
     path = Path(path)
-    if not path.is_dir() or not ((path / META).exists() or path.parent.name == CHECKPOINTS):
+    if not path.is_dir() or not ((path / META).exists() or RunDir.of_checkpoint(path) is not None):
         raise CheckpointError(f"{path} is not a checkpoint folder")
     trash = path.with_name(f".tmp-deleted-{os.getpid()}-{time.monotonic_ns()}")
     os.rename(path, trash)
@@ -589,17 +599,8 @@ def export_book_pth(ckpt: str | Path | Checkpoint, out_path: str | Path) -> Path
     if opt is not None and not config.tie_embeddings:
         payload["optimizer_state_dict"] = opt["optimizer"]
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_open(out_path, "wb") as f:
+        torch.save(payload, f)
     return out_path
 
 
@@ -632,7 +633,7 @@ def checkpoint_summary(ckpt: Checkpoint) -> dict[str, Any]:
     return {
         "path": str(ckpt.path),
         "step": ckpt.step,
-        "epoch": ckpt.epoch,
+        "epoch": epoch_number(ckpt.epoch, ckpt.step_in_epoch),
         "tokens_seen": ckpt.tokens_seen,
         "train_loss": ckpt.train_loss,
         "val_loss": ckpt.val_loss,

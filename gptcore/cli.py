@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import __version__
 from .errors import GptTuiError
@@ -33,18 +34,37 @@ COMMANDS = [
 ]
 
 
+def add_global_options(parser: argparse.ArgumentParser) -> None:
+    """Options that work before or after any subcommand (`gpt-tui train --home DIR`).
+
+    The default is SUPPRESS: a subcommand's parser that did not see the option
+    leaves alone the value given before the subcommand; read it with getattr.
+    """
+    parser.add_argument(
+        "--home",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help=f"keep settings, runs, weights and caches under DIR (also: ${HOME_ENV})",
+    )
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: it takes the global options too, and so do its own
+    subcommands (argparse builds nested ones with the parent's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        add_global_options(self)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gpt-tui",
         description="Pretrain a GPT from scratch in your terminal. Without a command, opens the app.",
     )
     parser.add_argument("--version", action="version", version=f"gpt-tui {__version__}")
-    parser.add_argument(
-        "--home",
-        metavar="DIR",
-        help=f"keep settings, runs, weights and caches under DIR (also: ${HOME_ENV})",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_global_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for name in COMMANDS:
         importlib.import_module(f"gptcore.commands.{name}").register(sub)
     return parser
@@ -61,8 +81,9 @@ def main(argv: Sequence[str] | None = None, open_app: AppOpener | None = None) -
     """Run `gpt-tui`; `open_app(args)` opens the TUI (no subcommand, or `watch`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.home:
-        os.environ[HOME_ENV] = args.home
+    home = getattr(args, "home", None)
+    if home:
+        os.environ[HOME_ENV] = home
     args.open_app = open_app or _no_app
     func = getattr(args, "func", args.open_app)
     try:

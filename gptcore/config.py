@@ -9,6 +9,7 @@ naming the key and where it came from.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
 import sys
 import types
@@ -337,8 +338,42 @@ def run_config_from_dict(
     return model, train
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The run presets that ship with gpt-tui (the repository's configs/), by name.
+
+    They are package data (gptcore.configs), so a wheel install has them too.
+    """
+    try:
+        folder = Path(str(importlib.resources.files("gptcore.configs")))
+    except ModuleNotFoundError:
+        # A checkout used without (re)installing it: the folder next to gptcore/.
+        folder = Path(__file__).resolve().parents[1] / "configs"
+    return {path.stem: path for path in sorted(folder.glob("*.toml"))}
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """The file a `--config` value means: an existing file, else a shipped preset.
+
+    A preset is named bare, with or without its suffix ("tiny" or "tiny.toml");
+    anything else that is not a file is a ConfigError listing the presets.
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    name = path.name.removesuffix(".toml")
+    if path.parent == Path(".") and name in shipped:
+        return shipped[name]
+    names = ", ".join(shipped) or "none found"
+    raise ConfigError(f"config file not found: {name_or_path} (shipped presets: {names})")
+
+
 def load_run_config(
-    path: str | Path, overrides: list[str] | None = None
+    name_or_path: str | Path, overrides: list[str] | None = None
 ) -> tuple[GPTConfig, TrainConfig]:
-    """Read a run config TOML (tables [model] and [train]) with `--set` overrides."""
+    """Read a run config TOML (tables [model] and [train]) with `--set` overrides.
+
+    `name_or_path` is a file or a shipped preset's name (see resolve_config_path).
+    """
+    path = resolve_config_path(name_or_path)
     return run_config_from_dict(load_toml(path), str(path), overrides)

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,12 +24,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .errors import CorpusError
+from .fsutil import atomic_open, atomic_write_bytes
 from .paths import token_cache_dir
-from .tokenizer import END_OF_TEXT, encode_to_uint16
+from .plan import short_split_error
+from .tokenizer import END_OF_TEXT, encode_to_uint16, get_tokenizer
 
 BUILTIN = "builtin"
 TEXT_SUFFIXES = {".txt", ".md", ".rst", ".text", ".markdown", ".org", ".tex", ".csv", ".json"}
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: meta.json counts the whole text's tokens
 CHUNK_CHARS = 1 << 20  # 1 MiB of text per tokenizer task
 
 ProgressFn = Callable[[int, int], None]  # (characters done, characters total)
@@ -55,10 +56,7 @@ class TokenizedCorpus:
     train_chars: int
     val_chars: int
     key: str
-
-    @property
-    def n_tokens(self) -> int:
-        return len(self.train_tokens) + len(self.val_tokens)
+    n_tokens: int  # of the whole text: the split can cut a token, so not train + val
 
 
 # ---------------------------------------------------------------- reading text
@@ -198,36 +196,34 @@ def _tokenize_to_file(
     text: str, start: int, end: int, path: Path, progress: ProgressFn | None
 ) -> int:
     """Stream the tokens of text[start:end] into `path` atomically; returns the count."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     count = 0
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if end > start:
-                for ids in _encode_spans(text, chunk_spans(text, start, end), progress, None):
-                    f.write(ids.tobytes())
-                    count += len(ids)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        if end > start:
+            for ids in _encode_spans(text, chunk_spans(text, start, end), progress, None):
+                f.write(ids.tobytes())
+                count += len(ids)
     return count
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _count_across_split(text: str, split: int) -> int:
+    """How many tokens fewer the whole text has than its two halves encoded apart.
+
+    Cutting at a character can split a word (or a run of spaces) in two, which then
+    encodes to more tokens; only the span between the nearest safe boundaries
+    around the cut is affected, so only it is encoded again.
+    """
+    if split <= 0 or split >= len(text):
+        return 0
+    before = [m.start() for m in _SAFE_SPLIT.finditer(text, max(0, split - 4096), split)]
+    after = _SAFE_SPLIT.search(text, split + 1, min(len(text), split + 4096))
+    a = before[-1] if before else 0
+    b = after.start() if after else len(text)
+    tokenizer = get_tokenizer()
+
+    def count(part: str) -> int:
+        return len(tokenizer.encode(part, allowed_special={END_OF_TEXT}))
+
+    return count(text[a:split]) + count(text[split:b]) - count(text[a:b])
 
 
 def _load_tokens(path: Path) -> np.ndarray:
@@ -299,9 +295,10 @@ def prepare_corpus(
         "train_chars": split,
         "train_tokens": n_train,
         "val_tokens": n_val,
+        "tokens": n_train + n_val - _count_across_split(text, split),
         "train_ratio": train_ratio,
     }
-    _write_atomic(folder / "meta.json", json.dumps(meta).encode())  # last: marks completeness
+    atomic_write_bytes(folder / "meta.json", json.dumps(meta).encode())  # last: marks completeness
     loaded = _load_cached(folder, key)
     if loaded is None:  # pragma: no cover - only if the disk lost what we just wrote
         raise CorpusError(f"the token cache in {folder} could not be read back")
@@ -318,7 +315,15 @@ def _load_cached(folder: Path, key: str) -> TokenizedCorpus | None:
             return None
         chars, split = meta["chars"], meta["train_chars"]
         return TokenizedCorpus(
-            meta["name"], chars, meta["files"], train, val, split, chars - split, key
+            meta["name"],
+            chars,
+            meta["files"],
+            train,
+            val,
+            split,
+            chars - split,
+            key,
+            meta["tokens"],
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -351,22 +356,10 @@ class WindowDataset(Dataset):
         return window_at(self.tokens, self.starts[index], self.max_length)
 
 
-def count_windows(n_tokens: int, max_length: int, stride: int) -> int:
-    return len(range(0, n_tokens - max_length, stride))
-
-
-def count_batches(n_windows: int, batch_size: int, drop_last: bool) -> int:
-    return n_windows // batch_size if drop_last else -(-n_windows // batch_size)
-
-
 def require_windows(tokens: np.ndarray, max_length: int, what: str) -> None:
     """The book's loader silently yields no batch (and NaN losses) here: say why."""
     if len(tokens) <= max_length:
-        raise CorpusError(
-            f"the {what} split has {len(tokens)} tokens, but one window of context length "
-            f"{max_length} needs at least {max_length + 1}; use a larger corpus, a smaller "
-            "context length, or a different train_ratio"
-        )
+        raise short_split_error(what, len(tokens), max_length)
 
 
 def make_loader(

@@ -11,7 +11,6 @@ arrive); 4xx answers and wrong sizes are not. Progress is reported as
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import DownloadError
+from .fsutil import durable_replace
 
 USER_AGENT = f"gpt-tui/{__version__}"
 CHUNK = 1 << 16
@@ -71,11 +71,13 @@ class RetryPolicy:
 class _Retryable(Exception):
     """An attempt failed in a way that may succeed if tried again."""
 
-    def __init__(self, message: str, unreachable: bool = False) -> None:
+    def __init__(self, message: str, unreachable: bool = False, no_answer: bool = False) -> None:
         super().__init__(message)
         # Host unknown or refusing connections: most likely offline, so one quick
         # retry (for a DNS hiccup) rather than the whole backoff ladder.
         self.unreachable = unreachable
+        # No server answered (a connection-level failure, timeouts included).
+        self.no_answer = no_answer or unreachable
 
 
 @dataclass
@@ -84,6 +86,7 @@ class _Attempt:
 
     url: str
     errors: list[str] = field(default_factory=list)
+    answered: bool = False  # a server answered at least once (even with an error)
 
 
 def part_path(dest: Path) -> Path:
@@ -167,7 +170,8 @@ def _fetch_once(
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         unreachable = isinstance(reason, (ConnectionRefusedError, socket.gaierror))
-        raise _Retryable(_describe(exc), unreachable) from None
+        no_answer = not isinstance(exc, http.client.HTTPException)
+        raise _Retryable(_describe(exc), unreachable, no_answer) from None
 
     with resp:
         _set_read_timeout(resp, timeouts.read)
@@ -289,6 +293,7 @@ def download_file(
                 _fetch_once(url, part, size, timeouts, cancel, report)
             except _Retryable as exc:
                 attempt.errors.append(str(exc))
+                attempt.answered |= not exc.no_answer
                 after = part.stat().st_size if part.exists() else 0
                 if after > before:  # progress was made: the retry budget refills
                     left, delay = retry.retries, retry.backoff
@@ -304,12 +309,15 @@ def download_file(
                 raise
             except DownloadError as exc:
                 attempt.errors.append(str(exc))
+                attempt.answered = True
                 break
+            attempt.answered = True
             if _finish(part, dest, size, sha256, attempt):
                 return dest
             break  # hash mismatch: this URL serves the wrong bytes
     tried = "; ".join(f"{a.url} ({a.errors[-1] if a.errors else 'no answer'})" for a in attempts)
-    raise DownloadError(f"could not download {dest.name}: tried {tried}")
+    offline = bool(attempts) and not any(a.answered for a in attempts)
+    raise DownloadError(f"could not download {dest.name}: tried {tried}", offline=offline)
 
 
 def _emit(
@@ -354,13 +362,7 @@ def _finish(
             part.unlink(missing_ok=True)
             attempt.errors.append(f"sha256 {digest[:12]}... does not match {sha256[:12]}...")
             return False
-    os.replace(part, dest)
-    with contextlib.suppress(OSError):  # make the rename durable where the OS allows it
-        fd = os.open(dest.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    durable_replace(part, dest)
     return True
 
 

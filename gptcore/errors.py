@@ -26,4 +26,16 @@ class CheckpointError(GptTuiError):
 
 
 class DownloadError(GptTuiError):
-    """A download that could not complete (names what was tried)."""
+    """A download that could not complete (names what was tried).
+
+    `offline` is True when no server answered at all (no connection could be made to
+    any address tried): the front ends then say the machine looks offline.
+    """
+
+    def __init__(self, message: str, offline: bool = False) -> None:
+        super().__init__(message)
+        self.offline = offline
+
+
+class ModelSpecError(ConfigError):
+    """A model spec that names nothing loadable (the message quotes the spec)."""

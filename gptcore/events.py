@@ -4,6 +4,11 @@ The Trainer emits them to any number of listeners; the CLI printer, the
 metrics.jsonl writer and the TUI all consume the same stream. `to_record` /
 `from_record` convert to and from one metrics.jsonl line, so a run started
 elsewhere can be watched by following its file.
+
+`step` follows the book where the book prints it: StepEnd, EvalEnd and Sample
+carry the 0-based `global_step` of the step just taken; RunStarted,
+CheckpointSaved, Finished and Failed carry the number of steps completed.
+`steps_done(event)` reads either as steps completed (see train_state.py).
 """
 
 from __future__ import annotations
@@ -122,3 +127,8 @@ def from_record(record: dict[str, Any]) -> Event | None:
         return cls(**{k: v for k, v in record.items() if k in names})
     except TypeError:
         return None
+
+
+def steps_done(event: Event) -> int:
+    """Optimizer steps completed at this event, whatever its kind."""
+    return event.step + 1 if isinstance(event, StepEnd | EvalEnd | Sample) else event.step

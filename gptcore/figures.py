@@ -8,12 +8,12 @@ when a figure is drawn; the bar layout itself needs no matplotlib.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import GptTuiError
+from .fsutil import atomic_open
 
 BOOK_TEMPERATURES = (1.0, 0.1, 5.0)
 GROUP_WIDTH = 0.8  # share of each token's slot that its group of bars fills
@@ -88,18 +88,11 @@ def save_temperature_figure(
     ax.legend()
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_open(path, "wb") as f:
             fig.savefig(f, format="png")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as exc:
         raise GptTuiError(f"could not write the figure to {path}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

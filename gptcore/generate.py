@@ -35,6 +35,9 @@ from .tokenizer import END_OF_TEXT_ID, encode, get_tokenizer
 # Generous, but stops a typo (an extra zero or three) from running for days.
 MAX_NEW_TOKENS_LIMIT = 100_000
 MAX_NUM_SAMPLES = 64
+MAX_SEED = 2**63 - 1
+# Below this a non-zero temperature overflows float32 logits (|logit| up to ~3e8).
+MIN_TEMPERATURE = 1e-30
 
 FINISH_LENGTH = "length"
 FINISH_EOS = "eos"
@@ -42,8 +45,36 @@ FINISH_STOP = "stop"
 FINISH_CANCELLED = "cancelled"
 
 
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one setting, as data: a front end marks `field` (the
+    setting's name, e.g. "top_k") and shows `message`. `unreachable` says the
+    value is well formed but cannot work with this model or device (top-k beyond
+    its vocabulary, a temperature so close to 0 that the logits overflow)."""
+
+    field: str
+    message: str
+    unreachable: bool = False
+
+
 class GenerationError(GptTuiError):
-    """Invalid generation settings or prompt (names the setting)."""
+    """Invalid generation settings or prompt. `errors` holds one FieldError per
+    problem, so callers read the field from data, never from the message; a plain
+    string is accepted for a problem that belongs to no setting."""
+
+    def __init__(self, *errors: FieldError | str) -> None:
+        super().__init__(*errors)  # kept in args, so the error pickles
+        self.errors = tuple(e for e in errors if isinstance(e, FieldError))
+
+    def __str__(self) -> str:
+        return "; ".join(e.message if isinstance(e, FieldError) else str(e) for e in self.args)
+
+    def by_field(self) -> dict[str, str]:
+        """Field name -> its (first) message."""
+        out: dict[str, str] = {}
+        for e in self.errors:
+            out.setdefault(e.field, e.message)
+        return out
 
 
 CancelCheck = threading.Event | Callable[[], bool] | None
@@ -69,36 +100,81 @@ class GenerationSettings:
     num_samples: int = 1
     context_keep: int | None = None
 
-    def validated(self, vocab_size: int, context_length: int) -> GenerationSettings:
-        """Check every field; returns a copy with `stop` normalised to a tuple."""
-        _check_int("max_new_tokens", self.max_new_tokens, 0, MAX_NEW_TOKENS_LIMIT)
-        _check_int("num_samples", self.num_samples, 1, MAX_NUM_SAMPLES)
-        t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-            raise GenerationError(f"temperature must be a finite number >= 0, got {t!r}")
+    def validated(self, vocab_size: int, context_length: int | None) -> GenerationSettings:
+        """Check every field; returns a copy with `stop` normalised to a tuple.
+
+        Raises GenerationError listing every bad field. `context_length=None`
+        (not known yet) leaves `context_keep`'s upper bound unchecked.
+        """
+        errors = self.problems(vocab_size, context_length)
+        if errors:
+            raise GenerationError(*errors)
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        return replace(self, stop=stop)
+
+    def problems(self, vocab_size: int, context_length: int | None) -> list[FieldError]:
+        """The problem of each invalid field (empty when every field is valid)."""
+        found: list[FieldError | None] = [
+            int_problem("max_new_tokens", self.max_new_tokens, 0, MAX_NEW_TOKENS_LIMIT),
+            int_problem("num_samples", self.num_samples, 1, MAX_NUM_SAMPLES),
+            temperature_problem("temperature", self.temperature),
+        ]
         if self.top_k is not None:
-            _check_int("top_k", self.top_k, 1, vocab_size)
+            found.append(int_problem("top_k", self.top_k, 1, vocab_size, model_limit=True))
         p = self.top_p
         if p is not None and (
             isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1
         ):
-            raise GenerationError(f"top_p must be in (0, 1], got {p!r}")
+            found.append(FieldError("top_p", f"top_p must be in (0, 1], got {p!r}"))
         if self.eos_id is not None:
-            _check_int("eos_id", self.eos_id, 0, vocab_size - 1)
+            found.append(int_problem("eos_id", self.eos_id, 0, vocab_size - 1, model_limit=True))
         if self.seed is not None:
-            _check_int("seed", self.seed, 0, 2**63 - 1)
+            found.append(int_problem("seed", self.seed, 0, MAX_SEED))
         if self.context_keep is not None:
-            _check_int("context_keep", self.context_keep, 1, context_length)
+            found.append(
+                int_problem("context_keep", self.context_keep, 1, context_length, model_limit=True)
+            )
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
         for s in stop:
             if not isinstance(s, str) or not s:
-                raise GenerationError(f"stop strings must be non-empty text, got {s!r}")
-        return replace(self, stop=stop)
+                found.append(FieldError("stop", f"stop strings must be non-empty text, got {s!r}"))
+        return [e for e in found if e is not None]
 
 
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise GenerationError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+def int_problem(
+    name: str, value: Any, low: int, high: int | None, model_limit: bool = False
+) -> FieldError | None:
+    """An integer in [low, high] (high None: unbounded). Above a `model_limit`
+    bound the value is well formed but out of this model's reach."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if is_int and value >= low and (high is None or value <= high):
+        return None
+    span = f"in [{low}, {high}]" if high is not None else f">= {low}"
+    return FieldError(
+        name,
+        f"{name} must be an integer {span}, got {value!r}",
+        unreachable=model_limit and is_int and high is not None and value > high,
+    )
+
+
+def temperature_problem(name: str, value: Any) -> FieldError | None:
+    """The temperature rule (0 = greedy), shared with the inspector's temperature list."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        return FieldError(name, f"{name} must be a finite number >= 0, got {value!r}")
+    if 0 < value < MIN_TEMPERATURE:
+        # Dividing float32 logits by it gives inf, and softmax then has no distribution.
+        return FieldError(
+            name,
+            f"{name} {value!r} is too close to 0: the scaled logits overflow "
+            f"(use 0 for greedy, or at least {MIN_TEMPERATURE:g})",
+            unreachable=True,
+        )
+    return None
 
 
 def make_settings(
@@ -109,8 +185,12 @@ def make_settings(
     known = set(GenerationSettings.__dataclass_fields__)
     unknown = sorted(set(overrides) - known)
     if unknown:
+        known_list = ", ".join(sorted(known))
         raise GenerationError(
-            f"unknown generation setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            *(
+                FieldError(k, f"unknown generation setting {k}; known: {known_list}")
+                for k in unknown
+            )
         )
     return replace(base, **overrides)
 
@@ -244,17 +324,21 @@ PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    """Raise GenerationError unless `precision` can run on `device`."""
+    """Raise GenerationError (field "precision") unless `precision` can run on `device`."""
     if precision not in PRECISIONS:
+        choices = ", ".join(PRECISIONS)
         raise GenerationError(
-            f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}"
+            FieldError("precision", f"unknown precision {precision!r}; choose one of: {choices}")
         )
     if precision == "fp16" and device.type not in ("cuda", "mps"):
-        raise GenerationError(f"fp16 inference needs a CUDA or MPS device, not {device.type}")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise GenerationError("this CUDA device does not support bf16; use fp16 or fp32")
-    if precision == "int8" and device.type != "cpu":
-        raise GenerationError(f"int8 dynamic quantization runs on the CPU only, not {device.type}")
+        problem = f"fp16 inference needs a CUDA or MPS device, not {device.type}"
+    elif precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        problem = "this CUDA device does not support bf16; use fp16 or fp32"
+    elif precision == "int8" and device.type != "cpu":
+        problem = f"int8 dynamic quantization runs on the CPU only, not {device.type}"
+    else:
+        return
+    raise GenerationError(FieldError("precision", problem, unreachable=True))
 
 
 def prepare_for_inference(model: GPTModel, precision: str = "fp32") -> GPTModel:
@@ -401,7 +485,9 @@ class _SampleText:
 def encode_prompt(prompt: str) -> list[int]:
     """Prompt token ids; an empty prompt starts from `<|endoftext|>` as GPT-2 does."""
     if not isinstance(prompt, str):
-        raise GenerationError(f"the prompt must be text, got {type(prompt).__name__}")
+        raise GenerationError(
+            FieldError("prompt", f"the prompt must be text, got {type(prompt).__name__}")
+        )
     ids = encode(prompt)
     return ids if ids else [END_OF_TEXT_ID]
 

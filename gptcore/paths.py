@@ -40,6 +40,11 @@ def runs_dir() -> Path:
     return data_dir() / "runs"
 
 
+def transcripts_dir() -> Path:
+    """Where the Chat screen saves transcripts (DATA/transcripts/)."""
+    return data_dir() / "transcripts"
+
+
 def token_cache_dir() -> Path:
     return cache_dir() / "tokens"
 

@@ -10,6 +10,8 @@ Hopper. Unknown devices (CPUs included) have no peak: MFU is then None.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .config import GPTConfig
@@ -65,11 +67,19 @@ def mfu(tokens_per_s: float, config: GPTConfig, seq_len: int, peak: float | None
     return tokens_per_s * flops_per_token(config, seq_len) / peak
 
 
+# "1" or "0" overrides the CPU's native-bf16 detection (tests run the suite both ways;
+# users can opt out of bf16 on a CPU that has it).
+NATIVE_BF16_ENV = "GPT_TUI_CPU_BF16"
+
+
 def cpu_has_native_bf16() -> bool:
     """True when oneDNN runs bf16 matrix multiplies natively here (AVX512-BF16 / AMX).
 
     Without that hardware, bf16 autocast on the CPU is emulated and slower than fp32.
     """
+    forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -77,7 +87,13 @@ def cpu_has_native_bf16() -> bool:
 
 
 def default_precision(device: torch.device) -> str:
-    """What precision "auto" means on a device."""
+    """What precision "auto" means on a device.
+
+    CUDA: bf16 where the GPU has it, else fp16 (with a GradScaler). CPU: bf16 autocast
+    only where the CPU runs bf16 natively (measured about 1.1x the fp32 step there,
+    issue 18); emulated bf16 is slower than fp32, so fp32 everywhere else. MPS: fp32.
+    Runs that must reproduce the book's numbers set precision = "fp32" explicitly.
+    """
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if device.type == "cpu" and cpu_has_native_bf16():
@@ -104,8 +120,8 @@ def make_adamw(
     "auto" takes the single-kernel fused update where PyTorch has one for the
     parameters' device (CUDA; the CPU since PyTorch 2.4), else "foreach".
     "default" is whatever torch.optim.AdamW picks by itself, as the book's
-    code gets (a per-tensor loop on the CPU): use it to match the book's
-    numbers bit for bit. All compute AdamW; they differ only in rounding.
+    code gets (a per-tensor loop on the CPU): use it for the book's update,
+    rounding included. All compute AdamW; they differ only in rounding.
     """
     kwargs = {"lr": lr, "weight_decay": weight_decay, "betas": betas}
     if impl in ("auto", "fused"):

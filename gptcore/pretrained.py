@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from . import paths
 from .config import GPTConfig, get_preset
 from .download import ProgressCallback, RemoteFile, RetryPolicy, Timeouts, download_files
 from .errors import CheckpointError, ConfigError, DownloadError
+from .fsutil import atomic_output, atomic_write_text
 
 if TYPE_CHECKING:  # torch loads lazily, so `gpt-tui download` / `models` start instantly
     import torch
@@ -47,6 +47,7 @@ class GPT2Size:
     # Exact byte sizes of OpenAI's files where they are known; others are
     # checked against the server's Content-Length only.
     openai_bytes: dict[str, int]
+    approx_bytes: int = 0  # roughly what one download weighs (the weights file dominates)
 
 
 OPENAI_FILES = (
@@ -73,6 +74,7 @@ SIZES: dict[str, GPT2Size] = {
             "model.ckpt.index": 5_215,
             "model.ckpt.meta": 471_155,
         },
+        550_000_000,
     ),
     "355M": GPT2Size(
         "355M",
@@ -85,9 +87,14 @@ SIZES: dict[str, GPT2Size] = {
             "model.ckpt.index": 10_399,
             "model.ckpt.meta": 926_519,
         },
+        1_500_000_000,
     ),
-    "774M": GPT2Size("774M", "gpt2-large", "openai-community/gpt2-large", dict(_SHARED_BYTES)),
-    "1558M": GPT2Size("1558M", "gpt2-xl", "openai-community/gpt2-xl", dict(_SHARED_BYTES)),
+    "774M": GPT2Size(
+        "774M", "gpt2-large", "openai-community/gpt2-large", dict(_SHARED_BYTES), 3_250_000_000
+    ),
+    "1558M": GPT2Size(
+        "1558M", "gpt2-xl", "openai-community/gpt2-xl", dict(_SHARED_BYTES), 6_400_000_000
+    ),
 }
 _ALIASES = {
     "small": "124M",
@@ -100,7 +107,10 @@ _ALIASES = {
     "xl": "1558M",
     "gpt2-xl": "1558M",
 }
-SOURCES = ("openai", "hf")
+SOURCES = ("openai", "hf")  # download sources; "openai" is the download default
+# Loading prefers Hugging Face's layout: it needs no TensorFlow.
+PREFERRED_SOURCES = ("hf", "openai")
+SOURCE_LABELS = {"hf": "Hugging Face", "openai": "OpenAI TF"}
 
 
 def resolve_size(name: str) -> GPT2Size:
@@ -565,7 +575,7 @@ def find_gpt2(size: str) -> Path:
     """The downloaded directory for a GPT-2 size (HF layout preferred: no TensorFlow)."""
     s = resolve_size(size)
     tried = []
-    for source in ("hf", "openai"):
+    for source in PREFERRED_SOURCES:
         status = local_status(s.name, source)
         if status.complete:
             return status.path
@@ -577,17 +587,23 @@ def find_gpt2(size: str) -> Path:
     )
 
 
+def downloaded_sizes() -> list[str]:
+    """GPT-2 sizes with a complete download (any source), in size order."""
+    return [
+        size
+        for size in SIZES
+        if any(local_status(size, source).complete for source in PREFERRED_SOURCES)
+    ]
+
+
 def model_from_spec(spec: str, device: str | torch.device = "cpu") -> GPTModel:
-    """A model from "gpt2:124M" (downloaded weights, also "gpt2:gpt2-small") or "weights:DIR"."""
-    kind, sep, value = spec.partition(":")
-    if not sep or not value.strip():
-        raise ConfigError(f"expected 'gpt2:SIZE' or 'weights:DIR', got {spec!r}")
-    kind = kind.strip().lower()
-    if kind == "gpt2":
-        return load_weights(find_gpt2(value), device)
-    if kind == "weights":
-        return load_weights(value.strip(), device)
-    raise ConfigError(f"unknown model spec {spec!r}; expected 'gpt2:SIZE' or 'weights:DIR'")
+    """A model from "gpt2:124M" (downloaded weights, also "gpt2:gpt2-small") or "weights:DIR".
+
+    A thin wrapper over gptcore.modelspec.load_spec, which parses every model spec.
+    """
+    from .modelspec import GPT2, WEIGHTS, load_spec, parse_spec
+
+    return load_spec(parse_spec(spec, kinds=(GPT2, WEIGHTS)), device).model
 
 
 # --------------------------------------------------------------------------- export
@@ -658,21 +674,6 @@ def hf_config_dict(config: GPTConfig, dtype: str = "float32") -> dict[str, Any]:
     }
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """write(tmp) into a temp file beside `path`, fsync it, then rename it into place."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def export_hf(model: GPTModel, out_dir: str | Path) -> Path:
     """Write `out_dir/config.json` + `out_dir/model.safetensors` for GPT2LMHeadModel.
 
@@ -687,13 +688,11 @@ def export_hf(model: GPTModel, out_dir: str | Path) -> Path:
     if model.config.tie_embeddings:
         del tensors["lm_head.weight"]  # safetensors refuses shared tensors; HF re-ties it
     (out / "config.json").unlink(missing_ok=True)
-    _atomic_write(
-        out / "model.safetensors",
-        lambda p: save_file(tensors, str(p), metadata={"format": "pt"}),
-    )
+    with atomic_output(out / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
     dtype = str(model.tok_emb.weight.dtype).removeprefix("torch.")
     text = json.dumps(hf_config_dict(model.config, dtype), indent=2) + "\n"
-    _atomic_write(out / "config.json", lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write_text(out / "config.json", text)
     return out
 
 
@@ -773,7 +772,7 @@ def download_gpt2(
             raise
         names = ", ".join(f.name for f in files)
         raise DownloadError(
-            f"{exc}. To install by hand, put these files into {folder}: {names}"
+            f"{exc}. To install by hand, put these files into {folder}: {names}", exc.offline
         ) from None
     if source == "hf":
         _check_safetensors(folder / "model.safetensors")

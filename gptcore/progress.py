@@ -6,9 +6,11 @@ import sys
 import time
 from typing import TextIO
 
+from .fmt import format_duration, format_si
+
 
 class ProgressLine:
-    """Redraws one line like `tokenizing  42% [#####     ] 12.3 MB/s`.
+    """Redraws one line like `tokenizing  42% [#####     ] 12.3 MB/s ETA 1m05s`.
 
     Silent when the stream is not a terminal, so logs and pipes stay clean.
     """
@@ -28,10 +30,11 @@ class ProgressLine:
         frac = min(1.0, done / total) if total else 1.0
         filled = int(frac * self.width)
         rate = done / max(now - self.start, 1e-9)
-        eta = (total - done) / rate if rate > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else None
         bar = "#" * filled + " " * (self.width - filled)
         self.stream.write(
-            f"\r{self.label} {frac:4.0%} [{bar}] {format_amount(rate, self.unit)}/s ETA {eta:4.0f}s"
+            f"\r{self.label} {frac:4.0%} [{bar}] {format_si(rate, self.unit)}/s "
+            f"ETA {format_duration(eta)}\033[K"  # erase what a longer line left
         )
         self.stream.flush()
 
@@ -39,12 +42,3 @@ class ProgressLine:
         if self.enabled:
             self.stream.write("\n")
             self.stream.flush()
-
-
-def format_amount(value: float, unit: str) -> str:
-    """1234567, "B" -> "1.2 MB"; plain numbers get k/M suffixes."""
-    for suffix in ("", "k", "M", "G", "T"):
-        if abs(value) < 1000:
-            return f"{value:.1f} {suffix}{unit}".rstrip()
-        value /= 1000
-    return f"{value:.1f} P{unit}"

@@ -4,9 +4,12 @@
     RUN_DIR/metrics.jsonl    one JSON object per training event, flushed as it happens
     RUN_DIR/samples.txt      each epoch's sample
     RUN_DIR/checkpoints/     one folder per checkpoint (see checkpoint.py)
+    RUN_DIR/exports/         the book's .pth and Hugging Face exports of its checkpoints
+    RUN_DIR/loss.png         the loss plot, when exported
 
-`MetricsFollower` reads metrics.jsonl incrementally, so the TUI can watch a
-run that was started elsewhere (tmux, torchrun).
+`RunDir` owns these names: nothing else spells them out. `MetricsFollower`
+reads metrics.jsonl incrementally, so the TUI can watch a run that was
+started elsewhere (tmux, torchrun).
 """
 
 from __future__ import annotations
@@ -20,12 +23,99 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .config import GPTConfig, TrainConfig
-from .events import Event, Sample, from_record, to_record
+from .events import Event, Sample, from_record, steps_done, to_record
+from .fsutil import atomic_write_text
 from .paths import runs_dir
+from .tomlwrite import dumps_toml
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_FILE = "samples.txt"
+CHECKPOINTS_DIR = "checkpoints"
+EXPORTS_DIR = "exports"
+LOSS_PLOT = "loss.png"
+
+
+@dataclass(frozen=True, init=False)
+class RunDir:
+    """A run folder and every path inside it.
+
+    Build it from the folder (`RunDir(path)`) or from one of its checkpoints
+    (`RunDir.of_checkpoint(path)`). Paths are computed, never created here.
+    """
+
+    path: Path
+
+    def __init__(self, path: str | Path) -> None:
+        object.__setattr__(self, "path", Path(path))
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: str | Path) -> RunDir | None:
+        """The run a checkpoint folder belongs to; None for one outside a run's checkpoints/."""
+        checkpoint = Path(checkpoint)
+        if checkpoint.parent.name != CHECKPOINTS_DIR:
+            return None
+        return cls(checkpoint.parent.parent)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def samples(self) -> Path:
+        return self.path / SAMPLES_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS_DIR
+
+    @property
+    def exports(self) -> Path:
+        return self.path / EXPORTS_DIR
+
+    @property
+    def loss_plot(self) -> Path:
+        return self.path / LOSS_PLOT
+
+    def checkpoint(self, step: int) -> Path:
+        """The folder of the automatic checkpoint after `step` optimizer steps."""
+        return self.checkpoints / f"step-{step:06d}"
+
+    def checkpoint_dirs(self) -> list[Path]:
+        """Every entry of checkpoints/ (damaged ones too), by name; hidden temporaries left out."""
+        if not self.checkpoints.is_dir():
+            return []
+        return sorted(p for p in self.checkpoints.iterdir() if not p.name.startswith("."))
+
+    def has_checkpoints(self) -> bool:
+        return self.checkpoints.is_dir()
+
+    def pth_export(self, checkpoint_name: str) -> Path:
+        """Where a checkpoint's book-format .pth export goes."""
+        return self.exports / f"{checkpoint_name}.pth"
+
+    def hf_export(self, checkpoint_name: str) -> Path:
+        """Where a checkpoint's Hugging Face export folder goes."""
+        return self.exports / f"{checkpoint_name}-hf"
+
+    def is_run(self) -> bool:
+        """Whether the folder looks like a run (it has a config or a metrics stream)."""
+        return self.path.is_dir() and (self.config.exists() or self.metrics.exists())
+
+
+def checkpoint_label(checkpoint: str | Path) -> str:
+    """`RUN/NAME` for a checkpoint inside a run, else its path: how screens name one."""
+    checkpoint = Path(checkpoint)
+    run = RunDir.of_checkpoint(checkpoint)
+    return f"{run.name}/{checkpoint.name}" if run is not None else str(checkpoint)
 
 
 def new_run_dir(name: str | None = None, root: str | Path | None = None) -> Path:
@@ -44,31 +134,20 @@ def new_run_dir(name: str | None = None, root: str | Path | None = None) -> Path
             n += 1
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} to TOML")
+RUN_CONFIG_COMMENT = "written by gpt-tui: the resolved settings of this run"
 
 
-def config_toml(model: GPTConfig, train: TrainConfig) -> str:
-    """The resolved run settings as TOML (None values are left out: they are defaults)."""
-    lines = ["# written by gpt-tui: the resolved settings of this run", "", "[model]"]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in model.to_dict().items()]
-    lines += ["", "[train]"]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in train.to_dict().items() if v is not None]
-    return "\n".join(lines) + "\n"
+def config_toml(
+    model: GPTConfig, train: TrainConfig, comment: str | None = RUN_CONFIG_COMMENT
+) -> str:
+    """The resolved settings as TOML that `load_run_config` reads back to equal
+    configs (None values are left out: they are defaults)."""
+    return dumps_toml({"model": model.to_dict(), "train": train.to_dict()}, comment=comment)
 
 
-def write_run_config(run_dir: Path, model: GPTConfig, train: TrainConfig) -> Path:
-    from .checkpoint import atomic_write_text
-
-    path = Path(run_dir) / CONFIG_FILE
+def write_run_config(run_dir: str | Path, model: GPTConfig, train: TrainConfig) -> Path:
+    """Write RUN_DIR/config.toml atomically and return its path."""
+    path = RunDir(run_dir).config
     atomic_write_text(path, config_toml(model, train))
     return path
 
@@ -83,7 +162,7 @@ class MetricsWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: TextIO | None = self.path.open("a", encoding="utf-8")
-        self._samples = self.path.with_name(SAMPLES_FILE)
+        self._samples = RunDir(self.path.parent).samples
 
     def __call__(self, event: Event) -> None:
         if self._file is None:
@@ -156,7 +235,7 @@ class RunInfo:
     name: str
     created: float
     status: str  # "running", "finished", "cancelled", "failed", or "new"
-    last_step: int | None
+    last_step: int | None  # optimizer steps completed, as the last event says
     last_event: dict[str, Any] | None
     checkpoints: int
 
@@ -183,7 +262,7 @@ def _last_record(path: Path, tail_bytes: int = 65536) -> dict[str, Any] | None:
 def run_status(run_dir: str | Path) -> RunInfo:
     """What a run folder's files say about it."""
     run_dir = Path(run_dir)
-    last = _last_record(run_dir / METRICS_FILE)
+    last = _last_record(RunDir(run_dir).metrics)
     if last is None:
         status = "new"
     elif last["event"] == "finished":
@@ -192,15 +271,14 @@ def run_status(run_dir: str | Path) -> RunInfo:
         status = "failed"
     else:
         status = "running"
-    ckpts = run_dir / "checkpoints"
-    n = sum(1 for p in ckpts.iterdir() if not p.name.startswith(".")) if ckpts.is_dir() else 0
-    step = last.get("step") if last else None
+    n = len(RunDir(run_dir).checkpoint_dirs())
+    event = from_record(last) if last else None
     return RunInfo(
         path=run_dir,
         name=run_dir.name,
         created=run_dir.stat().st_mtime if run_dir.exists() else 0.0,
         status=status,
-        last_step=step if isinstance(step, int) else None,
+        last_step=steps_done(event) if event and isinstance(event.step, int) else None,
         last_event=last,
         checkpoints=n,
     )
@@ -211,9 +289,4 @@ def list_runs(root: str | Path | None = None) -> list[RunInfo]:
     root = Path(root) if root is not None else runs_dir()
     if not root.is_dir():
         return []
-    runs = [
-        p
-        for p in sorted(root.iterdir())
-        if p.is_dir() and ((p / CONFIG_FILE).exists() or (p / METRICS_FILE).exists())
-    ]
-    return [run_status(p) for p in runs]
+    return [run_status(p) for p in sorted(root.iterdir()) if RunDir(p).is_run()]

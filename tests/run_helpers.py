@@ -22,6 +22,7 @@ epochs = 2
 eval_freq = 3
 eval_iter = 2
 sample_tokens = {sample_tokens}
+precision = "fp32"  # runs are compared number for number: not the CPU's bf16
 """
 
 

@@ -60,3 +60,83 @@ def test_eval_corpus_too_small(capsys, tmp_path):
     code, _, err = run_cli(capsys, "eval", "--preset", "tiny", "--corpus", str(path))
     assert code == 2
     assert "needs at least 65" in err
+
+
+def _corpus(tmp_path):
+    path = tmp_path / "story.txt"
+    words = " ".join(f"word{i % 97} and the story goes on." for i in range(400))
+    path.write_text(words, encoding="utf-8")
+    return path
+
+
+def test_eval_cli_and_evaluate_model_agree(capsys, tmp_path):
+    from gptcore.evaluate import evaluate_model
+    from gptcore.modelspec import load_spec
+
+    corpus = _corpus(tmp_path)
+    code, out, _ = run_cli(
+        capsys, "eval", "--preset", "tiny", "--seed", "5", "--corpus", str(corpus),
+        "--batch-size", "3", "--device", "cpu", "--json",
+    )  # fmt: skip
+    assert code == 0
+    model = load_spec("preset:tiny", "cpu", seed=5).model
+    result = evaluate_model(model, corpus, batch_size=3, device="cpu")
+    assert json.loads(out) == result.to_dict()
+    assert result.train_batches > 1 and result.val_batches >= 1 and result.device == "cpu"
+    # The text report shows the same numbers and what was measured.
+    code, out, _ = run_cli(
+        capsys, "eval", "--preset", "tiny", "--seed", "5", "--corpus", str(corpus),
+        "--batch-size", "3", "--device", "cpu",
+    )  # fmt: skip
+    assert f"train loss  {result.train_loss:.4f}" in out
+    assert (
+        f"batches     train {result.train_batches}, val {result.val_batches} (batch size 3)" in out
+    )
+    assert "tiny (untrained, seed 5)" in out
+
+
+def test_eval_checkpoint_spec_and_max_batches(capsys, tmp_path):
+    import torch
+
+    from gptcore.checkpoint import save_checkpoint
+    from gptcore.config import get_preset
+    from gptcore.evaluate import evaluate_model
+    from gptcore.model import GPTModel
+    from gptcore.paths import runs_dir
+
+    torch.manual_seed(3)
+    model = GPTModel(get_preset("tiny"))
+    path = save_checkpoint(
+        runs_dir() / "r" / "checkpoints" / "step-000004", model,
+        train_config={}, step=4, epoch=0, tokens_seen=0, val_loss=5.0,
+    )  # fmt: skip
+    corpus = _corpus(tmp_path)
+    code, out, _ = run_cli(
+        capsys, "eval", "--checkpoint", "r:best", "--corpus", str(corpus), "--max-batches", "2",
+        "--json",
+    )  # fmt: skip
+    assert code == 0
+    result = evaluate_model(model, corpus, max_batches=2)
+    assert json.loads(out) == pytest.approx(result.to_dict(), rel=1e-6)
+    assert result.train_batches == 2 and result.val_batches <= 2
+    code, out, _ = run_cli(capsys, "eval", "--checkpoint", "r:latest", "--corpus", str(corpus))
+    assert code == 0 and f"checkpoint {path} (step 4)" in out
+
+
+def test_evaluate_model_errors_and_options(tmp_path):
+    import torch
+
+    from gptcore.errors import ConfigError
+    from gptcore.evaluate import eval_options, evaluate_model
+    from gptcore.modelspec import load_spec
+
+    model = load_spec("preset:tiny", "cpu").model
+    with pytest.raises(ConfigError, match="batch size must be positive"):
+        evaluate_model(model, _corpus(tmp_path), batch_size=0)
+    with pytest.raises(ConfigError, match="fewer than one batch of 500"):
+        evaluate_model(model, _corpus(tmp_path), batch_size=500, device="cpu")
+    assert eval_options({"batch_size": 8, "device": "cpu"}) == (8, torch.device("cpu"))
+    # A run trained on a device this machine lacks is evaluated on pick_device's choice.
+    missing = "mps" if torch.cuda.is_available() else "cuda"
+    batch, device = eval_options({"device": missing})
+    assert batch == 2 and device.type != missing

@@ -16,7 +16,7 @@ import torch
 from gptcore.checkpoint import list_checkpoints, load_checkpoint
 from gptcore.cli import main
 
-from .run_helpers import write_tiny_run_config
+from .run_helpers import tiny_corpus, write_tiny_run_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,6 +38,26 @@ def test_train_prints_the_books_log_and_saves(
     assert "max_steps: 13 steps" in out
     assert (run / "config.toml").exists() and (run / "metrics.jsonl").exists()
     assert load_checkpoint(run / "checkpoints" / "step-000013").reason == "final"
+
+
+def test_train_a_shipped_config_by_name_with_home_after_the_subcommand(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    home = tmp_path / "home"
+    shrink = ["max_steps=1", "max_length=16", "model.context_length=16", "model.emb_dim=16"]
+    shrink += ["model.n_heads=2", "model.n_layers=1", "sample_tokens=0"]
+    args = ["train", "--config", "tiny", "--corpus", str(tiny_corpus(tmp_path))]
+    args += [arg for value in shrink for arg in ("--set", value)]
+    assert main([*args, "--home", str(home)]) == 0
+    (run,) = (home / "data" / "runs").iterdir()
+    assert load_checkpoint(run / "checkpoints" / "step-000001").train_config["sampler"] == "random"
+    assert str(run) in capsys.readouterr().out
+
+
+def test_an_unknown_config_name_lists_the_shipped_ones(capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--config", "tinny"]) == 2
+    err = capsys.readouterr().err
+    assert "config file not found: tinny (shipped presets: book, gpt2-124m-continue, tiny)" in err
 
 
 @pytest.mark.parametrize(
@@ -107,7 +127,7 @@ def test_ctrl_c_saves_and_resume_finishes(
 ) -> None:
     run = tmp_path / "run"
     env = {**os.environ, "GPT_TUI_HOME": str(isolated_home)}
-    cmd = [sys.executable, "-m", "gptcore.train", "--config", str(config)]
+    cmd = [sys.executable, "-m", "gptcore", "train", "--config", str(config)]
     proc = subprocess.Popen(
         [*cmd, "--set", "epochs=1000", "--run-dir", str(run)],
         cwd=REPO,
@@ -217,3 +237,22 @@ def test_init_from_weights_takes_the_weights_shape(
     assert 0 < delta < 0.01
     assert main([*args, "--set", "max_steps=1", "--resume", str(run)]) == 2
     assert "cannot go with --resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", [["gptcore", "train"], ["gptcore.train"]])
+def test_python_dash_m_entry_points_train(module: list[str], config: Path, tmp_path: Path) -> None:
+    """`python -m gptcore train` (what torchrun runs) and the older `-m gptcore.train`,
+    with the global --home after the subcommand."""
+    run = tmp_path / "run"
+    home = tmp_path / "home"
+    args = ["--config", str(config), "--set", "max_steps=2", "--run-dir", str(run)]
+    proc = subprocess.run(
+        [sys.executable, "-m", *module, *args, "--quiet", "--home", str(home)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "max_steps: 2 steps" in proc.stdout
+    assert load_checkpoint(run / "checkpoints" / "step-000002").step == 2

@@ -1,10 +1,15 @@
+import importlib.resources
+from pathlib import Path
+
 import pytest
 
 from gptcore.config import (
     TrainConfig,
     load_run_config,
     parse_override,
+    resolve_config_path,
     run_config_from_dict,
+    shipped_configs,
 )
 from gptcore.errors import ConfigError
 
@@ -48,6 +53,49 @@ def test_invalid_toml_names_the_file(tmp_path):
 def test_missing_file():
     with pytest.raises(ConfigError, match="config file not found"):
         load_run_config("/no/such/file.toml")
+
+
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_shipped_presets_are_the_repos_configs_folder():
+    shipped = shipped_configs()
+    assert list(shipped) == sorted(p.stem for p in REPO_CONFIGS.glob("*.toml"))
+    assert {"book", "tiny", "gpt2-124m-continue"} <= set(shipped)
+    assert all(path.is_file() and path.suffix == ".toml" for path in shipped.values())
+
+
+def test_config_by_name_with_or_without_suffix():
+    tiny = shipped_configs()["tiny"]
+    assert resolve_config_path("tiny") == resolve_config_path("tiny.toml") == tiny
+    model, train = load_run_config("tiny", ["max_steps=4"])
+    assert load_run_config(tiny, ["max_steps=4"]) == (model, train)
+    assert (model.emb_dim, train.sampler, train.max_steps) == (64, "random", 4)
+
+
+def test_a_file_wins_over_a_preset_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("tiny.toml").write_text("[train]\nepochs = 7\n")
+    assert resolve_config_path("tiny.toml") == Path("tiny.toml")
+    assert load_run_config("tiny.toml")[1].epochs == 7
+    assert resolve_config_path("tiny") == shipped_configs()["tiny"]  # no file called "tiny"
+
+
+@pytest.mark.parametrize("value", ["nope", "nope.toml", "elsewhere/tiny.toml"])
+def test_unknown_name_lists_the_presets(value):
+    with pytest.raises(ConfigError) as err:
+        resolve_config_path(value)
+    message = str(err.value)
+    assert f"config file not found: {value}" in message
+    assert "shipped presets: book, gpt2-124m-continue, tiny" in message
+
+
+def test_presets_are_found_in_a_checkout_that_is_not_installed(monkeypatch):
+    def not_installed(package):
+        raise ModuleNotFoundError(package)
+
+    monkeypatch.setattr(importlib.resources, "files", not_installed)
+    assert shipped_configs() == {p.stem: p for p in sorted(REPO_CONFIGS.glob("*.toml"))}
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,6 @@ from gptcore.data import (
     BUILTIN,
     RandomWindowSampler,
     WindowDataset,
-    count_batches,
-    count_windows,
     make_loader,
     prepare_corpus,
     read_corpus,
@@ -22,6 +20,7 @@ from gptcore.data import (
 )
 from gptcore.errors import CorpusError
 from gptcore.paths import token_cache_dir
+from gptcore.plan import count_batches, count_windows
 from gptcore.tokenizer import get_tokenizer
 
 

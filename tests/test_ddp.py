@@ -12,7 +12,9 @@ import torch
 
 from gptcore.checkpoint import load_model
 from gptcore.config import load_run_config
+from gptcore.data import prepare_corpus
 from gptcore.events import EvalEnd
+from gptcore.plan import batch_plan
 from gptcore.runs import read_metrics
 from gptcore.train import Trainer
 
@@ -25,7 +27,7 @@ def torchrun(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "GPT_TUI_HOME": str(home), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     return subprocess.run(
-        [*cmd, "-m", "gptcore.train", *args],
+        [*cmd, "-m", "gptcore", "train", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -57,7 +59,12 @@ def test_two_gloo_processes_match_one_process(setup, isolated_home: Path) -> Non
     assert proc.stdout.count("Train loss") == 8  # only rank 0 prints
     one, events = single_process(tmp_path)
     ddp_model, ckpt = load_model(run)
-    assert ckpt.step == one.step == 22 and ckpt.tokens_seen == one.tokens_seen
+    assert ckpt.step == one.step == 22 and ckpt.tokens_seen == one.state.tokens_seen
+    # The batch plan the screens show for 2 processes is the one torchrun ran.
+    model_cfg, b1 = load_run_config(tmp_path / "b1.toml")
+    corpus = prepare_corpus(b1.corpus)
+    plan = batch_plan(len(corpus.train_tokens), len(corpus.val_tokens), model_cfg, b1, 2)
+    assert plan.total_steps == ckpt.step and plan.global_batch == 2
     for key, value in one.model.state_dict().items():
         torch.testing.assert_close(ddp_model.state_dict()[key], value, rtol=1e-4, atol=1e-6)
     ddp_evals = [e for e in read_metrics(run / "metrics.jsonl") if isinstance(e, EvalEnd)]

@@ -189,8 +189,9 @@ def test_truncated_body_never_gets_the_final_name(server, tmp_path):
 
 def test_wrong_size_is_refused_without_retrying(server, tmp_path):
     server.files["/a.bin"] = BLOB
-    with pytest.raises(DownloadError, match=f"is {len(BLOB):,} bytes, expected 1,000"):
+    with pytest.raises(DownloadError, match=f"is {len(BLOB):,} bytes, expected 1,000") as info:
         download_file(server.url + "/a.bin", tmp_path / "a.bin", size=1000, retry=FAST)
+    assert not info.value.offline  # the server answered, with the wrong file
     assert server.count("/a.bin") == 1
     assert not (tmp_path / "a.bin").exists()
 
@@ -263,6 +264,7 @@ def test_offline_fails_fast_naming_urls_and_folder():
     with pytest.raises(DownloadError) as info:
         pretrained.download_gpt2("124M", "openai", base_url=url, retry=ladder, timeouts=SHORT)
     assert time.monotonic() - start < 2
+    assert info.value.offline  # no server answered: the screens say "No network?"
     msg = str(info.value)
     assert f"{url}/124M/checkpoint (connection refused)" in msg
     assert str(pretrained.gpt2_dir("124M", "openai")) in msg and "model.ckpt.index" in msg

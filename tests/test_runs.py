@@ -10,9 +10,12 @@ from gptcore.events import EvalEnd, Failed, Finished, Sample, StepEnd
 from gptcore.runs import (
     MetricsFollower,
     MetricsWriter,
+    RunDir,
+    checkpoint_label,
     list_runs,
     new_run_dir,
     read_metrics,
+    run_status,
     write_run_config,
 )
 
@@ -103,4 +106,64 @@ def test_list_runs_reports_status(isolated_home: Path) -> None:
     w.close()
     info = {r.name: r for r in list_runs()}
     assert info[done.name].status == "cancelled"
-    assert info[running.name].status == "running" and info[running.name].last_step == 3
+    # StepEnd 3 is the book's 0-based global step: 4 steps are done (as Finished counts).
+    assert info[running.name].status == "running" and info[running.name].last_step == 4
+    assert info[done.name].last_step == 1
+
+
+# ---------------------------------------------------------------- RunDir
+
+
+def test_run_dir_owns_every_path_inside_a_run(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "20250101-120000-book")
+    root = tmp_path / "20250101-120000-book"
+    assert run.path == root and run.name == "20250101-120000-book"
+    assert run.config == root / "config.toml"
+    assert run.metrics == root / "metrics.jsonl"
+    assert run.samples == root / "samples.txt"
+    assert run.checkpoints == root / "checkpoints"
+    assert run.checkpoint(20) == root / "checkpoints" / "step-000020"
+    assert run.exports == root / "exports"
+    assert run.pth_export("step-000020") == root / "exports" / "step-000020.pth"
+    assert run.hf_export("best") == root / "exports" / "best-hf"
+    assert run.loss_plot == root / "loss.png"
+    assert RunDir(str(root)) == run  # a str or a Path names the same run
+
+
+def test_run_dir_from_a_checkpoint_path(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r1")
+    assert RunDir.of_checkpoint(run.checkpoint(7)) == run
+    assert RunDir.of_checkpoint(str(run.checkpoints / "pinned")) == run
+    assert checkpoint_label(run.checkpoint(7)) == "r1/step-000007"
+    # A checkpoint folder outside a run's checkpoints/ belongs to no run.
+    loose = tmp_path / "somewhere" / "step-000007"
+    assert RunDir.of_checkpoint(loose) is None
+    assert checkpoint_label(loose) == str(loose)
+
+
+def test_run_dir_lists_checkpoints_without_temporaries(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    assert run.checkpoint_dirs() == [] and not run.has_checkpoints() and not run.is_run()
+    for name in ("step-000002", "step-000001", ".tmp-step-000003-1-2"):
+        (run.checkpoints / name).mkdir(parents=True)
+    assert run.checkpoint_dirs() == [run.checkpoint(1), run.checkpoint(2)]
+    assert run.has_checkpoints() and not run.is_run()  # no config or metrics yet
+    write_run_config(run.path, GPTConfig(), TrainConfig())
+    assert run.is_run() and run_status(run.path).checkpoints == 2
+
+
+def test_metrics_writer_puts_samples_in_the_run_folder(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    writer = MetricsWriter(run.metrics)
+    writer(Sample(0, 4, "Every effort moves you"))
+    writer.close()
+    assert "Every effort moves you" in run.samples.read_text(encoding="utf-8")
+
+
+def test_run_config_keeps_text_toml_needs_to_escape(tmp_path: Path) -> None:
+    # Emoji, quotes, a tab and a backslash: the config must still load back equal.
+    train = TrainConfig(start_context='Every "effort" 😀\tmoves \\ you', lr=1e-5)
+    path = write_run_config(tmp_path, GPTConfig(), train)
+    assert path == RunDir(tmp_path).config
+    assert path.read_text(encoding="utf-8").startswith("# written by gpt-tui")
+    assert load_run_config(path) == (GPTConfig(), train)

@@ -4,6 +4,7 @@ and quitting during training. They wait for workers and messages, never on time.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import re
@@ -127,6 +128,37 @@ async def test_builtin_and_pasted_corpora_show_their_numbers(corpus: Path) -> No
         await settle(pilot, "corpus")
         assert "builtin" in text_of(app, "#corpus-name")
         assert app.corpus_source == "builtin"
+
+
+@run_async
+async def test_corpus_and_train_screens_show_the_trainers_batch_plan(verdict_path: Path) -> None:
+    """The book's corpus counts 5,145 tokens (not train + val), and both screens show
+    gptcore's batch plan for configs/tiny.toml: the numbers the Trainer runs."""
+    from gptcore.config import shipped_configs
+    from gptcore.data import prepare_corpus
+    from gptcore.plan import batch_plan
+    from tui.configs import load_config
+
+    key = str(shipped_configs()["tiny"])
+    app = make_app(verdict_path, config=key)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, "corpus")
+        await settle(pilot)
+        stats = text_of(app, "#corpus-stats")
+        assert "characters 20,479  tokens 5,145" in stats
+        model, train = load_config(key)
+        train = dataclasses.replace(train, corpus=str(verdict_path))
+        assert app.run_config == (model, train)
+        corpus = prepare_corpus(verdict_path)
+        plan = batch_plan(len(corpus.train_tokens), len(corpus.val_tokens), model, train)
+        assert plan.train_windows == 160 and plan.steps_per_epoch == 20
+        assert "windows  train 160  val 8" in stats
+        assert f"batches  train {plan.train_batches}  val {plan.val_batches}" in stats
+        assert "steps    20 per epoch, 60 in all" in stats
+
+        await pilot.press("2")
+        await pilot.pause()
+        assert text_of(app, "#run-stats") == "plan 60 steps (20/epoch)\n160 windows × 64, batch 8"
 
 
 BAD_CORPORA = [
@@ -305,8 +337,13 @@ async def test_watch_follows_a_growing_metrics_file(tmp_path: Path, corpus: Path
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, "corpus")
         pane = app.query_one(TrainPane)
+        # The file is read in a worker thread, never on the UI thread.
+        readers: list[threading.Thread] = []
+        poll = pane._follower.poll
+        pane._follower.poll = lambda: readers.append(threading.current_thread()) or poll()
+        await wait_until(pilot, lambda s: s.last_step is not None and s.last_step.step == 1)
         assert app.query_one(TabbedContent).active == "train"
-        assert pane.watching == run and pane.state.last_step.step == 1
+        assert pane.watching == run
         assert "watching 20260101-000000-tiny (read-only)" in text_of(app, "#run-state")
         assert "cuda" in text_of(app, "#run-stats")
         assert pane.check_action("stop", ()) is None  # read-only: no controls for it
@@ -319,8 +356,8 @@ async def test_watch_follows_a_growing_metrics_file(tmp_path: Path, corpus: Path
             partial='{"event": "finished", "step": 2, "epo',
         )
         pane.poll_watched()  # what the timer does every 0.25 s
-        await pilot.pause()
-        assert len(pane.state.evals) == 1 and pane.state.state == "running"
+        await wait_until(pilot, lambda s: len(s.evals) == 1)
+        assert pane.state.state == "running"
         assert "Every effort moves you [/b]" in log_text(app.query_one("#samples", RichLog))
         with metrics.open("a", encoding="utf-8") as f:
             f.write(
@@ -330,9 +367,9 @@ async def test_watch_follows_a_growing_metrics_file(tmp_path: Path, corpus: Path
                 + "\n"
             )
         pane.poll_watched()
-        await pilot.pause()
-        assert pane.state.state == "finished"
+        await wait_until(pilot, lambda s: s.state == "finished")
         assert "finished: all epochs done at step 2" in text_of(app, "#run-state")
+        assert readers and threading.main_thread() not in readers
 
 
 @run_async
@@ -352,6 +389,6 @@ async def test_open_a_run_from_the_train_screen(tmp_path: Path, corpus: Path) ->
         assert "no such folder" in str(app.screen.query_one("#run-path-error", Static).render())
         app.screen.query_one("#run-path", Input).value = str(run)
         await pilot.press("enter")
-        await pilot.pause()
+        await wait_until(pilot, lambda s: s.state == "running")
         pane = app.query_one(TrainPane)
-        assert pane.watching == run and pane.state.state == "running"
+        assert pane.watching == run

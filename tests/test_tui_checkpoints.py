@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, Input, Static
 
-from gptcore.checkpoint import load_checkpoint
+from gptcore.checkpoint import load_checkpoint, save_checkpoint
+from gptcore.evaluate import evaluate_model
+from gptcore.modelspec import load_spec
 from gptcore.paths import runs_dir
 from tests.tui_part2_helpers import (
     host_app,
@@ -12,6 +14,7 @@ from tests.tui_part2_helpers import (
     make_corrupted,
     run_async,
     settle,
+    tiny_model,
     wait_until,
 )
 from tests.tui_part2_helpers import (
@@ -114,7 +117,12 @@ def test_export_pth_and_hf_and_compare(monkeypatch):
 
 @run_async
 async def _export_and_compare():
-    make_checkpoint(name="step-5", seed=1)
+    # The marked checkpoint's run trained with batch 3 on the CPU: compare evaluates so.
+    step5 = save_checkpoint(
+        runs_dir() / "tiny-run" / "checkpoints" / "step-5", tiny_model(1),
+        train_config={"batch_size": 3, "device": "cpu"}, step=5, epoch=0, tokens_seen=320,
+        val_loss=7.5, train_loss=7.0,
+    )  # fmt: skip
     make_checkpoint(name="step-10", step=10, seed=2)
     app = host_app(CheckpointsPane)
     async with app.run_test(size=(140, 30)) as pilot:
@@ -140,6 +148,14 @@ async def _export_and_compare():
         assert lines[0] == "losses on builtin (Python help topics) (first 1 batches per split):"
         assert lines[1].strip().startswith("tiny-run/step-5: train ")
         assert lines[2].strip().startswith("tiny-run/step-10: train ")
+        assert lines[3] == "  batch size 3 on cpu"
+        # The numbers are those of the engine's evaluate task, as `gpt-tui eval` gives them.
+        expected = evaluate_model(
+            load_spec(str(step5), "cpu").model, "builtin", batch_size=3, max_batches=1
+        )
+        assert lines[1].strip() == (
+            f"tiny-run/step-5: train {expected.train_loss:.3f} · val {expected.val_loss:.3f}"
+        )
 
 
 @run_async
@@ -154,12 +170,11 @@ async def test_open_in_chat_switches_tab_and_loads():
         chat = app.query_one(ChatPane)
         await wait_until(pilot, lambda: chat.model is not None)
         assert app.query_one("#tabs").active == "chat"
-        assert chat.spec == f"ckpt:{pane.infos[0].path}"
+        assert chat.spec == str(pane.infos[0].path)
 
 
 def test_snapshot_checkpoints(snap_compare, monkeypatch):
-    from gptcore.checkpoint import save_checkpoint
-    from tests.tui_part2_helpers import fixed_home, tiny_model
+    from tests.tui_part2_helpers import fixed_home
 
     fixed_home(monkeypatch)
     # Fixed dates and a fixed home so the picture does not depend on when it runs.

@@ -17,7 +17,7 @@ from tests.tui_part2_helpers import (
     wait_until,
 )
 from tui.screens.chat import ChatPane
-from tui.screens.inspector import InspectorScreen, parse_controls
+from tui.screens.inspector import InspectorScreen
 
 
 def _view(screen: InspectorScreen, name: str) -> str:
@@ -36,18 +36,6 @@ async def _set(pilot, screen: InspectorScreen, key: str, value: str) -> None:
 async def _draws(pilot, screen: InspectorScreen) -> None:
     await settle(pilot)
     await wait_until(pilot, lambda: screen.counts is not None)
-
-
-def test_parse_controls_reports_each_bad_field():
-    good = {"temperature": "1", "top_k": "3", "top_p": "", "temperatures": "1, 0.1, 5",
-            "draws": "1000", "seed": "123"}  # fmt: skip
-    controls, errors = parse_controls(good, 9)
-    assert errors == {} and controls.temperatures == (1.0, 0.1, 5.0) and controls.top_k == 3
-    _, errors = parse_controls({**good, "top_k": "10"}, 9)
-    assert errors == {"top_k": "top_k must be an integer in [1, 9], got 10"}
-    _, errors = parse_controls({**good, "temperatures": "1, hot", "draws": "0"}, 9)
-    assert errors == {"temperatures": "'hot' is not a number",
-                      "draws": "draws must be in [1, 100,000], got 0"}  # fmt: skip
 
 
 @run_async

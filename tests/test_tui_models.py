@@ -96,6 +96,12 @@ async def test_offline_says_so_and_where_to_put_files(monkeypatch):
     app = host_app(ModelsPane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await _ready(pilot)
+        # One row per GPT-2 size and source, as gptcore.pretrained defines them.
+        table = pane.query_one(DataTable)
+        assert [key.value for key in table.rows] == [
+            f"{size}/{source}" for size in pretrained.SIZES for source in ("hf", "openai")
+        ]
+        assert str(table.get_cell("1558M/openai", "download")) == "~6.4 GB"
         await pilot.press("d")
         await wait_until(pilot, lambda: pane.downloading is None, tries=2000)
         shown = str(pane.query_one("#models-message", Static).render())

@@ -16,7 +16,7 @@ from textual.widgets import TextArea
 
 from gptcore.events import EvalEnd, Finished, RunStarted, Sample, StepEnd, to_record
 
-from .tui_helpers import make_app, settle, write_corpus
+from .tui_helpers import make_app, settle, wait_until, write_corpus
 
 SIZE = (80, 24)
 PASTED = "Every effort moves you forward, one small step at a time. [/b] stays verbatim. " * 40
@@ -77,6 +77,7 @@ def test_train_screen_watching_a_run(snap_compare, tmp_path: Path) -> None:
 
     async def before(pilot: Pilot) -> None:
         await settle(pilot, "corpus")
+        await wait_until(pilot, lambda s: s.state == "finished")  # read in a worker
         await pilot.pause()
 
     app = make_app(write_corpus(tmp_path), watch_dir=run)

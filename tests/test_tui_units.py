@@ -11,20 +11,13 @@ import pytest
 
 from gptcore.cli import build_parser
 from gptcore.cli import main as cli_main
-from gptcore.config import PRESETS, TrainConfig
+from gptcore.config import PRESETS, TrainConfig, shipped_configs
 from gptcore.errors import ConfigError, GptTuiError
 from gptcore.events import CheckpointSaved, EvalEnd, Failed, Finished, RunStarted, Sample, StepEnd
 from tui import configs
 from tui.pump import EventPump, TrainEvents
-from tui.runstate import RunState, format_duration
-from tui.settings import Settings, dumps_toml, load_settings, save_settings, settings_path
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-REPO = Path(__file__).resolve().parents[1]
+from tui.runstate import RunState
+from tui.settings import Settings, load_settings, save_settings, settings_path
 
 
 def step(n: int, total: int | None = 10, elapsed: float = 1.0) -> StepEnd:
@@ -32,27 +25,6 @@ def step(n: int, total: int | None = 10, elapsed: float = 1.0) -> StepEnd:
 
 
 # ---------------------------------------------------------------- settings
-
-
-def test_dumps_toml_round_trips_through_tomllib() -> None:
-    data = {
-        "name": 'quote " back \\ tab \t newline \n [/b]',
-        "n": 3,
-        "x": 0.0004,
-        "flag": False,
-        "skip": None,
-        "model": {"context_length": 64, "drop_rate": 0.0, "qkv_bias": True},
-    }
-    parsed = tomllib.loads(dumps_toml(data))
-    expected = {k: v for k, v in data.items() if v is not None}
-    assert parsed == expected
-
-
-def test_dumps_toml_rejects_values_toml_cannot_hold() -> None:
-    with pytest.raises(ValueError, match="non-finite"):
-        dumps_toml({"x": float("nan")})
-    with pytest.raises(TypeError, match="list"):
-        dumps_toml({"x": [1, 2]})
 
 
 def test_settings_persist_and_survive_a_damaged_file() -> None:
@@ -147,12 +119,6 @@ def test_run_state_names_how_a_run_ended(event: object, state: str, words: str) 
     assert run.state == (state if state in ("nan", "error") else "error")
 
 
-def test_format_duration() -> None:
-    assert format_duration(None) == "–"
-    assert format_duration(75) == "1:15"
-    assert format_duration(3725) == "1:02:05"
-
-
 # ---------------------------------------------------------------- configs and the form
 
 
@@ -201,8 +167,8 @@ def test_valid_inputs_pass_and_empty_optional_means_unset() -> None:
 def test_config_choices_and_saved_configs_round_trip() -> None:
     keys = [key for _label, key in configs.list_configs()]
     assert "preset:tiny" in keys and "preset:book-124m" in keys
-    if (REPO / "configs" / "tiny.toml").exists():
-        assert str(REPO / "configs" / "tiny.toml") in keys
+    shipped = [str(path) for path in shipped_configs().values()]  # what `--config NAME` finds
+    assert len(shipped) >= 3 and keys[: len(shipped)] == shipped
     model, train = configs.load_config("preset:tiny")
     assert model == PRESETS["tiny"] and train == TrainConfig()
     saved = configs.save_config("my run", model, TrainConfig(batch_size=3, max_steps=7))
@@ -290,10 +256,11 @@ def test_corpus_tree_shows_folders_and_text_files_only(tmp_path: Path) -> None:
 def test_window_report_counts_and_explains_a_short_split() -> None:
     from tui.screens.corpus import CorpusInfo, window_report
 
-    info = CorpusInfo("x", "x", 1, 1000, 900, 100, 300, 40, "")
+    info = CorpusInfo("x", "x", 1, 1000, 900, 100, 340, 300, 40, "")
     lines, problem = window_report(info, PRESETS["tiny"], TrainConfig(batch_size=2))
     assert "windows  train 4  val 0" in lines and "batches  train 2" in lines
+    assert "steps    2 per epoch, 20 in all" in lines
     assert problem is not None and "validation split has 40 tokens" in problem
-    info = CorpusInfo("x", "x", 1, 1000, 900, 100, 300, 100, "")
+    info = CorpusInfo("x", "x", 1, 1000, 900, 100, 400, 300, 100, "")
     _lines, problem = window_report(info, PRESETS["tiny"], TrainConfig(batch_size=8))
-    assert problem is not None and "no full batch of 8" in problem
+    assert problem is not None and "fewer than one step's batch_size 8" in problem

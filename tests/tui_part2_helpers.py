@@ -68,10 +68,13 @@ def run_async(fn):
 
 
 def host_app(*panes: type):
-    """A bare app holding just the given panes (starts faster than the whole app)."""
-    from textual.app import App
+    """A bare app holding just the given panes (starts faster than the whole app); it
+    routes the panes' app-level messages and loads their styles as the app does."""
+    from tui.app import PANE_CSS, PaneRouter
 
-    class Host(App):
+    class Host(PaneRouter):
+        CSS_PATH = PANE_CSS
+
         def compose(self):
             for pane in panes:
                 yield pane(id=pane.__name__.lower())

@@ -20,12 +20,17 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from gptcore.config import GPTConfig, TrainConfig
 from gptcore.errors import GptTuiError
 
+from .messages import CheckpointsChanged, OpenInChat, ResumeRun, RunFolderChanged
 from .screens.chat import ChatPane
 from .screens.checkpoints import CheckpointsPane
 from .screens.corpus import CorpusPane
 from .screens.models import ModelsPane
 from .screens.train import TrainPane
 from .settings import Settings, load_settings, save_settings
+
+STYLES = Path(__file__).parent
+# Each screen's layout, one .tcss file per screen (absolute paths: subclasses load them too).
+PANE_CSS = [STYLES / name for name in ("chat.tcss", "checkpoints.tcss", "models.tcss")]
 
 # (tab id, title, key, pane class): the order of the tab bar.
 SCREENS = [
@@ -37,11 +42,48 @@ SCREENS = [
 ]
 
 
-class GptTuiApp(App[int]):
+class PaneRouter(App[int]):
+    """Routes the panes' app-level messages (tui.messages) to the pane that acts on
+    them: panes never query each other. Tests' bare host apps route the same way."""
+
+    def action_show_tab(self, tab: str) -> None:
+        """Switch to a screen's tab (a bare host app has no tab bar)."""
+
+    def on_open_in_chat(self, message: OpenInChat) -> None:
+        chats = self.query(ChatPane)
+        if chats:
+            chats.first().open_model(message.spec)
+            self.action_show_tab("chat")
+
+    def on_resume_run(self, message: ResumeRun) -> None:
+        trains = self.query(TrainPane)
+        if not trains:  # no Train screen here: give the exact command instead
+            self.notify(
+                f"continue this run with: gpt-tui train --resume {message.checkpoint}",
+                title="Continue training",
+                timeout=15,
+                markup=False,
+            )
+            return
+        trains.first().resume_from(message.checkpoint)
+        self.action_show_tab("train")
+
+    def on_checkpoints_changed(self, message: CheckpointsChanged) -> None:
+        for checkpoints in self.query(CheckpointsPane):
+            checkpoints.refresh_list()
+        for chat in self.query(ChatPane):
+            chat.refresh_models()
+
+    def on_run_folder_changed(self, message: RunFolderChanged) -> None:
+        for chat in self.query(ChatPane):
+            chat.trained_run = message.run_dir  # offered as "just trained" in its picker
+
+
+class GptTuiApp(PaneRouter):
     """Pretrain a GPT in the terminal."""
 
     TITLE = "gpt-tui"
-    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses load it too
+    CSS_PATH = [STYLES / "app.tcss", *PANE_CSS]
     BINDINGS = [
         *(
             Binding(key, f"show_tab('{tab}')", f"{title} screen", id=f"show-{tab}", show=False)
@@ -55,6 +97,8 @@ class GptTuiApp(App[int]):
 
     run_config: reactive[tuple[GPTConfig, TrainConfig] | None] = reactive(None, init=False)
     corpus_source: reactive[str] = reactive("builtin", init=False)
+    # (train, val) token counts of the loaded corpus: what batch plans are computed from.
+    corpus_tokens: reactive[tuple[int, int] | None] = reactive(None, init=False)
 
     def __init__(self, watch_dir: Path | None = None, settings: Settings | None = None) -> None:
         super().__init__()

@@ -1,6 +1,6 @@
 """Run configs for the Train screen: where they come from and how the form is validated.
 
-Choices are the TOML presets in the repository's configs/, the configs the
+Choices are the TOML presets that ship with gpt-tui (configs/), the configs the
 user saved (config dir, configs/), and each model preset with the default
 training settings. Validation goes through gptcore.config so the form accepts
 exactly what a config file would.
@@ -13,7 +13,6 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-import gptcore
 from gptcore.config import (
     PRESETS,
     GPTConfig,
@@ -21,17 +20,14 @@ from gptcore.config import (
     dataclass_from_dict,
     load_run_config,
     model_config_from,
+    shipped_configs,
 )
 from gptcore.errors import ConfigError
+from gptcore.fsutil import atomic_write_text
 from gptcore.paths import config_dir
-
-from .settings import dumps_toml, write_atomic
+from gptcore.runs import config_toml
 
 PRESET_PREFIX = "preset:"
-
-
-def repo_configs_dir() -> Path:
-    return Path(gptcore.__file__).resolve().parents[1] / "configs"
 
 
 def saved_configs_dir() -> Path:
@@ -39,12 +35,10 @@ def saved_configs_dir() -> Path:
 
 
 def list_configs() -> list[tuple[str, str]]:
-    """(label, key) pairs: configs/*.toml, saved configs, then the model presets."""
-    choices = []
-    for folder, tag in ((repo_configs_dir(), "configs"), (saved_configs_dir(), "saved")):
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.toml")):
-                choices.append((f"{path.stem} ({tag})", str(path)))
+    """(label, key) pairs: the shipped configs, saved configs, then the model presets."""
+    choices = [(f"{name} (configs)", str(path)) for name, path in shipped_configs().items()]
+    for path in sorted(saved_configs_dir().glob("*.toml")):
+        choices.append((f"{path.stem} (saved)", str(path)))
     choices.extend((f"{name} (preset)", PRESET_PREFIX + name) for name in PRESETS)
     return choices
 
@@ -62,7 +56,7 @@ def save_config(name: str, model: GPTConfig, train: TrainConfig) -> Path:
     if not name or any(ch in name for ch in '/\\:*?"<>|') or name.startswith("."):
         raise ConfigError(f"config name {name!r} is not a valid file name")
     path = saved_configs_dir() / f"{name}.toml"
-    write_atomic(path, dumps_toml({"model": model.to_dict(), "train": train.to_dict()}))
+    atomic_write_text(path, config_toml(model, train, comment="saved by gpt-tui's Train screen"))
     return path
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gptcore.errors import GptTuiError
+from gptcore.fsutil import atomic_open
 
 from .runstate import RunState
 
@@ -39,12 +40,9 @@ def export_loss_png(state: RunState, path: Path) -> Path:
     ax2.set_xlabel("Tokens seen")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")  # written whole, then renamed
     try:
-        fig.savefig(tmp)
-        tmp.replace(path)
+        with atomic_open(path, "wb") as f:  # written whole, or not at all
+            fig.savefig(f, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path

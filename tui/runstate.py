@@ -90,12 +90,3 @@ class RunState:
         if done <= 0:
             return None
         return step.elapsed_s / done * max(0, step.total_steps - step.step - 1)
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -56,32 +56,44 @@ def _fmt(value: float | None) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from ..checkpoint import list_checkpoints
+    from ..checkpoint import list_checkpoints, run_picks
 
     infos = list_checkpoints(args.root)
+    picks = run_picks(infos)
+    latest = {p.latest.path for p in picks.values()}
+    best = {p.best.path for p in picks.values() if p.best is not None}
     if args.json:
         for info in infos:
             row = {k: (str(v) if k == "path" else v) for k, v in vars(info).items()}
+            row.update(latest=info.path in latest, best=info.path in best)
             print(json.dumps(row))
         return 0
     if not infos:
         print("no checkpoints yet (gpt-tui train saves them under each run's checkpoints/)")
         return 0
-    print(f"{'run':<32} {'checkpoint':<16} {'step':>7} {'epoch':>5} {'val':>7}  model / error")
+    print(
+        f"{'run':<32} {'checkpoint':<16} {'step':>7} {'epoch':>5} {'val':>7} {'':<11}  "
+        "model / error"
+    )
     for i in infos:
         if i.error:
-            print(f"{i.run:<32} {i.name:<16} {'':>7} {'':>5} {'':>7}  BROKEN: {i.error}")
+            print(f"{i.run:<32} {i.name:<16} {'':>7} {'':>5} {'':>7} {'':<11}  BROKEN: {i.error}")
         else:
+            mark = ",".join(
+                m for m, paths in (("latest", latest), ("best", best)) if i.path in paths
+            )
             print(
-                f"{i.run:<32} {i.name:<16} {i.step:>7} {i.epoch:>5} {_fmt(i.val_loss):>7}  {i.model}"
+                f"{i.run:<32} {i.name:<16} {i.step:>7} {i.epoch:>5} {_fmt(i.val_loss):>7} "
+                f"{mark:<11}  {i.model}"
             )
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ..checkpoint import checkpoint_summary, load_checkpoint, resolve_checkpoint
+    from ..checkpoint import checkpoint_summary, load_checkpoint
+    from ..modelspec import checkpoint_path
 
-    summary = checkpoint_summary(load_checkpoint(resolve_checkpoint(args.spec)))
+    summary = checkpoint_summary(load_checkpoint(checkpoint_path(args.spec)))
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
@@ -99,9 +111,10 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rm(args: argparse.Namespace) -> int:
-    from ..checkpoint import delete_checkpoint, resolve_checkpoint
+    from ..checkpoint import delete_checkpoint
+    from ..modelspec import checkpoint_path
 
-    paths = [resolve_checkpoint(s) for s in args.specs]  # resolve all before deleting any
+    paths = [checkpoint_path(s) for s in args.specs]  # resolve all before deleting any
     for path in paths:
         delete_checkpoint(path)
         print(f"deleted {path}")
@@ -109,32 +122,34 @@ def _rm(args: argparse.Namespace) -> int:
 
 
 def _rename(args: argparse.Namespace) -> int:
-    from ..checkpoint import rename_checkpoint, resolve_checkpoint
+    from ..checkpoint import rename_checkpoint
+    from ..modelspec import checkpoint_path
 
-    print(rename_checkpoint(resolve_checkpoint(args.spec), args.name))
+    print(rename_checkpoint(checkpoint_path(args.spec), args.name))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from ..checkpoint import export_book_pth
+    from ..modelspec import checkpoint_path
 
-    print(export_book_pth(args.spec, args.out))
+    print(export_book_pth(checkpoint_path(args.spec), args.out))
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
-    from ..checkpoint import CHECKPOINTS, import_book_pth, save_checkpoint
+    from ..checkpoint import import_book_pth, save_checkpoint
     from ..config import TrainConfig, run_config_from_dict
-    from ..runs import new_run_dir, write_run_config
+    from ..runs import RunDir, new_run_dir, write_run_config
 
     model_config, _ = run_config_from_dict(
         {"model": {"preset": args.preset}}, "--preset/--set", args.overrides
     )
     model, _opt = import_book_pth(args.pth, model_config)
-    run = new_run_dir(args.name)
-    write_run_config(run, model_config, TrainConfig())
+    run = RunDir(new_run_dir(args.name))
+    write_run_config(run.path, model_config, TrainConfig())
     path = save_checkpoint(
-        run / CHECKPOINTS / "step-000000",
+        run.checkpoint(0),
         model,
         train_config=TrainConfig().to_dict(),
         step=0,

@@ -136,4 +136,6 @@ def fetch_verdict(url: str | None = None, timeouts=None, retry=None, on_progress
     except DownloadError as exc:
         if type(exc) is not DownloadError:
             raise
-        raise DownloadError(f"{exc}. To install by hand, save the file as {dest}") from None
+        raise DownloadError(
+            f"{exc}. To install by hand, save the file as {dest}", exc.offline
+        ) from None

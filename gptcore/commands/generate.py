@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .model_args import add_model_arguments, load_model_from_args
+from .model_args import add_model_arguments, load_from_args
 
 PRECISION_CHOICES = ("fp32", "bf16", "fp16", "int8")
 
@@ -22,24 +22,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "<|endoftext|>.",
     )
     add_model_arguments(p)
+    # Sampling flags stay text: gptcore.sampling_settings parses and checks them, by
+    # the same rules (and with the same field names in errors) as the app's controls.
     p.add_argument(
         "--sample-seed",
-        type=int,
-        default=None,
         metavar="S",
         help="seed for sampling: the same seed reproduces the same text (default: unseeded)",
     )
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", help="the prompt text")
     prompt.add_argument("--prompt-file", metavar="PATH", help="read the prompt from a UTF-8 file")
-    p.add_argument("--max-new-tokens", type=int, default=50, metavar="N", help="default: 50")
-    p.add_argument(
-        "--temperature", type=float, default=0.0, metavar="T", help="0 = greedy (default)"
-    )
-    p.add_argument("--top-k", type=int, default=None, metavar="K", help="keep the K most likely")
-    p.add_argument(
-        "--top-p", type=float, default=None, metavar="P", help="nucleus sampling, (0, 1]"
-    )
+    p.add_argument("--max-new-tokens", metavar="N", help="default: 50")
+    p.add_argument("--temperature", metavar="T", help="0 = greedy (default)")
+    p.add_argument("--top-k", metavar="K", help="keep the K most likely")
+    p.add_argument("--top-p", metavar="P", help="nucleus sampling, (0, 1]")
     p.add_argument(
         "--no-eos", action="store_true", help="do not stop at <|endoftext|> (the default stop)"
     )
@@ -50,13 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="TEXT",
         help="stop when this text appears (repeatable); it is left out of the output",
     )
-    p.add_argument(
-        "--num-samples", type=int, default=1, metavar="N", help="samples drawn as one batch"
-    )
+    p.add_argument("--num-samples", metavar="N", help="samples drawn as one batch (default: 1)")
     p.add_argument(
         "--context-keep",
-        type=int,
-        default=None,
         metavar="N",
         help="tokens kept when the context window slides (default: all, exact book output; "
         "fewer is faster for long outputs)",
@@ -110,40 +102,60 @@ def read_prompt(args: argparse.Namespace) -> str:
     return ""
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..device import pick_device
-    from ..generate import (
-        GenerationError,
-        GenerationSettings,
-        TextStream,
-        check_precision,
-        prepare_for_inference,
-    )
+# The flag behind each sampling setting, for error messages.
+FLAGS = {
+    "temperature": "--temperature",
+    "top_k": "--top-k",
+    "top_p": "--top-p",
+    "max_new_tokens": "--max-new-tokens",
+    "seed": "--sample-seed",
+    "num_samples": "--num-samples",
+    "context_keep": "--context-keep",
+    "precision": "--precision",
+}
 
-    settings = GenerationSettings(
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        eos_id=None if args.no_eos else GenerationSettings.eos_id,
-        stop=tuple(args.stop),
-        seed=args.sample_seed,
-        num_samples=args.num_samples,
-        context_keep=args.context_keep,
-    )
-    # Validate flags before the (possibly slow) model load.
-    settings.validated(50257, 1 << 30)
+
+def sampling_text(args: argparse.Namespace) -> dict[str, str]:
+    """The sampling flags given, as typed, by setting name (absent: the default)."""
+    flags = {
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "max_new_tokens": args.max_new_tokens,
+        "seed": args.sample_seed,
+        "num_samples": args.num_samples,
+        "context_keep": args.context_keep,
+    }
+    return {name: text for name, text in flags.items() if text is not None}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..generate import FieldError, GenerationError, TextStream
+    from ..sampling_settings import settings_from_text
+    from .flags import name_flags
+
+    # Checked before the (possibly slow) model load; TextStream checks the limits
+    # that depend on the model (top-k vs its vocabulary, context_keep vs its window).
+    try:
+        settings = settings_from_text(
+            sampling_text(args), stop_at_eos=not args.no_eos, stop=args.stop
+        )
+    except GenerationError as exc:
+        raise name_flags(exc, FLAGS) from None
     if args.threads is not None:
         if args.threads < 1:
-            raise GenerationError(f"--threads must be at least 1, got {args.threads}")
+            message = f"--threads must be at least 1, got {args.threads}"
+            raise GenerationError(FieldError("threads", message))
         import torch
 
         torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
-    check_precision(args.precision, device)
     prompt = read_prompt(args)
-    model = prepare_for_inference(load_model_from_args(args, device), args.precision)
-    text_stream = TextStream(model, prompt, settings)
+    # load_spec checks the precision against the device before loading.
+    try:
+        model = load_from_args(args, args.device, args.precision).model
+        text_stream = TextStream(model, prompt, settings)
+    except GenerationError as exc:
+        raise name_flags(exc, FLAGS) from None
 
     live = args.stream if args.stream is not None else sys.stdout.isatty()
     if args.json:

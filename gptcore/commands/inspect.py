@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .model_args import add_model_arguments, describe_source, load_model_from_args
+from .model_args import add_model_arguments, load_from_args
 
 BAR = 24
 
@@ -26,15 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--prompt", default="Every effort moves you", help="the text before the next token"
     )
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
+    # Sampling flags stay text: gptcore.sampling_settings parses and checks them, by
+    # the same rules (and field names) as the inspector screen and `gpt-tui generate`.
+    p.add_argument("--temperature", default="1", help="default 1 (0 = greedy)")
+    p.add_argument("--top-k")
+    p.add_argument("--top-p")
     p.add_argument("--top", type=int, default=20, help="how many candidates to list (default 20)")
     p.add_argument(
         "--temperatures", default="1,0.1,5", help="comma-separated temperatures to compare"
     )
-    p.add_argument("--samples", type=int, default=1000, help="draws for the sampling lab (0: skip)")
-    p.add_argument("--sample-seed", type=int, default=123, help="seed of the sampling lab's draws")
+    p.add_argument("--samples", default="1000", help="draws for the sampling lab (0: skip)")
+    p.add_argument("--sample-seed", default="123", help="seed of the sampling lab's draws")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--png",
@@ -49,11 +51,22 @@ def _bar(p: float, width: int = BAR) -> str:
     return "#" * round(p * width)
 
 
+# The flag behind each setting, for error messages.
+FLAGS = {
+    "temperature": "--temperature",
+    "top_k": "--top-k",
+    "top_p": "--top-p",
+    "temperatures": "--temperatures",
+    "draws": "--samples",
+    "seed": "--sample-seed",
+}
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..errors import ConfigError
-    from ..generate import GenerationError, GenerationSettings
+    from ..generate import GenerationError
     from ..nexttoken import (
         TOY_LOGITS,
         TOY_VOCAB,
@@ -64,16 +77,25 @@ def run(args: argparse.Namespace) -> int:
         temperature_table,
         top_candidates,
     )
-    from ..tokenizer import encode, get_tokenizer
+    from ..sampling_settings import inspect_settings_from_text
+    from ..tokenizer import VOCAB_SIZE, encode, get_tokenizer
+    from .flags import name_flags
 
-    try:
-        temps = [float(t) for t in args.temperatures.split(",") if t.strip()]
-    except ValueError:
-        raise ConfigError(
-            f"--temperatures must be numbers separated by commas, got {args.temperatures!r}"
-        ) from None
-    if args.top <= 0 or args.samples < 0:
-        raise ConfigError("--top must be positive and --samples >= 0")
+    if args.top <= 0:
+        raise ConfigError(f"--top must be positive, got {args.top}")
+    text = {
+        "temperature": args.temperature,
+        "top_k": args.top_k or "",
+        "top_p": args.top_p or "",
+        "temperatures": args.temperatures,
+        "draws": args.samples,
+        "seed": args.sample_seed,
+    }
+    vocab = len(TOY_VOCAB) if args.toy else VOCAB_SIZE
+    try:  # before the (possibly slow) model load
+        controls = inspect_settings_from_text(text, vocab)
+    except GenerationError as exc:
+        raise name_flags(exc, FLAGS) from None
     if args.toy:
         logits = torch.tensor(TOY_LOGITS)
 
@@ -82,7 +104,13 @@ def run(args: argparse.Namespace) -> int:
 
         source = "the chapter's toy vocabulary"
     else:
-        model = load_model_from_args(args)
+        loaded = load_from_args(args)
+        model = loaded.model
+        if model.config.vocab_size != vocab:
+            try:
+                controls = inspect_settings_from_text(text, model.config.vocab_size)
+            except GenerationError as exc:
+                raise name_flags(exc, FLAGS) from None
         ids = encode(args.prompt) if args.prompt else [get_tokenizer().eot_token]
         logits = next_token_logits(model, ids)
         enc = get_tokenizer()
@@ -90,19 +118,12 @@ def run(args: argparse.Namespace) -> int:
         def label(i: int) -> str:
             return repr(enc.decode_single_token_bytes(i).decode("utf-8", errors="backslashreplace"))
 
-        source = describe_source(args)
-    try:  # the same validation generation applies
-        GenerationSettings(
-            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, eos_id=None
-        ).validated(logits.numel(), 1)
-    except GenerationError as exc:
-        raise ConfigError(str(exc)) from None
-    if any(t < 0 for t in temps):
-        raise ConfigError("--temperatures must all be >= 0")
-    dist = distribution(logits, args.temperature, args.top_k, args.top_p)
+        source = loaded.label
+    temps = controls.temperatures
+    dist = distribution(logits, controls.temperature, controls.top_k, controls.top_p)
     cands = top_candidates(dist, args.top)
     table = temperature_table(logits, temps, [c.id for c in cands])
-    counts = sample_counts(dist.probs, args.samples, args.sample_seed) if args.samples else {}
+    counts = sample_counts(dist.probs, controls.draws, controls.seed) if controls.draws else {}
     if args.png:  # before any output: a failure leaves one error line, no half report
         from ..figures import save_temperature_figure
 
@@ -130,13 +151,14 @@ def run(args: argparse.Namespace) -> int:
                     "entropy": dist.raw_entropy,
                     "sampling_entropy": dist.entropy,
                     "temperatures": {str(t): v for t, v in table.items()},
-                    "samples": args.samples,
+                    "samples": controls.draws,
                 }
             )
         )
         return 0
     settings = (
-        f"temperature {args.temperature}, top-k {args.top_k or 'off'}, top-p {args.top_p or 'off'}"
+        f"temperature {controls.temperature:g}, top-k {controls.top_k or 'off'}, "
+        f"top-p {controls.top_p or 'off'}"
     )
     print(f"{source}; prompt {args.prompt!r}" if not args.toy else source)
     print(f"{'token':<18} {'id':>6} {'logit':>8}  {'probability':<{BAR + 8}} after {settings}")
@@ -155,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"{label(c.id)[:18]:<18} {cells}")
     if counts:
-        print(f"\n{args.samples} draws (seed {args.sample_seed}):")
+        print(f"\n{controls.draws} draws (seed {controls.seed}):")
         for token_id, n in sorted(counts.items(), key=lambda kv: -kv[1]):
             print(
                 f"{n:>6} x {label(token_id)[:24]:<24} probability {float(dist.probs[token_id]):.2%}"

@@ -1,21 +1,30 @@
 """The model-choosing flags shared by commands that need a model.
 
 `--checkpoint C` | `--gpt2 SIZE` | `--weights DIR` | `--preset NAME [--seed S]`.
-Loaders are imported lazily so `--help` stays fast.
+The flags only build a model spec; gptcore.modelspec parses and loads it.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ..config import PRESETS
+from ..modelspec import CHECKPOINT_KINDS, ModelSpec, parse_spec
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..modelspec import LoadedModel
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default_preset: str | None = None) -> None:
     group = parser.add_argument_group("model (choose one)")
     source = group.add_mutually_exclusive_group(required=default_preset is None)
     source.add_argument(
-        "--checkpoint", metavar="C", help="a checkpoint dir, a run dir (its latest), or RUN:best"
+        "--checkpoint",
+        metavar="C",
+        help="a checkpoint folder, a run folder or run name (its latest), RUN:latest or RUN:best",
     )
     source.add_argument(
         "--gpt2", metavar="SIZE", help="downloaded GPT-2 weights: 124M, 355M, 774M or 1558M"
@@ -34,35 +43,21 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_preset: str | N
     )
 
 
-def describe_source(args: argparse.Namespace) -> str:
+def spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    """The model spec the flags name."""
     if args.checkpoint:
-        return f"checkpoint {args.checkpoint}"
+        return parse_spec(args.checkpoint, CHECKPOINT_KINDS)
     if args.gpt2:
-        return f"GPT-2 {args.gpt2}"
+        return parse_spec(f"gpt2:{args.gpt2}")
     if args.weights:
-        return f"weights {args.weights}"
-    return f"{args.preset} (untrained, seed {args.seed})"
+        return parse_spec(f"weights:{args.weights}")
+    return parse_spec(f"preset:{args.preset}")
 
 
-def load_model_from_args(args: argparse.Namespace, device: str = "cpu"):
-    """The GPTModel the flags name, in eval mode on `device`."""
-    import torch
+def load_from_args(
+    args: argparse.Namespace, device: str | torch.device = "cpu", precision: str = "fp32"
+) -> LoadedModel:
+    """The model the flags name, loaded by gptcore.modelspec.load_spec."""
+    from ..modelspec import load_spec
 
-    from ..model import GPTModel
-
-    if args.checkpoint:
-        from ..checkpoint import load_model
-
-        model, _ = load_model(args.checkpoint, device)
-    elif args.gpt2 or args.weights:
-        from ..pretrained import model_from_spec
-
-        model = model_from_spec(
-            f"gpt2:{args.gpt2}" if args.gpt2 else f"weights:{args.weights}", device
-        )
-    else:
-        from ..config import get_preset
-
-        torch.manual_seed(args.seed)
-        model = GPTModel(get_preset(args.preset)).to(device)
-    return model.eval()
+    return load_spec(spec_from_args(args), device, precision, seed=args.seed)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..fmt import format_bytes
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if not found:
         print("no GPT-2 weights yet; run: gpt-tui download gpt2 --size 124M [--source hf]")
         return 0
-    print(f"{'size':<6} {'source':<7} {'MB':>9}  status")
+    print(f"{'size':<6} {'source':<7} {'on disk':>9}  status")
     for w in found:
         if w.complete:
             status = f"complete  (use: --init gpt2:{w.size})"
@@ -50,5 +52,5 @@ def run(args: argparse.Namespace) -> int:
             status = f"partial: {', '.join(w.partial)} (run the download again to resume)"
         else:
             status = f"incomplete: missing {', '.join(w.missing)}"
-        print(f"{w.size:<6} {w.source:<7} {w.bytes / 1e6:>9,.1f}  {status}")
+        print(f"{w.size:<6} {w.source:<7} {format_bytes(w.bytes):>9}  {status}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .model_args import add_model_arguments, describe_source, load_model_from_args
+from .model_args import add_model_arguments, load_from_args, spec_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,10 +30,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size <= 0:
         raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")
+    label = spec_from_args(args).label
     if args.checkpoint or args.gpt2 or args.weights:
         if args.context_length:
             raise ConfigError("--context-length applies to --preset models only")
-        summary = summarize(load_model_from_args(args))
+        loaded = load_from_args(args)
+        summary, label = summarize(loaded.model), loaded.label
     else:  # counting needs no weights: build on the meta device
         config = get_preset(args.preset)
         if args.context_length:
@@ -55,6 +57,6 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(describe_source(args))
+        print(label)
         print(format_summary(summary, args.batch_size))
     return 0

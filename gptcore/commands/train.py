@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from ..errors import ConfigError, GptTuiError
+from ..errors import GptTuiError
+from ..fmt import format_duration
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,13 +57,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_command)
 
 
-def _format_time(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
 class ConsolePrinter:
     """A Trainer listener that prints the book's log lines (and a progress bar on a tty)."""
 
@@ -93,7 +87,7 @@ class ConsolePrinter:
         if not self.total or done <= 0:
             return "?"
         rate = done / max(time.perf_counter() - self.started, 1e-9)
-        return _format_time((self.total - step - 1) / rate)
+        return format_duration((self.total - step - 1) / rate)
 
     def __call__(self, event: object) -> None:
         from ..events import (
@@ -137,42 +131,10 @@ class ConsolePrinter:
                 self.err.flush()
             print(
                 f"{event.reason}: {event.step} steps, {event.epoch} epochs, "
-                f"{event.tokens_seen:,} tokens seen in {_format_time(event.elapsed_s)}",
+                f"{event.tokens_seen:,} tokens seen in {format_duration(event.elapsed_s)}",
                 file=self.out,
                 flush=True,
             )
-
-
-def _configs(args: argparse.Namespace) -> tuple:
-    """(model config, train config, resume spec) from --config / --resume / --set."""
-    from ..checkpoint import load_checkpoint, resolve_checkpoint
-    from ..config import load_run_config, run_config_from_dict
-
-    overrides = list(args.overrides)
-    if args.corpus:
-        overrides.append(f"corpus={_toml_string(args.corpus)}")
-    if args.init:
-        if args.resume:
-            raise ConfigError("--init starts from pretrained weights; it cannot go with --resume")
-        overrides.append(f"init={_toml_string(args.init)}")
-    resume = None
-    if args.resume:
-        resume = resolve_checkpoint(args.resume)
-    if args.config:
-        model_config, train_config = load_run_config(args.config, overrides)
-    elif resume is not None:
-        ckpt = load_checkpoint(resume, verify=False)
-        data = {"model": ckpt.model_config.to_dict(), "train": ckpt.train_config}
-        model_config, train_config = run_config_from_dict(data, f"checkpoint {resume}", overrides)
-    else:
-        raise ConfigError("give a run config with --config FILE (or --resume RUN_OR_CHECKPOINT)")
-    return model_config, train_config, resume
-
-
-def _toml_string(text: str) -> str:
-    import json
-
-    return json.dumps(text)
 
 
 def maybe_init_distributed(device: str) -> bool:
@@ -191,9 +153,13 @@ def maybe_init_distributed(device: str) -> bool:
 
 def run_command(args: argparse.Namespace) -> int:
     from ..events import Failed
+    from ..resume import prepare_run
     from ..train import Trainer
 
-    model_config, train_config, resume = _configs(args)
+    run = prepare_run(
+        args.config, args.overrides, corpus=args.corpus, init=args.init, resume=args.resume
+    )
+    model_config, train_config = run.model_config, run.train_config
     started_dist = maybe_init_distributed(train_config.device)
     try:
         rank = int(os.environ.get("RANK", "0")) if started_dist else 0
@@ -203,7 +169,7 @@ def run_command(args: argparse.Namespace) -> int:
             train_config,
             listeners=[printer],
             run_dir=Path(args.run_dir) if args.run_dir else None,
-            resume=resume,
+            resume=run.checkpoint,
         )
         result = _run_with_sigint(trainer)
     finally:

@@ -31,18 +31,18 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from gptcore.errors import GptTuiError
-
-from ..modelspec import ModelChoice, describe_spec
+from gptcore.modelspec import LATEST, ModelChoice, choice_for, describe_spec
 
 if TYPE_CHECKING:
     from gptcore.generate import GenerationResult, GenerationSettings
     from gptcore.model import GPTModel
 
 POST_INTERVAL_S = 0.1  # at most ~10 transcript updates a second
-DEFAULT_VOCAB, DEFAULT_CONTEXT = 50257, 1024  # for validation before a model is loaded
 USER, ASSISTANT = "User:", "Assistant:"
 
-# (key, label, initial text); blank top-k / top-p / seed mean "off" / "random".
+# (setting name, label, initial text): parsed and checked by
+# gptcore.sampling_settings.settings_from_text, like `gpt-tui generate`'s flags;
+# blank top-k / top-p / seed mean "off" / "random".
 CONTROLS = (
     ("temperature", "temp", "1.0"),
     ("top_k", "top-k", "40"),
@@ -51,44 +51,9 @@ CONTROLS = (
     ("seed", "seed", ""),
     ("num_samples", "samples", "1"),
 )
-INT_FIELDS = {"top_k", "max_new_tokens", "seed", "num_samples"}
 
 
 # ---------------------------------------------------------------- pure helpers
-
-
-def parse_controls(
-    values: dict[str, str], eos_stop: bool, vocab_size: int, context_length: int
-) -> tuple[GenerationSettings | None, dict[str, str]]:
-    """Settings from the controls' text, validated by the engine, or an error per field."""
-    from gptcore.generate import GenerationError, GenerationSettings
-    from gptcore.tokenizer import END_OF_TEXT_ID
-
-    errors: dict[str, str] = {}
-    parsed: dict[str, Any] = {}
-    for key, _label, _ in CONTROLS:
-        text = values.get(key, "").strip()
-        if not text or text.lower() in ("off", "none", "random"):
-            if key in ("top_k", "top_p", "seed"):
-                parsed[key] = None
-                continue
-            errors[key] = "required"
-            continue
-        try:
-            parsed[key] = int(text) if key in INT_FIELDS else float(text)
-        except ValueError:
-            kind = "an integer" if key in INT_FIELDS else "a number"
-            errors[key] = f"{key} must be {kind}, got {text!r}"
-    if errors:
-        return None, errors
-    eos = END_OF_TEXT_ID if eos_stop and vocab_size > END_OF_TEXT_ID else None
-    try:
-        settings = GenerationSettings(eos_id=eos, **parsed).validated(vocab_size, context_length)
-    except GenerationError as exc:
-        message = str(exc)
-        key = next((k for k, _, _ in CONTROLS if message.startswith(k)), "temperature")
-        return None, {key: message}
-    return settings, {}
 
 
 @dataclass(frozen=True)
@@ -162,29 +127,6 @@ class InspectReady(Message):
 class ChatPane(Container, can_focus=True):
     """Talk to a model with streamed output and validated sampling controls."""
 
-    DEFAULT_CSS = """
-    ChatPane { height: 1fr; }
-    ChatPane > Horizontal { height: 1fr; }
-    ChatPane #chat-main { width: 1fr; padding: 0 1; }
-    ChatPane #chat-model { width: 1fr; }
-    ChatPane #chat-status { height: 1; color: $text-muted; }
-    ChatPane #chat-log { height: 1fr; border-top: hkey $foreground 20%; }
-    ChatPane #chat-log .chat-user { color: $accent; text-style: bold; margin-top: 1; }
-    ChatPane #chat-log .chat-note { color: $text-muted; text-style: italic; }
-    ChatPane #chat-log .chat-sample { color: $text-muted; }
-    ChatPane #chat-prompt { margin-top: 0; }
-    ChatPane #chat-controls {
-        width: 26; padding: 0 1; border-left: vkey $foreground 20%;
-    }
-    ChatPane .chat-row { height: 1; }
-    ChatPane .chat-label { width: 8; color: $text-muted; }
-    ChatPane .chat-row Input { width: 1fr; }
-    ChatPane .chat-row Input.-invalid { background: $error 30%; }
-    ChatPane .chat-row Select { width: 1fr; }
-    ChatPane #chat-reason { color: $error; height: auto; margin-top: 1; }
-    ChatPane #chat-keys { color: $text-muted; height: auto; margin-top: 1; }
-    """
-
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="chat-stop"),
         Binding("ctrl+n", "inspect", "Inspect", id="chat-inspect"),
@@ -220,6 +162,7 @@ class ChatPane(Container, can_focus=True):
         self._choices: list[ModelChoice] = []
         self._want_spec: str | None = None
         self._active = False  # validation (and its torch import) waits for the first show
+        self.trained_run: Path | None = None  # the Train screen's run, routed by the app
 
     # ------------------------------------------------------------ layout
 
@@ -280,23 +223,24 @@ class ChatPane(Container, can_focus=True):
 
     def refresh_models(self) -> None:
         """Re-list checkpoints and downloaded GPT-2 sizes (in a worker)."""
-        self._list_models()
+        self._list_models(self.trained_run)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="chat-list")
-    def _list_models(self) -> None:
-        from ..modelspec import list_choices, precisions_for
+    def _list_models(self, trained_run: Path | None) -> None:
+        from gptcore.modelspec import available_precisions, list_choices
 
-        self.post_message(ChatChoices(list_choices(), precisions_for()))
+        choices = list_choices()
+        just = _just_trained(trained_run)
+        if just is not None:
+            choices.insert(0, just)
+        self.post_message(ChatChoices(choices, available_precisions()))
 
     def on_chat_choices(self, message: ChatChoices) -> None:
         choices = list(message.choices)
-        just = self._just_trained()
-        if just is not None:
-            choices.insert(0, just)
         # A model opened from another screen stays listed even if not found here.
         for spec in (self.spec, self._want_spec):
             if spec and all(c.spec != spec for c in choices):
-                choices.append(ModelChoice(spec, describe_spec(spec)))
+                choices.append(choice_for(spec))
         self._choices = choices
         select = self.query_one("#chat-model", Select)
         with select.prevent(Select.Changed):
@@ -309,15 +253,6 @@ class ChatPane(Container, can_focus=True):
         with dtype.prevent(Select.Changed):
             dtype.set_options([(p, p) for p in message.precisions])
             dtype.value = self.precision if self.precision in message.precisions else "fp32"
-
-    def _just_trained(self) -> ModelChoice | None:
-        from .train import TrainPane
-
-        panes = self.app.query(TrainPane)
-        run_dir = getattr(panes.first(), "run_dir", None) if panes else None
-        if run_dir is None or not (Path(run_dir) / "checkpoints").is_dir():
-            return None
-        return ModelChoice(f"ckpt:{run_dir}", f"just trained: {Path(run_dir).name} (latest)")
 
     @on(Select.Changed, "#chat-model")
     def _model_selected(self, event: Select.Changed) -> None:
@@ -333,7 +268,8 @@ class ChatPane(Container, can_focus=True):
                 self.open_model(spec, reload=True)
 
     def open_model(self, spec: str, reload: bool = False) -> None:
-        """Load the model a spec names (ckpt:PATH, gpt2:SIZE, weights:DIR) in a worker."""
+        """Load the model a spec names (gptcore.modelspec: PATH, RUN:best, gpt2:SIZE, ...)
+        in a worker."""
         if spec == self.spec and self.model is not None and not reload:
             return
         self._stop_generation()
@@ -357,9 +293,9 @@ class ChatPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="chat-load")
     def _load(self, token: int, spec: str, precision: str) -> None:
-        from ..modelspec import load_spec
+        from gptcore.modelspec import load_spec
 
-        model = load_spec(spec, "auto", precision)
+        model = load_spec(spec, "auto", precision).model
         self.post_message(ModelLoaded(token, spec, model, precision))
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
@@ -392,17 +328,24 @@ class ChatPane(Container, can_focus=True):
         if self._active:
             self._validate()
 
-    def _limits(self) -> tuple[int, int]:
-        if self.model is None:
-            return DEFAULT_VOCAB, DEFAULT_CONTEXT
-        return self.model.config.vocab_size, self.model.config.context_length
-
     def _validate(self) -> None:
+        from gptcore.generate import GenerationError
+        from gptcore.sampling_settings import settings_from_text
+
         self._active = True  # from now on, every change is validated as typed
         values = {k: self.query_one(f"#chat-{k}", Input).value for k, _, _ in CONTROLS}
+        # Without a model: GPT-2's vocabulary, and the context is not known yet.
+        limits: dict[str, int] = {}
+        if self.model is not None:
+            config = self.model.config
+            limits = {"vocab_size": config.vocab_size, "context_length": config.context_length}
         eos = self.query_one("#chat-eos", Checkbox).value
-        settings, errors = parse_controls(values, eos, *self._limits())
-        self.settings, self.errors = settings, errors
+        try:
+            self.settings = settings_from_text(values, stop_at_eos=eos, **limits)
+            errors: dict[str, str] = {}
+        except GenerationError as exc:
+            self.settings, errors = None, exc.by_field()
+        self.errors = errors
         for key, _, _ in CONTROLS:
             widget = self.query_one(f"#chat-{key}", Input)
             widget.set_class(key in errors, "-invalid")
@@ -647,13 +590,12 @@ class ChatPane(Container, can_focus=True):
     def action_save(self) -> None:
         if not self.transcript:
             return
-        from gptcore.paths import data_dir
+        from gptcore.fsutil import atomic_write_text
+        from gptcore.paths import transcripts_dir
 
-        from ..settings import write_atomic
-
-        path = data_dir() / "transcripts" / time.strftime("chat-%Y%m%d-%H%M%S.txt")
+        path = transcripts_dir() / time.strftime("chat-%Y%m%d-%H%M%S.txt")
         try:
-            write_atomic(path, self.transcript_text())
+            atomic_write_text(path, self.transcript_text())
         except OSError as exc:
             self.notify(f"could not save: {exc}", title="Chat", severity="error", markup=False)
             return
@@ -670,11 +612,16 @@ class ChatPane(Container, can_focus=True):
         prompt = self.query_one("#chat-prompt", Input).value
         ctx = self.model.config.context_length
         history = list(self.history) if self.mode == "chat" else None
-        self._inspect(self.model, prompt, history, ctx)
+        self._inspect(self.model, prompt, history, ctx, describe_spec(self.spec or ""))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="chat-inspect")
     def _inspect(
-        self, model: GPTModel, prompt: str, history: list[tuple[str, str]] | None, ctx: int
+        self,
+        model: GPTModel,
+        prompt: str,
+        history: list[tuple[str, str]] | None,
+        ctx: int,
+        model_name: str,
     ) -> None:
         from gptcore.generate import encode_prompt
         from gptcore.nexttoken import next_token_logits
@@ -683,7 +630,7 @@ class ChatPane(Container, can_focus=True):
             prompt = chat_prompt(history, prompt, ctx).text
         logits = next_token_logits(model, encode_prompt(prompt))
         shown = prompt if len(prompt) <= 40 else "…" + prompt[-39:]
-        source = f"{describe_spec(self.spec or '')} after {shown!r}"
+        source = f"{model_name} after {shown!r}"
         self.post_message(InspectReady(logits, source))
 
     def on_inspect_ready(self, message: InspectReady) -> None:
@@ -729,6 +676,15 @@ class ChatPane(Container, can_focus=True):
 
     def on_unmount(self) -> None:
         self._stop_generation()
+
+
+def _just_trained(run_dir: Path | None) -> ModelChoice | None:
+    """The Train screen's run (tui.messages.RunFolderChanged), once it has a checkpoint."""
+    from gptcore.runs import RunDir
+
+    if run_dir is None or not RunDir(run_dir).has_checkpoints():
+        return None
+    return ModelChoice(f"just trained: {Path(run_dir).name} (latest)", str(run_dir), LATEST)
 
 
 def _with_stop(settings: GenerationSettings, stop: str) -> GenerationSettings:

@@ -23,6 +23,10 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from gptcore.errors import GptTuiError
+from gptcore.fmt import format_bytes, format_count
+from gptcore.runs import RunDir, checkpoint_label
+
+from ..messages import CheckpointsChanged, OpenInChat, ResumeRun
 
 if TYPE_CHECKING:
     from gptcore.checkpoint import CheckpointInfo
@@ -42,31 +46,6 @@ COLUMNS = (
 )
 SORTS = ("date", "step", "val", "run")
 COMPARE_BATCHES = 20  # per split: enough for a fair comparison, quick on a CPU
-
-
-def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            if unit == "B" or value >= 100:
-                return f"{value:.0f} {unit}"
-            return f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"  # pragma: no cover
-
-
-def best_per_run(infos: list[CheckpointInfo]) -> set[Path]:
-    """The checkpoint with the lowest validation loss in each run."""
-    best: dict[str, CheckpointInfo] = {}
-    for info in infos:
-        if info.error is None and info.val_loss is not None:
-            current = best.get(info.run)
-            if current is None or (info.val_loss, -(info.step or 0)) < (
-                current.val_loss,
-                -(current.step or 0),
-            ):
-                best[info.run] = info
-    return {i.path for i in best.values()}
 
 
 def sort_infos(infos: list[CheckpointInfo], by: str) -> list[CheckpointInfo]:
@@ -93,8 +72,10 @@ class CheckpointList(Message):
         self.infos = infos
 
 
-class CheckpointsChanged(Message):
-    """A checkpoint was renamed, deleted or exported: other screens may re-list."""
+class CheckpointDeleted(Message):
+    def __init__(self, path: Path, label: str, error: str | None) -> None:
+        super().__init__()
+        self.path, self.label, self.error = path, label, error
 
 
 class CompareDone(Message):
@@ -105,16 +86,6 @@ class CompareDone(Message):
 
 class CheckpointsPane(Container, can_focus=True):
     """List, open, continue, rename, delete, export and compare checkpoints."""
-
-    DEFAULT_CSS = """
-    CheckpointsPane { height: 1fr; padding: 0 1; }
-    CheckpointsPane #ckpt-summary { height: 1; color: $text-muted; }
-    CheckpointsPane #ckpt-table { height: 1fr; }
-    CheckpointsPane #ckpt-detail {
-        height: auto; max-height: 6; border-top: hkey $foreground 20%;
-    }
-    CheckpointsPane #ckpt-detail.-error { color: $error; }
-    """
 
     BINDINGS = [
         Binding("o", "open_chat", "Chat", id="ckpt-chat"),
@@ -172,7 +143,9 @@ class CheckpointsPane(Container, can_focus=True):
         table = self.query_one(DataTable)
         current = self.current()
         table.clear()
-        best = best_per_run(self.infos)
+        from gptcore.checkpoint import run_picks  # what RUN:best loads: the same star
+
+        best = {p.best.path for p in run_picks(self.infos).values() if p.best is not None}
         for info in sort_infos(self.infos, self.sort_by):
             table.add_row(*self._cells(info, info.path in best), key=str(info.path))
         if current is not None and any(i.path == current.path for i in self.infos):
@@ -205,7 +178,7 @@ class CheckpointsPane(Container, can_focus=True):
                 Text(info.name, style="red"),
                 Text("damaged", style="red"),
                 *(Text("") for _ in range(4)),
-                Text(human_bytes(info.size_bytes)),
+                Text(format_bytes(info.size_bytes)),
                 Text(""),
                 Text(reason, style="red"),
             ]
@@ -214,12 +187,12 @@ class CheckpointsPane(Container, can_focus=True):
             Text(mark, style="bold yellow"),
             Text(info.run),
             Text(info.name),
-            Text(f"{info.step:,}" if info.step is not None else "–", justify="right"),
-            Text(str((info.epoch or 0) + 1), justify="right"),
+            Text(format_count(info.step), justify="right"),
+            Text(str(info.epoch or "–"), justify="right"),
             Text(num(info.train_loss), justify="right"),
             Text(num(info.val_loss), justify="right"),
-            Text(f"{info.tokens_seen:,}" if info.tokens_seen is not None else "–", justify="right"),
-            Text(human_bytes(info.size_bytes), justify="right"),
+            Text(format_count(info.tokens_seen), justify="right"),
+            Text(format_bytes(info.size_bytes), justify="right"),
             Text(date),
             Text(info.model),
         ]
@@ -263,10 +236,11 @@ class CheckpointsPane(Container, can_focus=True):
             text = f"{info.run}/{info.name} cannot be used: {info.error}"
         else:
             text = (
-                f"{info.path}\n{info.model} · step {info.step:,} · {human_bytes(info.size_bytes)}"
+                f"{info.path}\n{info.model} · step {format_count(info.step)} · "
+                f"{format_bytes(info.size_bytes)}"
             )
         if self.marked is not None:
-            text += f"\nmarked for comparison: {self.marked.parent.parent.name}/{self.marked.name}"
+            text += f"\nmarked for comparison: {checkpoint_label(self.marked)}"
         if self.compare_text:
             text += "\n" + self.compare_text
         detail.update(Text(text))
@@ -307,33 +281,13 @@ class CheckpointsPane(Container, can_focus=True):
         info = self._usable()
         if info is None:
             return
-        from .chat import ChatPane
-
-        chats = self.app.query(ChatPane)
-        if not chats:
-            return
-        chats.first().open_model(f"ckpt:{info.path}")
-        _show_tab(self, "chat")
+        self.post_message(OpenInChat(str(info.path)))
 
     def action_continue_training(self) -> None:
         info = self._usable()
         if info is None:
             return
-        from .train import TrainPane
-
-        trains = self.app.query(TrainPane)
-        resume = getattr(trains.first(), "resume_from", None) if trains else None
-        if resume is None:
-            # The Train screen cannot resume a run yet: give the exact command.
-            self.notify(
-                f"continue this run with: gpt-tui train --resume {info.path}",
-                title="Continue training",
-                timeout=15,
-                markup=False,
-            )
-            return
-        resume(info.path)
-        _show_tab(self, "train")
+        self.post_message(ResumeRun(info.path))
 
     def action_rename(self) -> None:
         info = self.current()
@@ -365,19 +319,10 @@ class CheckpointsPane(Container, can_focus=True):
         from .dialogs import ConfirmScreen
 
         def answered(yes: bool | None) -> None:
-            if not yes:
-                return
-            from gptcore.checkpoint import delete_checkpoint
+            if yes:
+                self._delete(info.path, f"{info.run}/{info.name}")
 
-            try:
-                delete_checkpoint(info.path)
-            except (GptTuiError, OSError) as exc:
-                self.notify(str(exc), title="Delete", severity="error", markup=False)
-                return
-            self.notify(f"deleted {info.run}/{info.name}", title="Delete", markup=False)
-            self._changed()
-
-        size = human_bytes(info.size_bytes)
+        size = format_bytes(info.size_bytes)
         self.app.push_screen(
             ConfirmScreen(
                 f"Delete checkpoint {info.run}/{info.name} ({size})? This cannot be undone.",
@@ -386,12 +331,27 @@ class CheckpointsPane(Container, can_focus=True):
             answered,
         )
 
-    def _changed(self) -> None:
-        self.refresh_list()
-        from .chat import ChatPane
+    @work(thread=True, exclusive=True, exit_on_error=False, group="ckpt-delete")
+    def _delete(self, path: Path, label: str) -> None:
+        """Delete off the UI thread: a large checkpoint on a slow disk takes a while."""
+        from gptcore.checkpoint import delete_checkpoint
 
-        for chat in self.app.query(ChatPane):
-            chat.refresh_models()
+        try:
+            delete_checkpoint(path)
+        except (GptTuiError, OSError) as exc:
+            self.post_message(CheckpointDeleted(path, label, str(exc)))
+        else:
+            self.post_message(CheckpointDeleted(path, label, None))
+
+    def on_checkpoint_deleted(self, message: CheckpointDeleted) -> None:
+        if message.error is not None:
+            self.notify(message.error, title="Delete", severity="error", markup=False)
+            return
+        self.notify(f"deleted {message.label}", title="Delete", markup=False)
+        self._changed()
+
+    def _changed(self) -> None:
+        self.post_message(CheckpointsChanged())  # the app re-lists here and in Chat
 
     def action_export_pth(self) -> None:
         info = self._usable()
@@ -405,17 +365,18 @@ class CheckpointsPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ckpt-export")
     def _export(self, path: Path, kind: str) -> None:
-        out_dir = path.parent.parent / "exports"
+        run = RunDir.of_checkpoint(path)
+        if run is None:
+            raise GptTuiError(f"{path} is not inside a run folder: export it with the CLI")
         if kind == "pth":
             from gptcore.checkpoint import export_book_pth
 
-            out = export_book_pth(path, out_dir / f"{path.name}.pth")
+            out = export_book_pth(path, run.pth_export(path.name))
         else:
-            from gptcore.checkpoint import load_model
+            from gptcore.modelspec import load_spec
             from gptcore.pretrained import export_hf
 
-            model, _ = load_model(path, "cpu")
-            out = export_hf(model, out_dir / f"{path.name}-hf")
+            out = export_hf(load_spec(str(path), "cpu").model, run.hf_export(path.name))
         self.notify(f"exported {out}", title="Export", markup=False)  # thread-safe
 
     def action_mark(self) -> None:
@@ -434,28 +395,32 @@ class CheckpointsPane(Container, can_focus=True):
         source = str(getattr(self.app, "corpus_source", "builtin"))
         self.compare_text = f"comparing on corpus {source} …"
         self._show_detail()
-        self._compare(self.marked, info.path, source)
+        self._compare(self.marked, info.path, source, COMPARE_BATCHES)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ckpt-compare")
-    def _compare(self, a: Path, b: Path, source: str) -> None:
-        from gptcore.checkpoint import load_model
-        from gptcore.data import make_loader, prepare_corpus, require_windows
-        from gptcore.evaluate import calc_loss_loader
+    def _compare(self, a: Path, b: Path, source: str, max_batches: int) -> None:
+        """`gpt-tui eval` on both checkpoints (the first `max_batches` per split), with
+        the batch size and device the marked checkpoint's run trained with."""
+        from gptcore.data import prepare_corpus
+        from gptcore.evaluate import eval_options, evaluate_model
+        from gptcore.modelspec import load_spec
 
         corpus = prepare_corpus(source)
-        lines = [f"losses on {corpus.name} (first {COMPARE_BATCHES} batches per split):"]
+        lines = [f"losses on {corpus.name} (first {max_batches} batches per split):"]
+        options = None
         for path in (a, b):
-            model, _ = load_model(path, "cpu")
-            ctx = model.config.context_length
-            require_windows(corpus.train_tokens, ctx, "training")
-            require_windows(corpus.val_tokens, ctx, "validation")
-            losses = []
-            for tokens in (corpus.train_tokens, corpus.val_tokens):
-                loader = make_loader(tokens, 2, ctx, ctx, False, False)
-                losses.append(calc_loss_loader(loader, model, "cpu", COMPARE_BATCHES))
-            lines.append(
-                f"  {path.parent.parent.name}/{path.name}: train {losses[0]:.3f} · val {losses[1]:.3f}"
+            loaded = load_spec(str(path), "cpu")  # evaluate_model moves it to the device
+            if options is None:
+                options = eval_options(loaded.checkpoint.train_config if loaded.checkpoint else {})
+            batch_size, device = options
+            result = evaluate_model(
+                loaded.model, corpus, batch_size=batch_size, max_batches=max_batches, device=device
             )
+            lines.append(
+                f"  {checkpoint_label(path)}: train {result.train_loss:.3f} · "
+                f"val {result.val_loss:.3f}"
+            )
+        lines.append(f"  batch size {result.batch_size} on {result.device}")
         self.post_message(CompareDone("\n".join(lines)))
 
     def on_compare_done(self, message: CompareDone) -> None:
@@ -471,10 +436,3 @@ class CheckpointsPane(Container, can_focus=True):
             self.compare_text = f"compare failed: {text}"
             self._show_detail()
         self.notify(text, title="Checkpoints", severity="error", markup=False)
-
-
-def _show_tab(widget: Container, tab: str) -> None:
-    """Switch the app's tab bar (a no-op in an app without one)."""
-    show = getattr(widget.app, "action_show_tab", None)
-    if show is not None:
-        show(tab)

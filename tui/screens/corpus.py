@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -23,6 +24,10 @@ from textual.message import Message
 from textual.widgets import ContentSwitcher, DirectoryTree, Input, ProgressBar, Static, TextArea
 from textual.worker import Worker, WorkerState
 
+if TYPE_CHECKING:  # gptcore.data imports torch: loaded by the worker, off the UI thread
+    from gptcore.data import TokenizedCorpus
+
+from gptcore.config import GPTConfig, TrainConfig
 from gptcore.errors import GptTuiError
 
 from ..widgets.token_view import TokenViewer
@@ -54,13 +59,32 @@ class CorpusInfo:
     chars: int
     train_chars: int
     val_chars: int
+    tokens: int  # of the whole text (the split may cut one token in two)
     train_tokens: int
     val_tokens: int
     preview: str
+    train_ratio: float = 0.9  # the split these numbers are for
 
-    @property
-    def tokens(self) -> int:
-        return self.train_tokens + self.val_tokens
+    @classmethod
+    def of(cls, corpus: TokenizedCorpus, source: str, train_ratio: float = 0.9) -> CorpusInfo:
+        """The numbers of a tokenized corpus; the preview is decoded from the cached
+        tokens, so a big corpus is not read a second time."""
+        from gptcore.tokenizer import get_tokenizer
+
+        head = corpus.train_tokens[:PREVIEW_TOKENS].tolist()
+        return cls(
+            source=source,
+            name=corpus.name,
+            files=corpus.files,
+            chars=corpus.n_chars,
+            train_chars=corpus.train_chars,
+            val_chars=corpus.val_chars,
+            tokens=corpus.n_tokens,
+            train_tokens=len(corpus.train_tokens),
+            val_tokens=len(corpus.val_tokens),
+            preview=get_tokenizer().decode(head),
+            train_ratio=train_ratio,
+        )
 
 
 class CorpusProgress(Message):
@@ -89,33 +113,12 @@ def pasted_corpus_path(text: str) -> Path:
     return corpora_dir() / f"pasted-{digest}.txt"
 
 
-def window_report(info: CorpusInfo, model: object, train: object) -> tuple[str, str | None]:
-    """Lines about windows and batches for the current config, and a problem if any."""
-    from gptcore.data import count_batches, count_windows  # loaded by the worker already
+def window_report(info: CorpusInfo, model: GPTConfig, train: TrainConfig) -> tuple[str, str | None]:
+    """The Trainer's own batch plan for this corpus and config, and what stops it, if anything."""
+    from gptcore.plan import batch_plan
 
-    length = train.max_length or model.context_length
-    stride = train.stride or length
-    batch = train.batch_size
-    tw = count_windows(info.train_tokens, length, stride)
-    vw = count_windows(info.val_tokens, length, stride)
-    tb = count_batches(tw, batch, train.drop_last)
-    vb = count_batches(vw, batch, False)
-    lines = (
-        f"context {length}, stride {stride}, batch size {batch}\n"
-        f"windows  train {tw:,}  val {vw:,}\n"
-        f"batches  train {tb:,}  val {vb:,}"
-    )
-    problem = None
-    for what, n in (("training", info.train_tokens), ("validation", info.val_tokens)):
-        if n <= length:
-            problem = (
-                f"the {what} split has {n:,} tokens, but one window of context length {length} "
-                f"needs at least {length + 1}: use a larger corpus or a smaller context length"
-            )
-            break
-    if problem is None and tb == 0:
-        problem = f"{tw} training windows make no full batch of {batch}: lower the batch size"
-    return lines, problem
+    plan = batch_plan(info.train_tokens, info.val_tokens, model, train)
+    return plan.describe(), str(plan.problem) if plan.problem else None
 
 
 class CorpusPane(Container, can_focus=True):
@@ -276,13 +279,19 @@ class CorpusPane(Container, can_focus=True):
 
     def load_source(self, source: str) -> None:
         self._begin(source)
-        self._load_worker(source, None)
+        self._load_worker(source, None, self._train_ratio())
 
     def load_text(self, text: str) -> None:
         self._begin("pasted text")
-        self._load_worker("", text)
+        self._load_worker("", text, self._train_ratio())
+
+    def _train_ratio(self) -> float:
+        """The Train form's split (read here: the worker never reads the app's state)."""
+        config = self.app.run_config
+        return config[1].train_ratio if config is not None else 0.9
 
     def _begin(self, label: str) -> None:
+        self.app.corpus_tokens = None  # no plan until the new counts are in
         self.query_one("#corpus-name", Static).update(Text(f"Loading {label} …"))
         self.query_one("#corpus-error", Static).update("")
         bar = self.query_one("#corpus-progress", ProgressBar)
@@ -290,42 +299,21 @@ class CorpusPane(Container, can_focus=True):
         bar.display = True
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="corpus")
-    def _load_worker(self, source: str, pasted: str | None) -> None:
+    def _load_worker(self, source: str, pasted: str | None, train_ratio: float) -> None:
         from gptcore.data import prepare_corpus
-
-        from ..settings import write_atomic
+        from gptcore.fsutil import atomic_write_text
 
         if pasted is not None:
             path = pasted_corpus_path(pasted)
             if not path.exists():
-                write_atomic(path, pasted)
+                atomic_write_text(path, pasted)
             source = str(path)
-        train_ratio = 0.9
-        config = self.app.run_config
-        if config is not None:
-            train_ratio = config[1].train_ratio
         try:
             corpus = prepare_corpus(source, train_ratio, "strict", self._progress)
         except GptTuiError as exc:
             self.post_message(CorpusFailed(source, str(exc)))
             return
-        # The preview is decoded from the cached tokens: no second read of a big corpus.
-        from gptcore.tokenizer import get_tokenizer
-
-        head = corpus.train_tokens[:PREVIEW_TOKENS].tolist()
-        preview = get_tokenizer().decode(head)
-        info = CorpusInfo(
-            source=source,
-            name=corpus.name,
-            files=corpus.files,
-            chars=corpus.n_chars,
-            train_chars=corpus.train_chars,
-            val_chars=corpus.val_chars,
-            train_tokens=len(corpus.train_tokens),
-            val_tokens=len(corpus.val_tokens),
-            preview=preview,
-        )
-        self.post_message(CorpusLoaded(info))
+        self.post_message(CorpusLoaded(CorpusInfo.of(corpus, source, train_ratio)))
 
     def _progress(self, done: int, total: int) -> None:
         # Called on the worker thread: at most ~10 messages a second, plus the last.
@@ -354,6 +342,7 @@ class CorpusPane(Container, can_focus=True):
             viewer.set_source(*self._token_source())
         self._render_stats()
         self.app.corpus_source = info.source
+        self.app.corpus_tokens = (info.train_tokens, info.val_tokens)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "corpus" and event.state == WorkerState.ERROR:
@@ -365,7 +354,11 @@ class CorpusPane(Container, can_focus=True):
         self.query_one("#corpus-error", Static).update(Text(error))
 
     def _config_changed(self, _config: object) -> None:
-        if self.info is not None:
+        if self.info is None:
+            return
+        if self.info.train_ratio != self._train_ratio():  # another split: other token counts
+            self.load_source(self.info.source)
+        else:
             self._render_stats()
 
     def _render_stats(self) -> None:

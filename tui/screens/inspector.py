@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -31,89 +31,12 @@ from ..widgets.bars import bar, percent, token_label
 if TYPE_CHECKING:
     import torch
 
-MAX_DRAWS = 100_000  # draws are one multinomial call each, as the chapter does
+    from gptcore.sampling_settings import InspectSettings
+
 TOP_N = 20
 TEMPS_SHOWN = 10  # candidates in the temperature comparison
 BAR = 14
 DRAW_DELAY_S = 0.2
-
-
-@dataclass(frozen=True)
-class Controls:
-    temperature: float
-    top_k: int | None
-    top_p: float | None
-    temperatures: tuple[float, ...]
-    draws: int
-    seed: int
-
-
-def parse_controls(
-    values: dict[str, str], vocab_size: int
-) -> tuple[Controls | None, dict[str, str]]:
-    """Typed controls from the inputs' text, or the error of each bad field.
-
-    temperature / top-k / top-p are checked by the engine's own
-    GenerationSettings.validated, so the inspector accepts exactly what
-    generation accepts.
-    """
-    from gptcore.generate import GenerationError, GenerationSettings
-
-    errors: dict[str, str] = {}
-
-    def number(key: str, kind: type, blank_ok: bool) -> float | int | None:
-        text = values.get(key, "").strip()
-        if not text or text.lower() in ("off", "none"):
-            if blank_ok:
-                return None
-            errors[key] = "required"
-            return None
-        try:
-            return kind(text)
-        except ValueError:
-            errors[key] = f"{text!r} is not {'an integer' if kind is int else 'a number'}"
-            return None
-
-    temperature = number("temperature", float, False)
-    top_k = number("top_k", int, True)
-    top_p = number("top_p", float, True)
-    if not errors:
-        try:
-            GenerationSettings(
-                temperature=temperature, top_k=top_k, top_p=top_p, eos_id=None
-            ).validated(vocab_size, 1)
-        except GenerationError as exc:
-            key = next(
-                (k for k in ("top_k", "top_p", "temperature") if k in str(exc)), "temperature"
-            )
-            errors[key] = str(exc)
-    temps: list[float] = []
-    for part in values.get("temperatures", "").replace(";", ",").split(","):
-        if not part.strip():
-            continue
-        try:
-            t = float(part)
-        except ValueError:
-            errors["temperatures"] = f"{part.strip()!r} is not a number"
-            break
-        if not t >= 0 or t == float("inf"):
-            errors["temperatures"] = f"temperatures must be finite and >= 0, got {part.strip()}"
-            break
-        temps.append(t)
-    if not temps and "temperatures" not in errors:
-        errors["temperatures"] = "give at least one temperature, e.g. 1, 0.1, 5"
-    draws = number("draws", int, False)
-    if "draws" not in errors and not 1 <= draws <= MAX_DRAWS:  # type: ignore[operator]
-        errors["draws"] = f"draws must be in [1, {MAX_DRAWS:,}], got {draws}"
-    seed = number("seed", int, False)
-    if "seed" not in errors and not 0 <= seed < 2**63:  # type: ignore[operator]
-        errors["seed"] = f"seed must be an integer >= 0, got {seed}"
-    if errors:
-        return None, errors
-    return (
-        Controls(float(temperature), top_k, top_p, tuple(temps), int(draws), int(seed)),  # type: ignore[arg-type]
-        {},
-    )
 
 
 class DrawsDone(Message):
@@ -123,7 +46,8 @@ class DrawsDone(Message):
 
 
 FIELDS = (
-    # (key, label, width)
+    # (setting name, label, width): parsed and checked by
+    # gptcore.sampling_settings.inspect_settings_from_text, like `gpt-tui inspect`'s flags
     ("temperature", "temp", 5),
     ("top_k", "top-k", 5),
     ("top_p", "top-p", 5),
@@ -136,18 +60,8 @@ FIELDS = (
 class InspectorScreen(Screen[None]):
     """Top candidates, the distribution after the controls, temperatures, draws."""
 
-    DEFAULT_CSS = """
-    InspectorScreen { layout: vertical; }
-    InspectorScreen #insp-title { height: 1; padding: 0 1; text-style: bold; }
-    InspectorScreen #insp-controls { height: 1; padding: 0 1; }
-    InspectorScreen #insp-controls Label { width: auto; padding: 0 1 0 0; color: $text-muted; }
-    InspectorScreen #insp-controls Input { margin-right: 1; }
-    InspectorScreen #insp-controls Input#insp-seed { margin-right: 0; }
-    InspectorScreen #insp-controls Input.-invalid { background: $error 30%; }
-    InspectorScreen #insp-error { height: auto; padding: 0 1; color: $error; }
-    InspectorScreen TabbedContent { height: 1fr; }
-    InspectorScreen VerticalScroll { padding: 0 1; }
-    """
+    # A screen loads its own styles, so it looks the same over any app.
+    CSS_PATH = Path(__file__).parent.parent / "inspector.tcss"
 
     BINDINGS = [
         Binding("escape", "close", "Back", id="insp-close"),
@@ -177,7 +91,7 @@ class InspectorScreen(Screen[None]):
             "draws": "1000",
             "seed": "123",
         }
-        self.controls: Controls | None = None
+        self.controls: InspectSettings | None = None
         self.errors: dict[str, str] = {}
         self.dist = None
         self.candidates: list = []
@@ -236,10 +150,16 @@ class InspectorScreen(Screen[None]):
 
     def recompute(self) -> None:
         """Validate the controls; redo only the post-processing and the draws."""
+        from gptcore.generate import GenerationError
         from gptcore.nexttoken import distribution, top_candidates
+        from gptcore.sampling_settings import inspect_settings_from_text
 
         logits = self.logits
-        controls, errors = parse_controls(self.values(), logits.numel())
+        try:
+            controls = inspect_settings_from_text(self.values(), logits.numel())
+            errors: dict[str, str] = {}
+        except GenerationError as exc:
+            controls, errors = None, exc.by_field()
         self.errors = errors
         for key, _, _ in FIELDS:
             widget = self.query_one(f"#insp-{key}", Input)
@@ -263,6 +183,8 @@ class InspectorScreen(Screen[None]):
         # every keystroke would queue up stale work.
         if self._draw_timer is not None:
             self._draw_timer.stop()
+        if not controls.draws:
+            return  # 0 draws: the lab is off
         token, probs = self._token, self.dist.probs
         self._draw_timer = self.set_timer(
             DRAW_DELAY_S, lambda: self._draw(token, probs, controls.draws, controls.seed)
@@ -367,6 +289,10 @@ class InspectorScreen(Screen[None]):
         c, dist = self.controls, self.dist
         assert c is not None and dist is not None
         out = Text()
+        if not c.draws:
+            out.append("no draws: set draws above 0 to run the sampling lab", style="italic")
+            self.query_one("#insp-lab-view", Static).update(out)
+            return
         if self.counts is None:
             out.append(f"drawing {c.draws:,} samples (seed {c.seed}) …", style="italic")
             self.query_one("#insp-lab-view", Static).update(out)

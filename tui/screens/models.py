@@ -26,37 +26,24 @@ from textual.widgets import DataTable, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
 from gptcore.errors import GptTuiError
+from gptcore.fmt import format_bytes, format_duration
+from gptcore.pretrained import PREFERRED_SOURCES, SIZES, SOURCE_LABELS
 
-from .checkpoints import human_bytes
+from ..messages import CheckpointsChanged, OpenInChat
 
 if TYPE_CHECKING:
     from gptcore.download import DownloadProgress
     from gptcore.pretrained import LocalWeights
 
-SIZES = ("124M", "355M", "774M", "1558M")
-SOURCES = (("hf", "Hugging Face"), ("openai", "OpenAI TF"))
-# Roughly what a download weighs (the weights file dominates), for the table.
-APPROX_BYTES = {"124M": 0.55e9, "355M": 1.5e9, "774M": 3.25e9, "1558M": 6.4e9}
 PROGRESS_INTERVAL_S = 0.1
 
 
-def human_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
-
-
 def progress_line(p: DownloadProgress) -> str:
-    """`model.safetensors (2/2) · 12.3 MB / 548.1 MB · 5.1 MB/s · ETA 1m45s`."""
-    total = f" / {human_bytes(p.total)}" if p.total is not None else ""
+    """`model.safetensors (2/2) · 12.3 MB / 548 MB · 5.1 MB/s · ETA 1m45s`."""
+    total = f" / {format_bytes(p.total)}" if p.total is not None else ""
     return (
-        f"{p.name} ({p.index + 1}/{p.count}) · {human_bytes(p.done)}{total} · "
-        f"{human_bytes(int(p.speed))}/s · ETA {human_duration(p.eta_s)}"
+        f"{p.name} ({p.index + 1}/{p.count}) · {format_bytes(p.done)}{total} · "
+        f"{format_bytes(int(p.speed))}/s · ETA {format_duration(p.eta_s)}"
     )
 
 
@@ -78,19 +65,14 @@ class DownloadFinished(Message):
         self.size, self.source, self.path = size, source, path
 
 
+class WeightsDeleted(Message):
+    def __init__(self, label: str, error: str | None) -> None:
+        super().__init__()
+        self.label, self.error = label, error
+
+
 class ModelsPane(Container, can_focus=True):
     """GPT-2 weights: status, download with progress, cancel, resume, delete, chat."""
-
-    DEFAULT_CSS = """
-    ModelsPane { height: 1fr; padding: 0 1; }
-    ModelsPane #models-table { height: auto; max-height: 10; }
-    ModelsPane #models-progress-row { height: 1; margin-top: 1; }
-    ModelsPane #models-bar { width: 100%; }
-    ModelsPane #models-progress { height: 1; }
-    ModelsPane #models-message { height: auto; margin-top: 1; }
-    ModelsPane #models-message.-error { color: $error; }
-    ModelsPane #models-hint { height: auto; margin-top: 1; color: $text-muted; }
-    """
 
     BINDINGS = [
         Binding("d", "download", "Download/Resume", id="models-download"),
@@ -115,7 +97,7 @@ class ModelsPane(Container, can_focus=True):
         for column in ("GPT-2", "source", "status", "on disk", "download"):
             table.add_column(column, key=column)
         for size in SIZES:
-            for source, _ in SOURCES:
+            for source in PREFERRED_SOURCES:
                 table.add_row(size, source, "…", "", "", key=f"{size}/{source}")
         yield table
         yield ProgressBar(id="models-bar", show_eta=False)
@@ -142,7 +124,7 @@ class ModelsPane(Container, can_focus=True):
     def _status(self) -> None:
         from gptcore.pretrained import local_status
 
-        statuses = {(s, src): local_status(s, src) for s in SIZES for src, _ in SOURCES}
+        statuses = {(s, src): local_status(s, src) for s in SIZES for src in PREFERRED_SOURCES}
         self.post_message(ModelStatuses(statuses))
 
     def on_model_statuses(self, message: ModelStatuses) -> None:
@@ -170,15 +152,15 @@ class ModelsPane(Container, can_focus=True):
     def _fill(self) -> None:
         table = self.query_one(DataTable)
         for size in SIZES:
-            for source, _ in SOURCES:
+            for source in PREFERRED_SOURCES:
                 key = f"{size}/{source}"
                 st = self.statuses.get((size, source))
                 status = self.status_text(size, source)
                 style = {"complete": "green", "absent": "dim"}.get(status, "yellow")
-                on_disk = human_bytes(st.bytes) if st and st.bytes else "–"
+                on_disk = format_bytes(st.bytes) if st and st.bytes else "–"
                 table.update_cell(key, "status", Text(status, style=style), update_width=True)
                 table.update_cell(key, "on disk", on_disk, update_width=True)
-                approx = f"~{human_bytes(int(APPROX_BYTES[size]))}"
+                approx = f"~{format_bytes(SIZES[size].approx_bytes)}"
                 table.update_cell(key, "download", approx, update_width=True)
         self._show_hint()
         self.refresh_bindings()
@@ -215,7 +197,7 @@ class ModelsPane(Container, can_focus=True):
         )
         self.query_one("#models-hint", Static).update(
             Text(
-                f"GPT-2 {size} from {dict(SOURCES)[source]}{extra}.\n"
+                f"GPT-2 {size} from {SOURCE_LABELS[source]}{extra}.\n"
                 f"To install by hand, put {names} into {folder}"
             )  # fmt: skip
         )
@@ -263,7 +245,7 @@ class ModelsPane(Container, can_focus=True):
         bar.display = True
         bar.update(total=None, progress=0)
         self.query_one("#models-progress", Static).update(Text("connecting …"))
-        self._set_message(f"downloading GPT-2 {size} from {dict(SOURCES)[source]} …")
+        self._set_message(f"downloading GPT-2 {size} from {SOURCE_LABELS[source]} …")
         self._fill()
         self._download(size, source, self._cancel)
 
@@ -315,6 +297,7 @@ class ModelsPane(Container, can_focus=True):
         if event.worker.group != "models-download" or event.state != WorkerState.ERROR:
             return
         from gptcore.download import DownloadCancelled
+        from gptcore.errors import DownloadError
 
         error = event.worker.error
         self._end_download()
@@ -322,11 +305,8 @@ class ModelsPane(Container, can_focus=True):
             self._set_message("download cancelled; the partial files are kept: d resumes")
             return
         text = str(error) if isinstance(error, GptTuiError) else f"{type(error).__name__}: {error}"
-        unreachable = any(
-            s in text
-            for s in ("host not found", "connection refused", "timed out", "Network is unreachable")
-        )
-        head = "No network? The download server cannot be reached.\n" if unreachable else ""
+        offline = isinstance(error, DownloadError) and error.offline
+        head = "No network? The download server cannot be reached.\n" if offline else ""
         self._set_message(head + text, error=True)
         self.notify(text, title="Download failed", severity="error", timeout=10, markup=False)
 
@@ -348,20 +328,12 @@ class ModelsPane(Container, can_focus=True):
         if st is None or not st.complete:
             self.notify(f"GPT-2 {size} ({source}) is not downloaded", title="Models", markup=False)
             return
-        from .chat import ChatPane
-
-        chats = self.app.query(ChatPane)
-        if not chats:
-            return
         try:
             preferred = find_gpt2(size)  # what gpt2:SIZE loads
         except GptTuiError:
             preferred = None
         spec = f"gpt2:{size}" if preferred == st.path else f"weights:{st.path}"
-        chats.first().open_model(spec)
-        show = getattr(self.app, "action_show_tab", None)
-        if show is not None:
-            show("chat")
+        self.post_message(OpenInChat(spec))
 
     def action_delete(self) -> None:
         size, source = self.current()
@@ -371,31 +343,33 @@ class ModelsPane(Container, can_focus=True):
         from .dialogs import ConfirmScreen
 
         def answered(yes: bool | None) -> None:
-            if not yes:
-                return
-            try:
-                shutil.rmtree(st.path)
-            except OSError as exc:
-                self.notify(
-                    f"could not delete {st.path}: {exc}",
-                    title="Models",
-                    severity="error",
-                    markup=False,
-                )
-                return
-            self._set_message(f"deleted GPT-2 {size} ({source})")
-            self._after_change()
+            if yes:
+                self._delete(st.path, f"GPT-2 {size} ({source})")
 
         self.app.push_screen(
             ConfirmScreen(
-                f"Delete GPT-2 {size} ({source}), {human_bytes(st.bytes)} in {st.path}?", "Delete"
+                f"Delete GPT-2 {size} ({source}), {format_bytes(st.bytes)} in {st.path}?", "Delete"
             ),
             answered,
         )
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="models-delete")
+    def _delete(self, path: Path, label: str) -> None:
+        """Delete off the UI thread: GPT-2 XL is 6 GB of files."""
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            self.post_message(WeightsDeleted(label, f"could not delete {path}: {exc}"))
+        else:
+            self.post_message(WeightsDeleted(label, None))
+
+    def on_weights_deleted(self, message: WeightsDeleted) -> None:
+        if message.error is not None:
+            self.notify(message.error, title="Models", severity="error", markup=False)
+            return
+        self._set_message(f"deleted {message.label}")
+        self._after_change()
+
     def _after_change(self) -> None:
         self.refresh_status()
-        from .chat import ChatPane
-
-        for chat in self.app.query(ChatPane):
-            chat.refresh_models()
+        self.post_message(CheckpointsChanged())  # the app has Chat re-list its models

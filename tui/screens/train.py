@@ -4,13 +4,15 @@ its loss curves, throughput and samples live; or follow a run started elsewhere.
 
 Training runs in a thread worker. The worker never touches widgets: the
 trainer's events reach this screen as throttled TrainEvents messages (tui.pump).
-A watched run is followed by polling its metrics.jsonl on a timer.
+A watched run is followed by reading its metrics.jsonl in a thread worker that a
+timer starts; what it read arrives as TrainEvents too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from pathlib import Path
 
 from rich.text import Text
@@ -18,6 +20,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input, Label, RichLog, Select, Sparkline, Static
 from textual.worker import Worker, WorkerState
@@ -25,6 +28,8 @@ from textual.worker import Worker, WorkerState
 from gptcore.config import PRESETS, GPTConfig, TrainConfig
 from gptcore.errors import GptTuiError
 from gptcore.events import CheckpointSaved, Event
+from gptcore.fmt import format_bytes, format_duration
+from gptcore.runs import MetricsFollower, RunDir
 
 from ..configs import (
     FIELDS,
@@ -37,8 +42,9 @@ from ..configs import (
     save_config,
     validate_field,
 )
+from ..messages import RunFolderChanged
 from ..pump import EventPump, TrainEvents
-from ..runstate import RunState, format_duration
+from ..runstate import RunState
 from ..widgets.loss_chart import LossChart
 from ..widgets.model_summary import ModelSummaryView
 
@@ -53,17 +59,24 @@ def memory_text(device: str) -> str:
     """GPU memory on CUDA, else this process's peak resident memory."""
     torch = sys.modules.get("torch")
     if device.startswith("cuda") and torch is not None and torch.cuda.is_available():
-        used = torch.cuda.memory_allocated() / 2**20
-        peak = torch.cuda.max_memory_allocated() / 2**20
-        return f"gpu {used:,.0f}/{peak:,.0f} MiB"
+        used = format_bytes(torch.cuda.memory_allocated())
+        return f"gpu {used}/{format_bytes(torch.cuda.max_memory_allocated())}"
     try:
         import resource
 
-        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        scale = 1 if sys.platform != "darwin" else 1 / 1024  # bytes on macOS
-        return f"rss {kib * scale / 1024:,.0f} MiB"
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        scale = 1024 if sys.platform != "darwin" else 1  # KiB on Linux, bytes on macOS
+        return f"rss {format_bytes(peak * scale)}"
     except (ImportError, OSError):
         return "mem –"
+
+
+class TrainerReady(Message):
+    """The worker built the run's Trainer: pause and checkpoint requests go to it."""
+
+    def __init__(self, source: str, trainer: object) -> None:
+        super().__init__()
+        self.source, self.trainer = source, trainer
 
 
 class TrainPane(Container, can_focus=True):
@@ -93,10 +106,12 @@ class TrainPane(Container, can_focus=True):
         self.live = False  # a run of ours (not a watched one) is in progress
         self.watching: Path | None = None
         self.run_dir: Path | None = None
-        self._follower: object | None = None
+        self._follower: MetricsFollower | None = None
         self._timer: Timer | None = None
-        self._run_token = 0
+        self._run_token = 0  # which run (live or watched) messages must come from
         self._stop_requested = False
+        self._cancel: threading.Event | None = None  # the live run's stop, for its worker
+        self._worker: Worker | None = None  # the live run's worker
         self._samples_shown = 0
         self._validation_pending = False
         self._config_key: str | None = None
@@ -149,6 +164,8 @@ class TrainPane(Container, can_focus=True):
     def on_mount(self) -> None:
         self._load_config(self.query_one("#config-select", Select).value)
         self.watch(self.app, "run_config", self._summarize, init=False)
+        self.watch(self.app, "run_config", self._show_plan, init=False)
+        self.watch(self.app, "corpus_tokens", self._show_plan, init=False)
 
     # ------------------------------------------------------------ model summary
 
@@ -306,10 +323,8 @@ class TrainPane(Container, can_focus=True):
         )
         self._stop_watching()
         self._reset(RunState(state="starting", message="building the model …"))
-        self.live = True
-        self._stop_requested = False
-        self._run_token += 1
-        self.run_training(model, train, f"live-{self._run_token}")
+        self._begin_live()
+        self._worker = self.run_training(model, train, f"live-{self._run_token}", self._cancel)
         self.refresh_bindings()
 
     def action_pause(self) -> None:
@@ -327,9 +342,7 @@ class TrainPane(Container, can_focus=True):
         self._render_state()
 
     def action_stop(self) -> None:
-        self._stop_requested = True
-        if self.trainer is not None:
-            self.trainer.cancel()
+        self._cancel_run()
         self.state.message = "stopping after this step …"
         self._render_state()
 
@@ -378,18 +391,19 @@ class TrainPane(Container, can_focus=True):
             self.notify("no evaluation yet", title="Export", severity="warning")
             return
         folder = self.run_dir or self.watching
-        if folder is None:
+        if folder is None:  # no run folder: the data folder takes the plot
             from gptcore.paths import data_dir
 
             folder = data_dir()
-        self._export_worker(Path(folder) / "loss.png")
+        # The worker gets its own copy: this screen goes on updating self.state.
+        self._export_worker(RunDir(folder).loss_plot, RunState(evals=list(self.state.evals)))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="export")
-    def _export_worker(self, path: Path) -> None:
+    def _export_worker(self, path: Path, state: RunState) -> None:
         from ..export import export_loss_png
 
         try:
-            export_loss_png(self.state, path)
+            export_loss_png(state, path)
         except GptTuiError as exc:
             self.notify(str(exc), title="Export", severity="error")  # thread-safe
             return
@@ -406,11 +420,24 @@ class TrainPane(Container, can_focus=True):
             return
         self._stop_watching()
         self._reset(RunState(state="starting", message=f"resuming from {path} …"))
+        self._begin_live()
+        self._worker = self.run_training(
+            None, None, f"live-{self._run_token}", self._cancel, str(path)
+        )
+        self.refresh_bindings()
+
+    def _begin_live(self) -> None:
         self.live = True
         self._stop_requested = False
+        self._cancel = threading.Event()
         self._run_token += 1
-        self.run_training(None, None, f"live-{self._run_token}", resume=str(path))
-        self.refresh_bindings()
+
+    def _cancel_run(self) -> None:
+        """Stop our run: the event is the trainer's own, so this works even before
+        the worker has handed the trainer over."""
+        self._stop_requested = True
+        if self._cancel is not None:
+            self._cancel.set()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="train")
     def run_training(
@@ -418,30 +445,35 @@ class TrainPane(Container, can_focus=True):
         model: GPTConfig | None,
         train: TrainConfig | None,
         source: str,
+        cancel: threading.Event,
         resume: str | None = None,
     ) -> None:
         from gptcore.train import Trainer  # torch is imported here, off the UI thread
 
         pump = EventPump(self, source=source)
         try:
-            if resume is not None:  # the run's own configs, as the checkpoint saved them
-                from gptcore.checkpoint import load_checkpoint
-                from gptcore.config import TrainConfig, dataclass_from_dict
+            checkpoint = None
+            if resume is not None:  # the run's own configs; the checkpoint is verified once
+                from gptcore.resume import prepare_run
 
-                ckpt = load_checkpoint(resume)
-                model = ckpt.model_config
-                train = dataclass_from_dict(TrainConfig, ckpt.train_config, str(resume))
-            trainer = Trainer(model, train, listeners=(pump,), resume=resume)
-            self.trainer = trainer
-            if self._stop_requested:
-                trainer.cancel()
+                run = prepare_run(resume=resume)
+                model, train, checkpoint = run.model_config, run.train_config, run.checkpoint
+            # `cancel` is the trainer's own stop: set before the screen holds it, it still counts.
+            trainer = Trainer(
+                model, train, listeners=(pump,), resume=checkpoint, cancel_event=cancel
+            )
+            self.post_message(TrainerReady(source, trainer))
             trainer.run()
         finally:
             pump.flush()
 
+    def on_trainer_ready(self, message: TrainerReady) -> None:
+        if message.source == f"live-{self._run_token}":
+            self.trainer = message.trainer
+
     def on_train_events(self, message: TrainEvents) -> None:
-        if message.source.startswith("live") and message.source != f"live-{self._run_token}":
-            return  # a message from an earlier run
+        if message.source not in (f"live-{self._run_token}", f"watch-{self._run_token}"):
+            return  # a message from an earlier run or watch
         self.apply_events(message.events)
 
     def apply_events(self, events: list[Event]) -> None:
@@ -452,7 +484,7 @@ class TrainPane(Container, can_focus=True):
                 self.notify(f"{event.reason} checkpoint: {event.path}", title="Checkpoint")
             started = self.state.started
             if started is not None and self.run_dir is None and started.run_dir:
-                self.run_dir = Path(started.run_dir)
+                self._set_run_dir(Path(started.run_dir))
         if len(self.state.evals) != n_evals:
             self.query_one(LossChart).show_run(self.state)
         self.query_one("#spark-loss", Sparkline).data = list(self.state.step_losses)
@@ -466,8 +498,8 @@ class TrainPane(Container, can_focus=True):
         self._render_state()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "train":
-            return
+        if event.worker.group != "train" or event.worker is not self._worker:
+            return  # not a run, or an earlier run ending after a new one started
         if event.state == WorkerState.ERROR:
             self.state.fail(str(event.worker.error))
             self.notify(self.state.message, title="Training stopped", severity="error")
@@ -487,9 +519,7 @@ class TrainPane(Container, can_focus=True):
     async def shutdown(self) -> None:
         """Stop our run and wait for its thread to end; the trainer saves an
         "interrupt" checkpoint when it is cancelled."""
-        self._stop_requested = True
-        if self.trainer is not None:
-            self.trainer.cancel()
+        self._cancel_run()
         for worker in list(self.workers):
             if worker.group == "train":
                 with contextlib.suppress(Exception):  # a failed run is already reported
@@ -497,32 +527,37 @@ class TrainPane(Container, can_focus=True):
 
     def on_unmount(self) -> None:
         # Never leave a training thread behind the app.
-        if self.trainer is not None:
-            self.trainer.cancel()
+        if self._cancel is not None:
+            self._cancel.set()
 
     # ------------------------------------------------------------ watching
 
     def watch_run(self, run_dir: Path) -> None:
         """Follow RUN_DIR/metrics.jsonl read-only (a run started elsewhere)."""
-        from gptcore.runs import MetricsFollower
-
         if self.live and self.state.active:
             self.notify("stop the current run before watching another", severity="warning")
             return
         self._stop_watching()
         self.watching = Path(run_dir)
-        self.run_dir = Path(run_dir)
         self._reset(RunState(message="waiting for events …"))
-        self._follower = MetricsFollower(self.watching / "metrics.jsonl")
+        self._run_token += 1
+        self._follower = MetricsFollower(RunDir(self.watching).metrics)
         self._timer = self.set_interval(POLL_S, self.poll_watched)
         self.poll_watched()
 
     def poll_watched(self) -> None:
+        """Read what the watched run added, in a worker (the timer calls this)."""
         if self._follower is None:
             return
-        events = self._follower.poll()
+        if any(w.group == "watch" and not w.is_finished for w in self.workers):
+            return  # one read at a time: the follower keeps the file offset
+        self._read_metrics(self._follower, f"watch-{self._run_token}")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="watch")
+    def _read_metrics(self, follower: MetricsFollower, source: str) -> None:
+        events = follower.poll()
         if events:
-            self.apply_events(events)
+            self.post_message(TrainEvents(events, source))
 
     def _stop_watching(self) -> None:
         if self._timer is not None:
@@ -535,13 +570,19 @@ class TrainPane(Container, can_focus=True):
 
     def _reset(self, state: RunState) -> None:
         self.state = state
-        self.run_dir = None if self.watching is None else self.watching
+        self._set_run_dir(self.watching)
         self._samples_shown = 0
         self.query_one(LossChart).show_run(state)
         self.query_one("#spark-loss", Sparkline).data = []
         self.query_one("#spark-tps", Sparkline).data = []
         self.query_one("#samples", RichLog).clear()
         self._render_state()
+
+    def _set_run_dir(self, run_dir: Path | None) -> None:
+        """The run's folder; the app passes it on to Chat (its "just trained" model)."""
+        if run_dir != self.run_dir:
+            self.run_dir = run_dir
+            self.post_message(RunFolderChanged(run_dir))
 
     def _render_state(self) -> None:
         state = self.state
@@ -558,11 +599,32 @@ class TrainPane(Container, can_focus=True):
         self.query_one("#run-stats", Static).update(Text(self._stats_text()))
         self.refresh_bindings()
 
+    def _show_plan(self, _changed: object = None) -> None:
+        if self.state.state == "idle" and self.watching is None:
+            self.query_one("#run-stats", Static).update(Text(self._stats_text()))
+
+    def _plan_text(self) -> str:
+        """Before a run: the Trainer's batch plan for the form's config on the loaded corpus."""
+        from gptcore.plan import batch_plan
+
+        config, tokens = self.app.run_config, getattr(self.app, "corpus_tokens", None)
+        if config is None or tokens is None:
+            return ""
+        plan = batch_plan(*tokens, *config)
+        if plan.problem is not None:
+            return f"cannot train on this corpus: {plan.problem}"
+        return (  # short lines: the dashboard is 28 columns wide at 60x20
+            f"plan {plan.total_steps:,} steps ({plan.steps_per_epoch:,}/epoch)\n"
+            f"{plan.train_windows:,} windows × {plan.length}, batch {plan.batch_size}"
+        )
+
     def _stats_text(self) -> str:
         s = self.state.last_step
         started = self.state.started
         device = started.device if started else "–"
         if s is None:
+            if self.state.state == "idle" and self.watching is None:
+                return self._plan_text()
             return f"device {device}"
         total = f"/{s.total_steps:,}" if s.total_steps else ""
         memory = "" if self.watching is not None else " " + memory_text(device)

@@ -1,0 +1,117 @@
+"""Atomic file writes: the one way gpt-tui replaces a file on disk.
+
+Every writer puts its bytes in a hidden temporary file in the target's own
+folder, fsyncs it, renames it over the target and fsyncs the folder. A crash
+or an error at any moment leaves either the old file or the complete new one,
+never a half-written file, and the temporary file is removed on any failure.
+
+    atomic_write_text(path, text) / atomic_write_bytes(path, data)   small files
+    atomic_open(path, "wb")            a file written incrementally (stream, torch.save)
+    atomic_output(path)                a temp path for writers that want a file name
+    durable_replace(src, dst)          give a finished file (a download's .part) its name
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+TEMP_SUFFIX = ".tmp"
+
+
+def fsync_file(path: str | Path) -> None:
+    """Flush a file's contents to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make renames inside a folder durable, where the platform allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def durable_replace(src: str | Path, dst: str | Path) -> None:
+    """Rename a complete file over `dst`, its bytes and the rename both on disk."""
+    fsync_file(src)
+    os.replace(src, dst)
+    fsync_dir(Path(dst).parent)
+
+
+def _new_temp(path: Path) -> Path:
+    """Create an empty, uniquely named hidden file beside `path`.
+
+    Created with mode 0o666 (less the umask), so the final file gets the
+    permissions an ordinary write would give it (mkstemp's 0o600 would not).
+    """
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:  # pragma: no cover - a 32-bit random clash
+            continue
+        os.close(fd)
+        return tmp
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces `path`.
+
+    For writers that need a file name (safetensors' save_file). The parent
+    folder is created when missing. On any exception the temporary file is
+    removed, `path` is left as it was, and the exception propagates.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _new_temp(path)
+    try:
+        yield tmp
+        durable_replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(
+    path: str | Path, mode: str = "wb", encoding: str | None = None
+) -> Iterator[IO[Any]]:
+    """Open a temporary file for writing ("w" or "wb"); on success it replaces `path`.
+
+    The streaming variant: write as much as you like, in pieces, and the target
+    only changes once the `with` block ends without an exception.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes a new file: mode must be 'w' or 'wb', not {mode!r}")
+    if mode == "w" and encoding is None:
+        encoding = "utf-8"
+    with atomic_output(path) as tmp, open(tmp, mode, encoding=encoding) as f:
+        yield f
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Replace `path` with `data`, atomically."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Replace `path` with `text` (UTF-8), atomically."""
+    with atomic_open(path, "w") as f:
+        f.write(text)

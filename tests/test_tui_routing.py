@@ -1,0 +1,163 @@
+"""Panes talk through the app: no screen reaches into another pane; open-in-Chat and
+resume go out as app-level messages that the app routes; deleting files runs in a
+worker thread and its result comes back as a message."""
+
+from __future__ import annotations
+
+import ast
+import threading
+from pathlib import Path
+
+from textual.widgets import DataTable
+
+from gptcore import pretrained
+from gptcore.paths import runs_dir
+from tests.tui_part2_helpers import host_app, make_checkpoint, run_async, wait_until
+from tests.tui_part2_helpers import pane as find_pane
+from tui.app import PANE_CSS, SCREENS, PaneRouter
+from tui.messages import OpenInChat, ResumeRun
+from tui.screens.chat import ChatPane
+from tui.screens.checkpoints import CheckpointsPane
+from tui.screens.models import ModelsPane
+
+SCREENS_DIR = Path(__file__).resolve().parents[1] / "tui" / "screens"
+PANES = {pane.__name__ for _tab, _title, _key, pane in SCREENS}
+
+
+def test_no_screen_names_or_queries_another_pane() -> None:
+    problems = []
+    for path in sorted(SCREENS_DIR.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        own = {node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+        for node in ast.walk(tree):
+            name = None
+            if isinstance(node, ast.Name):
+                name = node.id
+            elif isinstance(node, ast.alias):
+                name = node.asname or node.name
+            if name in PANES - own:
+                problems.append(f"{path.name}:{node.lineno} uses {name}")
+            # self.app.query(...) / self.app.query_one(...): reaching across the app.
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("query", "query_one", "query_exactly_one")
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "app"
+            ):
+                problems.append(f"{path.name}:{node.lineno} queries the app's widgets")
+    assert problems == []
+
+
+class Recorder(PaneRouter):
+    """A bare app with Checkpoints and Chat that also records what it routed."""
+
+    CSS_PATH = PANE_CSS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.routed: list[object] = []
+
+    def compose(self):
+        yield CheckpointsPane(id="checkpoints")
+        yield ChatPane(id="chat")
+
+    # PaneRouter's handlers run too: Textual calls every class's handler in the MRO.
+    def on_open_in_chat(self, message: OpenInChat) -> None:
+        self.routed.append(message)
+
+    def on_resume_run(self, message: ResumeRun) -> None:
+        self.routed.append(message)
+
+
+@run_async
+async def test_open_and_continue_are_app_messages_the_app_routes() -> None:
+    path = make_checkpoint(name="step-5")
+    app = Recorder()
+    async with app.run_test(size=(140, 30)) as pilot:
+        pane = await find_pane(pilot, CheckpointsPane)
+        await wait_until(pilot, lambda: pane.loaded)
+        pane.query_one(DataTable).focus()
+        await pilot.pause()
+        await pilot.press("o")
+        chat = app.query_one(ChatPane)
+        await wait_until(pilot, lambda: chat.model is not None)
+        assert chat.spec == str(path)
+        await pilot.press("t")  # no Train screen here: the app gives the command instead
+        await wait_until(pilot, lambda: len(app.routed) == 2)
+        opened, resumed = app.routed
+        assert isinstance(opened, OpenInChat) and opened.spec == str(path)
+        assert isinstance(resumed, ResumeRun) and resumed.checkpoint == path
+        await wait_until(
+            pilot, lambda: any("gpt-tui train --resume" in n.message for n in app._notifications)
+        )
+
+
+@run_async
+async def test_deleting_a_checkpoint_runs_in_a_worker_and_the_ui_stays_responsive(
+    monkeypatch,
+) -> None:
+    import gptcore.checkpoint
+
+    make_checkpoint(name="step-5")
+    make_checkpoint(name="step-10", step=10)
+    release = threading.Event()
+    deleters: list[threading.Thread] = []
+    delete = gptcore.checkpoint.delete_checkpoint
+
+    def slow_delete(path: Path) -> None:
+        deleters.append(threading.current_thread())
+        release.wait(30)  # a slow disk: on the UI thread this would freeze the app
+        delete(path)
+
+    monkeypatch.setattr(gptcore.checkpoint, "delete_checkpoint", slow_delete)
+    app = host_app(CheckpointsPane, ChatPane)
+    async with app.run_test(size=(140, 30)) as pilot:
+        pane = await find_pane(pilot, CheckpointsPane)
+        await wait_until(pilot, lambda: pane.loaded)
+        table = pane.query_one(DataTable)
+        table.focus()
+        table.move_cursor(row=table.get_row_index(str(runs_dir() / "tiny-run/checkpoints/step-10")))
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_until(pilot, lambda: bool(deleters))
+        # The deletion is still going on, and the screen still answers keys.
+        sort_by = pane.sort_by
+        await pilot.press("s")
+        assert pane.sort_by != sort_by
+        assert any(i.name == "step-10" for i in pane.infos)
+        release.set()
+        # The result arrives as a message; the app has the lists re-read.
+        await wait_until(pilot, lambda: [i.name for i in pane.infos] == ["step-5"])
+        assert deleters[0] is not threading.main_thread()
+        assert any("deleted tiny-run/step-10" in n.message for n in app._notifications)
+
+
+@run_async
+async def test_deleting_downloaded_weights_runs_in_a_worker(monkeypatch) -> None:
+    import shutil
+
+    folder = pretrained.gpt2_dir("124M", "hf")
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors.part").write_bytes(b"partial")
+    deleters: list[threading.Thread] = []
+    rmtree = shutil.rmtree
+
+    def recording_rmtree(path: Path, *args: object, **kwargs: object) -> None:
+        deleters.append(threading.current_thread())
+        rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", recording_rmtree)
+    app = host_app(ModelsPane)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await find_pane(pilot, ModelsPane)
+        await wait_until(pilot, lambda: pane.loaded)
+        pane.query_one(DataTable).focus()
+        await pilot.pause()
+        assert pane.current() == ("124M", "hf")
+        await pilot.press("delete")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_until(pilot, lambda: pane.message == "deleted GPT-2 124M (hf)")
+        assert not folder.exists()
+        assert deleters and threading.main_thread() not in deleters

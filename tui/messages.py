@@ -1,0 +1,40 @@
+"""App-level messages: how one pane asks for something another pane does.
+
+Panes never query each other. A pane posts one of these; it bubbles up to the
+app, which routes it to the pane that acts on it and switches tabs
+(tui.app.PaneRouter).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.message import Message
+
+
+class OpenInChat(Message):
+    """Load the model `spec` names (gptcore.modelspec) in Chat and show Chat."""
+
+    def __init__(self, spec: str) -> None:
+        super().__init__()
+        self.spec = spec
+
+
+class ResumeRun(Message):
+    """Continue training the run that `checkpoint` belongs to, on the Train screen."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+
+
+class CheckpointsChanged(Message):
+    """Checkpoints or downloaded weights appeared, moved or went: re-list the models."""
+
+
+class RunFolderChanged(Message):
+    """The Train screen's run (live or watched) now lives in `run_dir` (None: no run)."""
+
+    def __init__(self, run_dir: Path | None) -> None:
+        super().__init__()
+        self.run_dir = run_dir
