@@ -17,7 +17,7 @@ from typing import Any
 
 from . import __version__
 from .errors import GptTuiError
-from .paths import HOME_ENV
+from .paths import HOME_ENV, home_problem
 
 # Subcommand modules, in the order `gpt-tui --help` lists them.
 COMMANDS = [
@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_any_path() -> None:
+    """Let stdout print a file name that is not UTF-8 (os.fsdecode keeps its bytes as
+    surrogates) as those bytes, as `ls` does, instead of raising UnicodeEncodeError."""
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
+
+
 AppOpener = Callable[[argparse.Namespace], int]
 
 
@@ -79,6 +86,7 @@ def _no_app(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None, open_app: AppOpener | None = None) -> int:
     """Run `gpt-tui`; `open_app(args)` opens the TUI (no subcommand, or `watch`)."""
+    _print_any_path()
     parser = build_parser()
     args = parser.parse_args(argv)
     home = getattr(args, "home", None)
@@ -87,6 +95,9 @@ def main(argv: Sequence[str] | None = None, open_app: AppOpener | None = None) -
     args.open_app = open_app or _no_app
     func = getattr(args, "func", args.open_app)
     try:
+        problem = home_problem()
+        if problem:
+            raise GptTuiError(f"{problem} (set by --home or ${HOME_ENV})")
         return int(func(args) or 0)
     except GptTuiError as exc:
         print(f"gpt-tui: error: {exc}", file=sys.stderr)

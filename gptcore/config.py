@@ -99,11 +99,10 @@ PRESETS: dict[str, GPTConfig] = {
 
 
 def get_preset(name: str) -> GPTConfig:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        known = ", ".join(PRESETS)
-        raise ConfigError(f"unknown model preset {name!r}; choose one of: {known}") from None
+    known = ", ".join(PRESETS)
+    if not isinstance(name, str) or name not in PRESETS:  # a TOML list or table is no name
+        raise ConfigError(f"unknown model preset {name!r}; choose one of: {known}")
+    return PRESETS[name]
 
 
 def _type_name(tp: Any) -> str:
@@ -196,7 +195,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML file with errors that name the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # surrogateescape: config.toml holds a non-UTF-8 path as its bytes on disk
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -209,8 +209,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 def model_config_from(value: str | dict[str, Any], where: str = "model") -> GPTConfig:
     """A model config from a preset name or a table (optionally `preset` + overrides)."""
-    if isinstance(value, str):
-        return get_preset(value)
+    if not isinstance(value, dict):
+        return get_preset(value)  # type: ignore[arg-type]
     value = dict(value)
     base = get_preset(value.pop("preset")) if "preset" in value else GPTConfig()
     merged = {**base.to_dict(), **value}
@@ -218,6 +218,14 @@ def model_config_from(value: str | dict[str, Any], where: str = "model") -> GPTC
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+# Upper bounds that stop a typo from failing late (after the run folder exists, or
+# after a whole epoch) or from exhausting memory.
+MAX_SAMPLE_TOKENS = 100_000  # also generation's cap on new tokens (generate.py)
+MAX_START_CONTEXT = 100_000  # characters of the per-epoch sample's prompt
+MAX_WINDOWS_PER_EPOCH = 100_000_000  # one epoch's order is a list of this many ints
+MAX_EPOCHS = 1_000_000
+MAX_TRAIN_SEED = 2**64 - 1  # torch.manual_seed's range (negative seeds are refused)
 ADAMW_IMPLS = ("auto", "fused", "foreach", "default")
 LR_SCHEDULES = ("constant", "cosine")
 SAMPLERS = ("sequential", "random")
@@ -279,6 +287,28 @@ class TrainConfig:
         for name in ("sample_tokens", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        limits = {
+            "sample_tokens": MAX_SAMPLE_TOKENS,
+            "samples_per_epoch": MAX_WINDOWS_PER_EPOCH,
+            "epochs": MAX_EPOCHS,
+            "seed": MAX_TRAIN_SEED,
+        }
+        for name, high in limits.items():
+            value = getattr(self, name)
+            if value is not None and value > high:
+                raise ConfigError(f"train.{name} must be at most {high:,}, got {value:,}")
+        if self.seed < 0:
+            raise ConfigError(f"train.seed must be >= 0, got {self.seed}")
+        if len(self.start_context) > MAX_START_CONTEXT:
+            raise ConfigError(
+                f"train.start_context must be at most {MAX_START_CONTEXT:,} characters, "
+                f"got {len(self.start_context):,}"
+            )
+        if not self.corpus.strip():
+            # An empty path would mean the current folder.
+            raise ConfigError(
+                'train.corpus is empty: give a file, a folder, "builtin" or "verdict"'
+            )
         if self.max_time_s is not None and self.max_time_s <= 0:
             raise ConfigError(f"train.max_time_s must be positive, got {self.max_time_s}")
         if not 0 < self.train_ratio < 1:
@@ -311,6 +341,19 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def check_trainable(model: GPTConfig, train: TrainConfig) -> None:
+    """Raise ConfigError when `train` cannot run on `model`: the rules across the two
+    that the Trainer (before it writes anything) and the app's Train form both apply."""
+    from .tokenizer import VOCAB_SIZE  # tiktoken loads lazily: configs stay light
+
+    if model.vocab_size < VOCAB_SIZE:
+        # Token ids of the corpus would index past the embedding (an IndexError mid-run).
+        raise ConfigError(
+            f"model.vocab_size must be at least {VOCAB_SIZE}, the tokenizer's, "
+            f"got {model.vocab_size}"
+        )
+
+
 def run_config_from_dict(
     data: dict[str, Any], where: str = "config", overrides: list[str] | None = None
 ) -> tuple[GPTConfig, TrainConfig]:
@@ -324,11 +367,14 @@ def run_config_from_dict(
         raise ConfigError(f"{where}: unknown table [{unknown[0]}] (known: [model], [train])")
     model_data: Any = data.get("model", "book-124m")
     model_data = dict(model_data) if isinstance(model_data, dict) else {"preset": model_data}
-    train_data = dict(data.get("train", {}))
+    train_data = data.get("train", {})
+    if not isinstance(train_data, dict):
+        raise ConfigError(f"{where}: [train] must be a table of settings, got {train_data!r}")
+    train_data = dict(train_data)
     for text in overrides or []:
         key, value = parse_override(text)
-        if key == "model":
-            model_data = {"preset": value}
+        if key == "model":  # a preset name, or a whole table (`model={preset="tiny"}`)
+            model_data = dict(value) if isinstance(value, dict) else {"preset": value}
         elif key.startswith("model."):
             model_data[key.removeprefix("model.")] = value
         else:

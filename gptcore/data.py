@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import re
+import select
+import stat
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +35,8 @@ BUILTIN = "builtin"
 TEXT_SUFFIXES = {".txt", ".md", ".rst", ".text", ".markdown", ".org", ".tex", ".csv", ".json"}
 CACHE_FORMAT = 2  # 2: meta.json counts the whole text's tokens
 CHUNK_CHARS = 1 << 20  # 1 MiB of text per tokenizer task
+MAX_PIPE_BYTES = 1 << 30  # a pipe is held in memory once: beyond this, use a file
+PIPE_WAIT_S = 60.0  # how long a pipe may stay silent before its first byte
 
 ProgressFn = Callable[[int, int], None]  # (characters done, characters total)
 
@@ -69,14 +73,21 @@ def builtin_text() -> str:
     return "\n\n".join(topics[key].strip() for key in sorted(topics)) + "\n"
 
 
+def _display(path: Path) -> str:
+    """A path for messages: bytes that are not UTF-8 shown as \\xNN, never an error."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _decode(data: bytes, path: Path, errors: str) -> str:
     if b"\x00" in data[:8192]:
-        raise CorpusError(f"{path} looks like a binary file (it contains NUL bytes), not text")
+        raise CorpusError(
+            f"{_display(path)} looks like a binary file (it contains NUL bytes), not text"
+        )
     try:
         return data.decode("utf-8", errors=errors)
     except UnicodeDecodeError as exc:
         raise CorpusError(
-            f"{path} is not valid UTF-8 (bad byte at offset {exc.start}); "
+            f"{_display(path)} is not valid UTF-8 (bad byte at offset {exc.start}); "
             "convert it to UTF-8 or decode with replacement characters "
             "(--decode-errors replace)"
         ) from None
@@ -92,35 +103,110 @@ def _text_files(folder: Path) -> list[Path]:
     )
 
 
+def _special_kind(path: Path) -> str | None:
+    """What kind of special file `path` is ("pipe", "character device", ...), or None.
+
+    Reading a device (/dev/zero, a terminal) never ends, so those are refused;
+    a pipe (a FIFO, or `<(command)` given as /dev/fd/N) is read once.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None  # missing or unreadable: the reader names the problem
+    if stat.S_ISFIFO(mode):
+        return "pipe"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return None
+
+
+def _refuse_special(path: Path) -> bool:
+    """True if `path` is a pipe; raise CorpusError for devices and sockets."""
+    kind = _special_kind(path)
+    if kind is None:
+        return False
+    if kind != "pipe":
+        raise CorpusError(
+            f"corpus {_display(path)} is a {kind}, not a text file; give a file or a folder"
+        )
+    return True
+
+
+def read_pipe(path: Path) -> bytes:
+    """All bytes of a pipe, read once (up to MAX_PIPE_BYTES).
+
+    Opened without blocking, then it waits at most PIPE_WAIT_S for a first byte
+    (a FIFO nobody writes to would otherwise block forever).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise CorpusError(f"cannot read corpus {_display(path)}: {exc.strerror or exc}") from None
+    try:
+        ready, _, _ = select.select([fd], [], [], PIPE_WAIT_S)
+        if not ready:
+            raise CorpusError(
+                f"nothing was written to the pipe {_display(path)} in {PIPE_WAIT_S:g} s"
+            )
+        os.set_blocking(fd, True)
+        parts, size = [], 0
+        while block := os.read(fd, 1 << 20):
+            size += len(block)
+            if size > MAX_PIPE_BYTES:
+                raise CorpusError(
+                    f"the pipe {_display(path)} holds more than {MAX_PIPE_BYTES >> 20} MiB; "
+                    "save it to a file and give that file as the corpus"
+                )
+            parts.append(block)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def _file_corpus(data: bytes, path: Path, errors: str) -> CorpusText:
+    text = _decode(data, path, errors)
+    if not text or text.isspace():  # isspace: no copy of a large text
+        raise CorpusError(f"corpus file {_display(path)} is empty")
+    return CorpusText(_display(Path(path.name)), text, 1)
+
+
 def read_corpus(source: str | Path, errors: str = "strict") -> CorpusText:
-    """Read a corpus: BUILTIN, a text file, or a folder of text files.
+    """Read a corpus: BUILTIN, a text file, a pipe, or a folder of text files.
 
     Files in a folder are joined with `<|endoftext|>` between documents, as
     GPT-2's training data was. `errors="replace"` decodes bad UTF-8 with U+FFFD.
+    Devices are refused; special files inside a folder are skipped.
     """
     if str(source) == BUILTIN:
         return CorpusText("builtin (Python help topics)", builtin_text(), 1)
     path = Path(source).expanduser()
     if not path.exists():
-        raise CorpusError(f"corpus not found: {path}")
+        raise CorpusError(f"corpus not found: {_display(path)}")
     if path.is_dir():
         files = _text_files(path)
         if not files:
             suffixes = ", ".join(sorted(TEXT_SUFFIXES))
-            raise CorpusError(f"folder {path} holds no text files ({suffixes})")
-        texts = [_decode(p.read_bytes(), p, errors) for p in files]
+            raise CorpusError(f"folder {_display(path)} holds no text files ({suffixes})")
+        texts = [_decode(_read_file(p), p, errors) for p in files]
         texts = [t for t in texts if t and not t.isspace()]
         if not texts:
-            raise CorpusError(f"every text file in {path} is empty")
-        return CorpusText(path.name or str(path), END_OF_TEXT.join(texts), len(texts))
+            raise CorpusError(f"every text file in {_display(path)} is empty")
+        name = _display(Path(path.name)) if path.name else _display(path)
+        return CorpusText(name, END_OF_TEXT.join(texts), len(texts))
+    if _refuse_special(path):
+        return _file_corpus(read_pipe(path), path, errors)
+    return _file_corpus(_read_file(path), path, errors)
+
+
+def _read_file(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
-        raise CorpusError(f"cannot read corpus {path}: {exc.strerror or exc}") from None
-    text = _decode(data, path, errors)
-    if not text or text.isspace():  # isspace: no copy of a large text
-        raise CorpusError(f"corpus file {path} is empty")
-    return CorpusText(path.name, text, 1)
+        raise CorpusError(f"cannot read corpus {_display(path)}: {exc.strerror or exc}") from None
 
 
 # ---------------------------------------------------------------- tokenizing
@@ -236,17 +322,24 @@ def corpus_fingerprint(source: str | Path) -> str:
     """sha256 over the corpus's raw bytes (and file names, for folders).
 
     Computed by streaming, without decoding, so a cached corpus reloads fast.
-    Unreadable input is left for read_corpus to report.
+    Unreadable input is left for read_corpus to report; devices are refused and
+    a pipe, which can be read only once, is for prepare_corpus to read.
     """
     digest = hashlib.sha256()
     if str(source) == BUILTIN:
         digest.update(builtin_text().encode("utf-8"))
         return digest.hexdigest()
     path = Path(source).expanduser()
-    files = _text_files(path) if path.is_dir() else [path]
+    if path.is_dir():
+        files = _text_files(path)
+    elif _refuse_special(path):
+        raise CorpusError(f"{_display(path)} is a pipe: it can be read only once")
+    else:
+        files = [path]
     for file in files:
         if file != path:  # inside a folder: the layout is part of the content
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+            # fsencode: a name that is not UTF-8 hashes as its bytes on disk
+            digest.update(os.fsencode(file.relative_to(path).as_posix()) + b"\0")
         with open(file, "rb") as f:
             while block := f.read(1 << 23):
                 digest.update(block)
@@ -260,13 +353,22 @@ def prepare_corpus(
     progress: ProgressFn | None = None,
     cache_dir: Path | None = None,
 ) -> TokenizedCorpus:
-    """Read, split by characters and tokenize a corpus, reusing the token cache."""
+    """Read, split by characters and tokenize a corpus, reusing the token cache.
+
+    A pipe is read once: its bytes are both hashed and decoded.
+    """
     if not 0 < train_ratio < 1:
         raise CorpusError(f"train_ratio must be between 0 and 1, got {train_ratio}")
-    try:
-        fingerprint = corpus_fingerprint(source)
-    except OSError:
-        fingerprint = None  # read_corpus below names the problem
+    path = None if str(source) == BUILTIN else Path(source).expanduser()
+    piped = None
+    if path is not None and not path.is_dir() and _refuse_special(path):
+        piped = read_pipe(path)
+        fingerprint: str | None = hashlib.sha256(piped).hexdigest()
+    else:
+        try:
+            fingerprint = corpus_fingerprint(source)
+        except OSError:
+            fingerprint = None  # read_corpus below names the problem
     if fingerprint is not None:
         key = f"{fingerprint[:32]}-r{train_ratio:g}-{errors}-v{CACHE_FORMAT}"
         folder = (cache_dir or token_cache_dir()) / key
@@ -275,7 +377,10 @@ def prepare_corpus(
             if progress:
                 progress(cached.n_chars, cached.n_chars)
             return cached
-    corpus = read_corpus(source, errors)
+    if piped is not None and path is not None:
+        corpus = _file_corpus(piped, path, errors)
+    else:
+        corpus = read_corpus(source, errors)
     if fingerprint is None:  # readable now: the earlier failure was transient
         return prepare_corpus(source, train_ratio, errors, progress, cache_dir)
     text = corpus.text

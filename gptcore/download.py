@@ -4,9 +4,13 @@ A file is written to `NAME.part` and only renamed to `NAME` once its size (and
 sha256, when known) checks out, so nothing half-written ever looks complete.
 An interrupted download resumes from the `.part` file with an HTTP Range
 request. Connection problems, timeouts, truncated bodies and 5xx/429 answers are
-retried with exponential backoff (the retry budget refills whenever bytes
-arrive); 4xx answers and wrong sizes are not. Progress is reported as
-`DownloadProgress` events; a `threading.Event` cancels between chunks.
+retried with exponential backoff (the retry budget refills whenever the file
+gets longer than it ever was); 4xx answers and wrong sizes are not. Whatever a
+server does, each file has an overall deadline, a bounded number of requests
+and a size limit, so a hostile or broken server cannot keep us busy forever or
+fill the disk. An optional `check` validates the content before the rename.
+Progress is reported as `DownloadProgress` events; a `threading.Event` cancels
+between chunks.
 """
 
 from __future__ import annotations
@@ -24,13 +28,22 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from . import __version__
-from .errors import DownloadError
+from .errors import DownloadError, GptTuiError
+from .fmt import format_duration
 from .fsutil import durable_replace
 
 USER_AGENT = f"gpt-tui/{__version__}"
 CHUNK = 1 << 16
+# A file of unknown size may not grow past this (GPT-2 XL's weights, the largest
+# file we fetch, are about 6.4 GB).
+MAX_UNKNOWN_BYTES = 8_000_000_000
+# The default overall deadline per file: 10 minutes, or the time the file takes
+# at 50 kB/s where that is longer.
+MIN_DEADLINE_S = 600.0
+MIN_SPEED = 50_000
 
 
 class DownloadCancelled(DownloadError):
@@ -59,6 +72,13 @@ ProgressCallback = Callable[[DownloadProgress], None]
 class Timeouts:
     connect: float = 10.0  # seconds to open the connection
     read: float = 30.0  # seconds without any byte arriving
+    # Seconds for the whole file, every attempt included; None: the default above.
+    total: float | None = None
+
+    def deadline_for(self, size: int | None) -> float:
+        if self.total is not None:
+            return self.total
+        return max(MIN_DEADLINE_S, (size or 0) / MIN_SPEED)
 
 
 @dataclass
@@ -66,6 +86,7 @@ class RetryPolicy:
     retries: int = 4  # extra attempts after the first, per stretch without progress
     backoff: float = 0.5  # first wait; doubles each time
     max_backoff: float = 8.0
+    max_requests: int = 50  # per file, all URLs and attempts together, progress or not
 
 
 class _Retryable(Exception):
@@ -78,6 +99,48 @@ class _Retryable(Exception):
         self.unreachable = unreachable
         # No server answered (a connection-level failure, timeouts included).
         self.no_answer = no_answer or unreachable
+
+
+class _GiveUp(Exception):
+    """The file's overall deadline or request budget is spent: stop trying every URL."""
+
+
+class _TooLong(Exception):
+    """The body went past the file's size limit; carries the limit and whether it was a cap."""
+
+    def __init__(self, limit: int, capped: bool) -> None:
+        super().__init__(limit)
+        self.limit = limit
+        self.capped = capped
+
+
+class _Budget:
+    """One file's limits over all its attempts: an overall deadline and a request count."""
+
+    def __init__(self, timeouts: Timeouts, retry: RetryPolicy, size: int | None) -> None:
+        self.timeouts = timeouts
+        self.max_requests = retry.max_requests
+        self.start = time.monotonic()
+        self.seconds = timeouts.deadline_for(size)
+        self.requests = 0
+
+    def learn_size(self, total: int) -> None:
+        """A server announced the size (within the size limit): the default deadline grows."""
+        self.seconds = max(self.seconds, self.timeouts.deadline_for(total))
+
+    def left(self) -> float:
+        return self.start + self.seconds - time.monotonic()
+
+    def check_time(self) -> None:
+        if self.left() <= 0:
+            took = format_duration(self.seconds)
+            raise _GiveUp(f"no complete file within {took} (the overall deadline)")
+
+    def next_request(self) -> None:
+        self.check_time()
+        if self.requests >= self.max_requests:
+            raise _GiveUp(f"gave up after {self.requests} requests")
+        self.requests += 1
 
 
 @dataclass
@@ -141,21 +204,25 @@ def _fetch_once(
     url: str,
     part: Path,
     expected_size: int | None,
+    max_bytes: int,
     timeouts: Timeouts,
+    budget: _Budget,
     cancel: threading.Event | None,
     report: Callable[[int, int | None, float], None],
 ) -> int:
     """One HTTP attempt appending to `part`; returns the file's total size.
 
-    Raises _Retryable for failures worth retrying, DownloadError for the rest.
+    Raises _Retryable for failures worth retrying, _GiveUp when the file's
+    budget is spent, DownloadError for the rest.
     """
+    budget.next_request()
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     req = urllib.request.Request(url, headers=headers)
     try:
-        resp = urllib.request.urlopen(req, timeout=timeouts.connect)
+        resp = urllib.request.urlopen(req, timeout=max(min(timeouts.connect, budget.left()), 0.01))
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and offset:  # our .part is already as long as the file (or longer)
@@ -168,13 +235,13 @@ def _fetch_once(
             raise _Retryable(f"HTTP {exc.code} {exc.reason}") from None
         raise DownloadError(f"HTTP {exc.code} {exc.reason} for {url}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        budget.check_time()  # a connect timeout cut short by the deadline
         reason = getattr(exc, "reason", exc)
         unreachable = isinstance(reason, (ConnectionRefusedError, socket.gaierror))
         no_answer = not isinstance(exc, http.client.HTTPException)
         raise _Retryable(_describe(exc), unreachable, no_answer) from None
 
     with resp:
-        _set_read_timeout(resp, timeouts.read)
         length = resp.headers.get("Content-Length")
         body_len = int(length) if length and length.isdigit() else None
         if resp.status == 206:
@@ -193,37 +260,76 @@ def _fetch_once(
                 f"{url} is {total:,} bytes, expected {expected_size:,} "
                 "(wrong file or a changed mirror)"
             )
+        if expected_size is None and total is not None:
+            if total > max_bytes:
+                raise DownloadError(
+                    f"{url} is {total:,} bytes, more than the {max_bytes:,}-byte limit"
+                )
+            budget.learn_size(total)
         total = total if total is not None else expected_size
         if total is not None and offset > total:
             part.unlink(missing_ok=True)
             raise _Retryable("partial file is longer than the file; starting over")
 
-        done = offset
-        start, got = time.monotonic(), 0
-        with open(part, mode) as fh:
-            try:
-                while True:
-                    if cancel is not None and cancel.is_set():
-                        raise DownloadCancelled(f"download of {url} cancelled")
-                    chunk = resp.read(CHUNK)
-                    if not chunk:
-                        break
-                    fh.write(chunk)
-                    done += len(chunk)
-                    got += len(chunk)
-                    report(done, total, got / max(time.monotonic() - start, 1e-6))
-            except (OSError, http.client.HTTPException) as exc:
-                fh.flush()
-                raise _Retryable(f"{_describe(exc)} after {done:,} bytes") from None
-            finally:
-                fh.flush()
-                os.fsync(fh.fileno())
+        # Never write past the known size, or past the cap when the size is unknown.
+        limit = total if total is not None else max_bytes
+        try:
+            with open(part, mode) as fh:
+                try:
+                    done = _copy_body(
+                        resp, fh, offset, total, limit, timeouts, budget, cancel, report
+                    )
+                finally:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except _TooLong as exc:
+            part.unlink(missing_ok=True)
+            if exc.capped:
+                raise DownloadError(
+                    f"{url} sent more than {exc.limit:,} bytes (the limit for a file of "
+                    "unknown size); stopped"
+                ) from None
+            raise _Retryable(f"received more than the {exc.limit:,} bytes expected") from None
         if total is not None and done < total:
             raise _Retryable(f"connection closed early at {done:,} of {total:,} bytes")
-        if total is not None and done > total:
-            part.unlink(missing_ok=True)
-            raise _Retryable(f"received {done:,} bytes, more than the {total:,} announced")
         return done
+
+
+def _copy_body(
+    resp: http.client.HTTPResponse,
+    fh: BinaryIO,
+    offset: int,
+    total: int | None,
+    limit: int,
+    timeouts: Timeouts,
+    budget: _Budget,
+    cancel: threading.Event | None,
+    report: Callable[[int, int | None, float], None],
+) -> int:
+    """Append the body to `fh` until it ends; returns the file's length so far.
+
+    Reads whatever has arrived (`read1`), so a trickle still meets the deadline.
+    """
+    done = offset
+    start, got = time.monotonic(), 0
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise DownloadCancelled(f"download of {resp.geturl()} cancelled")
+            budget.check_time()
+            _set_read_timeout(resp, max(min(timeouts.read, budget.left()), 0.01))
+            chunk = resp.read1(CHUNK)
+            if not chunk:
+                return done
+            if done + len(chunk) > limit:
+                raise _TooLong(limit, capped=total is None)
+            fh.write(chunk)
+            done += len(chunk)
+            got += len(chunk)
+            report(done, total, got / max(time.monotonic() - start, 1e-6))
+    except (OSError, http.client.HTTPException) as exc:
+        budget.check_time()  # a read timeout cut short by the deadline
+        raise _Retryable(f"{_describe(exc)} after {done:,} bytes") from None
 
 
 def download_file(
@@ -232,6 +338,8 @@ def download_file(
     *,
     size: int | None = None,
     sha256: str | None = None,
+    max_bytes: int = MAX_UNKNOWN_BYTES,
+    check: Callable[[Path], None] | None = None,
     timeouts: Timeouts | None = None,
     retry: RetryPolicy | None = None,
     cancel: threading.Event | None = None,
@@ -243,15 +351,18 @@ def download_file(
 ) -> Path:
     """Download to `dest`, trying each URL in turn (a mirror comes second).
 
-    An existing `dest` of the right size (and hash) is kept; an existing
-    `dest.part` is resumed. Raises DownloadError naming every URL tried and why,
-    or DownloadCancelled (the `.part` file stays for a later resume).
+    An existing `dest` of the right size (and hash) that passes `check` is
+    kept; an existing `dest.part` is resumed. `max_bytes` caps a file of unknown
+    `size`; `check(path)` raises a GptTuiError when the finished `.part` is not
+    what it must be (it then never gets the final name). Raises DownloadError
+    naming every URL tried and why, or DownloadCancelled (the `.part` file stays
+    for a later resume).
     """
     dest = Path(dest)
     url_list = [urls] if isinstance(urls, str) else list(urls)
     timeouts = timeouts or Timeouts()
     retry = retry or RetryPolicy()
-    if dest.is_file() and _verified(dest, size, sha256):
+    if dest.is_file() and _verified(dest, size, sha256, check):
         _emit(
             on_progress,
             dest.name,
@@ -282,39 +393,48 @@ def download_file(
         )
 
     attempts: list[_Attempt] = []
+    budget = _Budget(timeouts, retry, size)
     for url in url_list:
         attempt = _Attempt(url)
         attempts.append(attempt)
         left = retry.retries
         delay = retry.backoff
-        while True:
-            before = part.stat().st_size if part.exists() else 0
-            try:
-                _fetch_once(url, part, size, timeouts, cancel, report)
-            except _Retryable as exc:
-                attempt.errors.append(str(exc))
-                attempt.answered |= not exc.no_answer
-                after = part.stat().st_size if part.exists() else 0
-                if after > before:  # progress was made: the retry budget refills
-                    left, delay = retry.retries, retry.backoff
-                elif exc.unreachable:
-                    left = min(left, 1 if len(attempt.errors) == 1 else 0)
-                if left <= 0:
+        # The retry budget refills only when the file gets longer than it ever was,
+        # so a server that keeps restarting the file cannot keep us going.
+        longest = part.stat().st_size if part.exists() else 0
+        try:
+            while True:
+                try:
+                    _fetch_once(url, part, size, max_bytes, timeouts, budget, cancel, report)
+                except _Retryable as exc:
+                    attempt.errors.append(str(exc))
+                    attempt.answered |= not exc.no_answer
+                    after = part.stat().st_size if part.exists() else 0
+                    if after > longest:  # progress was made: the retry budget refills
+                        longest = after
+                        left, delay = retry.retries, retry.backoff
+                    elif exc.unreachable:
+                        left = min(left, 1 if len(attempt.errors) == 1 else 0)
+                    if left <= 0:
+                        break
+                    left -= 1
+                    _wait(cancel, max(min(delay, budget.left()), 0.0))
+                    delay = min(delay * 2, retry.max_backoff)
+                    continue
+                except DownloadCancelled:
+                    raise
+                except DownloadError as exc:
+                    attempt.errors.append(str(exc))
+                    attempt.answered = True
                     break
-                left -= 1
-                _wait(cancel, delay)
-                delay = min(delay * 2, retry.max_backoff)
-                continue
-            except DownloadCancelled:
-                raise
-            except DownloadError as exc:
-                attempt.errors.append(str(exc))
                 attempt.answered = True
-                break
-            attempt.answered = True
-            if _finish(part, dest, size, sha256, attempt):
-                return dest
-            break  # hash mismatch: this URL serves the wrong bytes
+                if _finish(part, dest, size, sha256, check, attempt):
+                    return dest
+                break  # wrong hash or content: this URL serves the wrong bytes
+        except _GiveUp as exc:
+            last = f"; last: {attempt.errors[-1]}" if attempt.errors else ""
+            attempt.errors.append(f"{exc}{last}")
+            break  # the file's budget covers every URL
     tried = "; ".join(f"{a.url} ({a.errors[-1] if a.errors else 'no answer'})" for a in attempts)
     offline = bool(attempts) and not any(a.answered for a in attempts)
     raise DownloadError(f"could not download {dest.name}: tried {tried}", offline=offline)
@@ -341,14 +461,28 @@ def _emit(
     )
 
 
-def _verified(path: Path, size: int | None, sha256: str | None) -> bool:
+def _verified(
+    path: Path, size: int | None, sha256: str | None, check: Callable[[Path], None] | None
+) -> bool:
     if size is not None and path.stat().st_size != size:
         return False
-    return sha256 is None or sha256_of(path) == sha256
+    if sha256 is not None and sha256_of(path) != sha256:
+        return False
+    try:
+        if check is not None:
+            check(path)
+    except GptTuiError:
+        return False
+    return True
 
 
 def _finish(
-    part: Path, dest: Path, size: int | None, sha256: str | None, attempt: _Attempt
+    part: Path,
+    dest: Path,
+    size: int | None,
+    sha256: str | None,
+    check: Callable[[Path], None] | None,
+    attempt: _Attempt,
 ) -> bool:
     """Check the finished `.part` and give it its final name; False (and delete) if bad."""
     got = part.stat().st_size
@@ -361,6 +495,13 @@ def _finish(
         if digest != sha256:
             part.unlink(missing_ok=True)
             attempt.errors.append(f"sha256 {digest[:12]}... does not match {sha256[:12]}...")
+            return False
+    if check is not None:
+        try:
+            check(part)
+        except GptTuiError as exc:
+            part.unlink(missing_ok=True)
+            attempt.errors.append(str(exc))
             return False
     durable_replace(part, dest)
     return True
@@ -385,6 +526,9 @@ class RemoteFile:
     urls: tuple[str, ...]
     size: int | None = None
     sha256: str | None = None
+    max_bytes: int = MAX_UNKNOWN_BYTES  # the cap while `size` is unknown
+    # Validates the finished file before it gets its final name (see download_file).
+    check: Callable[[Path], None] | None = field(default=None, compare=False)
 
 
 def download_files(
@@ -409,6 +553,8 @@ def download_files(
                 folder / f.name,
                 size=f.size,
                 sha256=f.sha256,
+                max_bytes=f.max_bytes,
+                check=f.check,
                 timeouts=timeouts,
                 retry=retry,
                 cancel=cancel,

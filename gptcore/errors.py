@@ -39,3 +39,11 @@ class DownloadError(GptTuiError):
 
 class ModelSpecError(ConfigError):
     """A model spec that names nothing loadable (the message quotes the spec)."""
+
+
+class DiskFullError(GptTuiError):
+    """A write that failed for lack of space ("no space left on FOLDER: ... N MB")."""
+
+
+class RunBusyError(GptTuiError):
+    """A run folder another process is training into (names its pid and host)."""

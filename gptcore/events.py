@@ -14,6 +14,7 @@ CheckpointSaved, Finished and Failed carry the number of steps completed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,9 +123,16 @@ def from_record(record: dict[str, Any]) -> Event | None:
     cls = EVENT_TYPES.get(record.get("event", ""))
     if cls is None:
         return None
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    # The writer stores a non-finite number as null (strict JSON): a float field
+    # that is null was NaN or infinite. Older files hold bare NaN, which json reads.
+    values = {
+        k: math.nan if v is None and fields[k] == "float" else v
+        for k, v in record.items()
+        if k in fields
+    }
     try:
-        return cls(**{k: v for k, v in record.items() if k in names})
+        return cls(**values)
     except TypeError:
         return None
 

@@ -9,18 +9,26 @@ never a half-written file, and the temporary file is removed on any failure.
     atomic_open(path, "wb")            a file written incrementally (stream, torch.save)
     atomic_output(path)                a temp path for writers that want a file name
     durable_replace(src, dst)          give a finished file (a download's .part) its name
+
+Temporary files are named `.NAME.PID-RANDOM.tmp`; a writer that was killed
+leaves one behind, and the next write into that folder sweeps it once its
+process is gone (`sweep_stale_temps`). `disk_full` tells a full disk apart
+from other write errors, so callers can say so in one line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
 
 
 def fsync_file(path: str | Path) -> None:
@@ -53,6 +61,50 @@ def durable_replace(src: str | Path, dst: str | Path) -> None:
     fsync_dir(Path(dst).parent)
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def sweep_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove the temporary files that killed writers left in `folder`: those whose
+    writer's pid is gone (a write in progress, ours or another process's, is kept)."""
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            match = _TEMP_NAME.match(entry.name)
+            if match is None or not entry.is_file(follow_symlinks=False):
+                continue
+            pid = int(match.group(1))
+            if pid == os.getpid() or pid_alive(pid):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether a write failed because the disk (or the user's quota) is full.
+
+    torch.save and safetensors report it as RuntimeError / SafetensorError text
+    rather than an OSError, so their messages are recognised too.
+    """
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(exc)
+    return any(
+        mark in text
+        for mark in ("No space left", "StorageFull", "unexpected pos", "file write failed")
+    )
+
+
 def _new_temp(path: Path) -> Path:
     """Create an empty, uniquely named hidden file beside `path`.
 
@@ -79,6 +131,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(path.parent)
     tmp = _new_temp(path)
     try:
         yield tmp

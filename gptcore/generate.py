@@ -28,12 +28,14 @@ from typing import Any
 
 import torch
 
+from .config import MAX_SAMPLE_TOKENS
 from .errors import GptTuiError
 from .model import GPTModel, KVCache
 from .tokenizer import END_OF_TEXT_ID, encode, get_tokenizer
 
-# Generous, but stops a typo (an extra zero or three) from running for days.
-MAX_NEW_TOKENS_LIMIT = 100_000
+# Generous, but stops a typo (an extra zero or three) from running for days; a
+# run's per-epoch sample (train.sample_tokens) has the same cap, checked up front.
+MAX_NEW_TOKENS_LIMIT = MAX_SAMPLE_TOKENS
 MAX_NUM_SAMPLES = 64
 MAX_SEED = 2**63 - 1
 # Below this a non-zero temperature overflows float32 logits (|logit| up to ~3e8).

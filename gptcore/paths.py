@@ -21,6 +21,24 @@ def _home() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def home_problem() -> str | None:
+    """Why the home folder set by --home / GPT_TUI_HOME cannot hold gpt-tui's files
+    (a file, or under a file or a read-only folder), or None when it can."""
+    home = _home()
+    if home is None:
+        return None
+    if home.exists():
+        return None if home.is_dir() else f"home {home} is not a folder"
+    parent = home.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"home {home} cannot be created: {parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"home {home} cannot be created: {parent} is not writable"
+    return None
+
+
 def config_dir() -> Path:
     home = _home()
     return home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME))

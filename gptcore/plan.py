@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import GPTConfig, TrainConfig
+from .config import MAX_WINDOWS_PER_EPOCH, GPTConfig, TrainConfig
 from .errors import ConfigError, CorpusError, GptTuiError
 
 
@@ -118,6 +118,13 @@ def batch_plan(
             f"with drop_last = false the epoch's last batch has {left_over} window(s), which "
             f"leaves process {processes} of {processes} without any; set drop_last = true "
             "or change batch_size or samples_per_epoch"
+        )
+    elif train_windows > MAX_WINDOWS_PER_EPOCH:
+        # Each epoch's order is a list of its windows: beyond this it exhausts memory.
+        problem = ConfigError(
+            f"one epoch would draw {train_windows:,} windows, more than "
+            f'{MAX_WINDOWS_PER_EPOCH:,}; use a larger stride, or sampler = "random" '
+            "with a smaller samples_per_epoch"
         )
     elif steps_per_epoch == 0:
         procs = f" x {processes} processes" if processes > 1 else ""

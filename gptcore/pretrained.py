@@ -16,6 +16,7 @@ so loading never holds two full copies of the weights.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
@@ -383,8 +384,68 @@ def _assemble(config: GPTConfig, sd: dict[str, Tensor], device: str | torch.devi
 # --------------------------------------------------------------------------- loaders
 
 
-# safetensors dtype names we read -> torch dtype names
+# safetensors dtype names we read -> torch dtype names, and their sizes in bytes
 _ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
+_ST_ITEMSIZE = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}
+_ST_MAX_HEADER = 100_000_000
+
+SafetensorsEntries = dict[str, tuple[str, tuple[int, ...], int, int]]
+
+
+def safetensors_header(path: Path) -> tuple[SafetensorsEntries, int]:
+    """A .safetensors file's tensors, name -> (dtype, shape, begin, end), and where data starts.
+
+    Reads only the header (no torch). CheckpointError unless it is an 8-byte
+    length plus a JSON object whose tensors exactly fill the rest of the file,
+    which catches truncated and corrupted downloads.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            raw = fh.read(8)
+            n = int.from_bytes(raw, "little") if len(raw) == 8 else -1
+            if n <= 0 or n > _ST_MAX_HEADER or 8 + n > size:
+                raise CheckpointError(f"{path} is not a safetensors file (bad header length)")
+            text = fh.read(n)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        header = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{path} is not a safetensors file (bad header)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} is not a safetensors file (its header is not a JSON object)")
+    entries: SafetensorsEntries = {}
+    data_len = size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            itemsize = _ST_ITEMSIZE[info["dtype"]]
+            shape = tuple(int(x) for x in info["shape"])
+            begin, stop = (int(x) for x in info["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(
+                f"{path}: tensor {name!r} has an unsupported dtype or a broken entry ({info!r})"
+            ) from None
+        if (
+            any(dim < 0 for dim in shape)
+            or begin < 0
+            or stop - begin != math.prod(shape) * itemsize
+            or stop > data_len
+        ):
+            raise CheckpointError(
+                f"{path}: tensor {name!r} {list(shape)} lies outside the file "
+                f"({size:,} bytes): truncated or corrupted download?"
+            )
+        entries[name] = (info["dtype"], shape, begin, stop)
+    end = max((e[3] for e in entries.values()), default=0)
+    if end != data_len:
+        raise CheckpointError(
+            f"{path}: {data_len - end:,} bytes follow the last tensor (not a safetensors file "
+            "as written; corrupted download?)"
+        )
+    return entries, 8 + n
 
 
 class _SafetensorsFile:
@@ -410,39 +471,9 @@ class _SafetensorsFile:
             raise
 
     def _header(self) -> tuple[dict[str, tuple[torch.dtype, tuple[int, ...], int, int]], int]:
-        size = self.path.stat().st_size
-        raw = self.fh.read(8)
-        n = int.from_bytes(raw, "little") if len(raw) == 8 else -1
-        if n <= 0 or 8 + n > size:
-            raise CheckpointError(f"{self.path} is not a safetensors file (bad header length)")
-        try:
-            header = json.loads(self.fh.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise CheckpointError(f"{self.path} is not a safetensors file (bad header)") from None
-        entries = {}
-        data_len = size - 8 - n
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            try:
-                dtype = self.dtypes[info["dtype"]]
-                shape = tuple(int(x) for x in info["shape"])
-                begin, stop = (int(x) for x in info["data_offsets"])
-            except (KeyError, TypeError, ValueError):
-                raise CheckpointError(
-                    f"{self.path}: tensor {name!r} has an unsupported dtype or a broken entry "
-                    f"({info!r})"
-                ) from None
-            numel = 1
-            for dim in shape:
-                numel *= dim
-            if stop - begin != numel * dtype.itemsize or stop > data_len:
-                raise CheckpointError(
-                    f"{self.path}: tensor {name!r} {list(shape)} lies outside the file "
-                    f"({size:,} bytes): truncated or corrupted download?"
-                )
-            entries[name] = (dtype, shape, begin, stop)
-        return entries, 8 + n
+        entries, data_start = safetensors_header(self.path)
+        typed = {k: (self.dtypes[d], shape, b, e) for k, (d, shape, b, e) in entries.items()}
+        return typed, data_start
 
     def get(self, name: str) -> Tensor:
         """A new tensor holding `name` (its own memory)."""
@@ -475,6 +506,35 @@ class _SafetensorsFile:
         self.fh.close()
 
 
+def _hf_tensor_names(
+    shapes: dict[str, tuple[int, ...]], config: GPTConfig, origin: str
+) -> dict[str, str]:
+    """HF names (no prefix) -> the file's names, once every shape matches `config`."""
+    # GPT2LMHeadModel saves `transformer.h.0...`; GPT2Model (and the official files) don't.
+    names = {k.removeprefix("transformer."): k for k in shapes}
+    found = {n: shapes[k] for n, k in names.items()}
+    if config.tie_embeddings and "lm_head.weight" in found:
+        found.pop("lm_head.weight")  # a tied head saved explicitly is the same tensor
+    _check_names(found, config, origin, (".attn.bias", ".attn.masked_bias"))
+    return names
+
+
+def check_hf_config(path: Path) -> GPTConfig:
+    """A Hugging Face GPT-2 config.json: a JSON object with GPT-2's keys, else CheckpointError."""
+    return config_from_hf(_read_json(path), path)
+
+
+def check_hf_weights(path: Path, config: GPTConfig | None = None) -> None:
+    """A complete model.safetensors holding the tensors `config` implies, else CheckpointError.
+
+    `config` defaults to the config.json next to the file. Reads only the header.
+    """
+    if config is None:
+        config = check_hf_config(path.parent / "config.json")
+    entries, _ = safetensors_header(path)
+    _hf_tensor_names({k: entry[1] for k, entry in entries.items()}, config, str(path))
+
+
 def load_hf(
     directory: str | Path, device: str | torch.device = "cpu", config: GPTConfig | None = None
 ) -> GPTModel:
@@ -490,12 +550,8 @@ def load_hf(
         raise CheckpointError("loading safetensors needs a little-endian machine")
     reader = _SafetensorsFile(file)
     try:
-        # GPT2LMHeadModel saves `transformer.h.0...`; GPT2Model (and the official files) don't.
-        names = {k.removeprefix("transformer."): k for k in reader.entries}
-        found = {n: reader.entries[k][1] for n, k in names.items()}
-        if config.tie_embeddings and "lm_head.weight" in found:
-            found.pop("lm_head.weight")  # a tied head saved explicitly is the same tensor
-        _check_names(found, config, str(file), (".attn.bias", ".attn.masked_bias"))
+        shapes = {k: entry[1] for k, entry in reader.entries.items()}
+        names = _hf_tensor_names(shapes, config, str(file))
 
         def get(name: str) -> Tensor:
             return reader.get(names[name]).to(torch.float32)
@@ -738,9 +794,28 @@ def remote_files(
         urls = [_url(base, s, source, file)]
         if mirror:
             urls.append(_url(mirror, s, source, file))
-        known = s.openai_bytes.get(file) if source == "openai" else None
-        out.append(RemoteFile(file, tuple(urls), known))
+        if source == "openai":
+            out.append(RemoteFile(file, tuple(urls), s.openai_bytes.get(file)))
+        else:  # sizes unpublished here: check the content before the rename instead
+            check, cap = _HF_CHECKS[file]
+            out.append(RemoteFile(file, tuple(urls), max_bytes=cap, check=check))
     return out
+
+
+def _check_config_file(path: Path) -> None:
+    check_hf_config(path)
+
+
+def _check_weights_file(path: Path) -> None:
+    check_hf_weights(path)  # against the config.json fetched (and checked) just before
+
+
+# Hugging Face file -> its content check and size cap (config.json is under 1 kB;
+# the largest model.safetensors, gpt2-xl's, about 6.4 GB).
+_HF_CHECKS: dict[str, tuple[Callable[[Path], None], int]] = {
+    "config.json": (_check_config_file, 1_000_000),
+    "model.safetensors": (_check_weights_file, 8_000_000_000),
+}
 
 
 def download_gpt2(
@@ -774,30 +849,30 @@ def download_gpt2(
         raise DownloadError(
             f"{exc}. To install by hand, put these files into {folder}: {names}", exc.offline
         ) from None
-    if source == "hf":
-        _check_safetensors(folder / "model.safetensors")
     return folder
-
-
-def _check_safetensors(path: Path) -> None:
-    if not safetensors_complete(path):
-        raise DownloadError(f"{path} is not a complete safetensors file")
 
 
 def safetensors_complete(path: Path) -> bool:
     """True when the file's header accounts for exactly its length (cheap truncation check)."""
     try:
-        with open(path, "rb") as fh:
-            n = int.from_bytes(fh.read(8), "little")
-            if n <= 0 or n > 100_000_000:
-                return False
-            header = json.loads(fh.read(n))
-        end = max(
-            (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0
-        )
-        return path.stat().st_size == 8 + n + end
-    except (OSError, ValueError, KeyError, TypeError):
+        safetensors_header(path)
+    except CheckpointError:
         return False
+    return True
+
+
+def _hf_invalid(folder: Path) -> set[str]:
+    """The files of a Hugging Face download that fail their content check."""
+    try:
+        config = check_hf_config(folder / "config.json")
+    except CheckpointError:
+        weights_ok = safetensors_complete(folder / "model.safetensors")
+        return {"config.json"} if weights_ok else {"config.json", "model.safetensors"}
+    try:
+        check_hf_weights(folder / "model.safetensors", config)
+    except CheckpointError:
+        return {"model.safetensors"}
+    return set()
 
 
 @dataclass(frozen=True)
@@ -809,7 +884,7 @@ class LocalWeights:
     path: Path
     bytes: int  # all files, partial ones included
     complete: bool
-    missing: tuple[str, ...]  # files absent or of the wrong size
+    missing: tuple[str, ...]  # files absent, of the wrong size or failing their check
     partial: tuple[str, ...]  # files with a `.part` waiting to be resumed
 
 
@@ -817,6 +892,9 @@ def local_status(size: str, source: str) -> LocalWeights:
     s = resolve_size(size)
     d = gpt2_dir(s.name, source)
     total, missing, partial = 0, [], []
+    # Re-validated on every call: files placed by hand (or left by an older
+    # version) are only complete when they would load.
+    invalid = _hf_invalid(d) if source == "hf" and d.is_dir() else set()
     for file in files_for(source):
         f = d / file
         part = d / (file + ".part")
@@ -829,10 +907,7 @@ def local_status(size: str, source: str) -> LocalWeights:
         n = f.stat().st_size
         total += n
         want = s.openai_bytes.get(file) if source == "openai" else None
-        bad = (want is not None and n != want) or (
-            file == "model.safetensors" and not safetensors_complete(f)
-        )
-        if bad:
+        if (want is not None and n != want) or file in invalid:
             missing.append(file)
     return LocalWeights(s.name, source, d, total, not missing, tuple(missing), tuple(partial))
 

@@ -6,6 +6,7 @@
     RUN_DIR/checkpoints/     one folder per checkpoint (see checkpoint.py)
     RUN_DIR/exports/         the book's .pth and Hugging Face exports of its checkpoints
     RUN_DIR/loss.png         the loss plot, when exported
+    RUN_DIR/.lock            held while a process trains into the run (see runlock.py)
 
 `RunDir` owns these names: nothing else spells them out. `MetricsFollower`
 reads metrics.jsonl incrementally, so the TUI can watch a run that was
@@ -14,7 +15,9 @@ started elsewhere (tmux, torchrun).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import re
 import time
@@ -23,8 +26,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .config import GPTConfig, TrainConfig
+from .errors import DiskFullError, GptTuiError
 from .events import Event, Sample, from_record, steps_done, to_record
-from .fsutil import atomic_write_text
+from .fsutil import atomic_write_bytes, disk_full
 from .paths import runs_dir
 from .tomlwrite import dumps_toml
 
@@ -34,6 +38,7 @@ SAMPLES_FILE = "samples.txt"
 CHECKPOINTS_DIR = "checkpoints"
 EXPORTS_DIR = "exports"
 LOSS_PLOT = "loss.png"
+LOCK_FILE = ".lock"
 
 
 @dataclass(frozen=True, init=False)
@@ -85,6 +90,10 @@ class RunDir:
     def loss_plot(self) -> Path:
         return self.path / LOSS_PLOT
 
+    @property
+    def lock(self) -> Path:
+        return self.path / LOCK_FILE
+
     def checkpoint(self, step: int) -> Path:
         """The folder of the automatic checkpoint after `step` optimizer steps."""
         return self.checkpoints / f"step-{step:06d}"
@@ -109,6 +118,10 @@ class RunDir:
     def is_run(self) -> bool:
         """Whether the folder looks like a run (it has a config or a metrics stream)."""
         return self.path.is_dir() and (self.config.exists() or self.metrics.exists())
+
+    def holds_run(self) -> bool:
+        """Whether training here would mix with an earlier run's files."""
+        return self.is_run() or self.has_checkpoints()
 
 
 def checkpoint_label(checkpoint: str | Path) -> str:
@@ -148,14 +161,18 @@ def config_toml(
 def write_run_config(run_dir: str | Path, model: GPTConfig, train: TrainConfig) -> Path:
     """Write RUN_DIR/config.toml atomically and return its path."""
     path = RunDir(run_dir).config
-    atomic_write_text(path, config_toml(model, train))
+    # surrogateescape: a path whose name is not UTF-8 (os.fsdecode's surrogates) is
+    # written as its bytes on disk, which load_toml reads back to the same path
+    atomic_write_bytes(path, config_toml(model, train).encode("utf-8", "surrogateescape"))
     return path
 
 
 class MetricsWriter:
     """A listener appending one JSON line per event to metrics.jsonl, flushed at once.
 
-    Sample events also go to samples.txt next to it.
+    Every line is strict JSON: a non-finite number (a NaN loss) is written as null.
+    Sample events also go to samples.txt next to it. A write that fails (a full disk)
+    closes the writer and raises DiskFullError / GptTuiError with one line.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -167,16 +184,33 @@ class MetricsWriter:
     def __call__(self, event: Event) -> None:
         if self._file is None:
             return
-        self._file.write(json.dumps(to_record(event), allow_nan=True) + "\n")
-        self._file.flush()
-        if isinstance(event, Sample):
-            with self._samples.open("a", encoding="utf-8") as f:
-                f.write(f"--- epoch {event.epoch + 1}, step {event.step}\n{event.text}\n\n")
+        line = json.dumps(_finite(to_record(event)), allow_nan=False) + "\n"
+        try:
+            self._file.write(line)
+            self._file.flush()
+            if isinstance(event, Sample):
+                with self._samples.open("a", encoding="utf-8") as f:
+                    f.write(f"--- epoch {event.epoch + 1}, step {event.step}\n{event.text}\n\n")
+        except OSError as exc:
+            self.close()  # one report: later events are dropped
+            if disk_full(exc):
+                raise DiskFullError(
+                    f"no space left on {self.path.parent}: cannot write {self.path.name}"
+                ) from None
+            raise GptTuiError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # a full disk can fail the last flush too
+                self._file.close()
             self._file = None
+
+
+def _finite(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with NaN and infinities as null, so the line stays strict JSON."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()
+    }
 
 
 class MetricsFollower:

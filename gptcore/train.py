@@ -37,7 +37,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .checkpoint_policy import CheckpointPolicy
-from .config import PRESETS, GPTConfig, TrainConfig
+from .config import PRESETS, GPTConfig, TrainConfig, check_trainable
 from .data import TokenizedCorpus, prepare_corpus
 from .data_order import DataOrder, loader_pass_seed, shuffled_order
 from .device import pick_device
@@ -58,7 +58,8 @@ from .model import GPTModel
 from .paths import verdict_file
 from .perf import default_precision, enable_tf32, make_adamw, mfu, peak_flops
 from .plan import BatchPlan, batch_plan
-from .resume import check_resume, open_checkpoint
+from .resume import check_resume, check_schedule, open_checkpoint
+from .runlock import RunLock, check_run_dir_unused
 from .runs import MetricsWriter, RunDir, new_run_dir, write_run_config
 from .train_state import TrainState
 
@@ -186,6 +187,7 @@ class Trainer:
         self.scaler: torch.amp.GradScaler | None = None
         self.peak_flops: float | None = None
         self._metrics: MetricsWriter | None = None
+        self._lock: RunLock | None = None  # RUN/.lock while this Trainer writes there
         # Within one run() call:
         self._t0 = 0.0
         self._stop_requested = False
@@ -247,6 +249,14 @@ class Trainer:
         for fn in list(self._listeners):
             try:
                 fn(event)
+            except GptTuiError as exc:
+                # A metrics.jsonl that cannot be written (a full disk) ends the run: one line,
+                # no traceback. The closing event itself is reported, not raised.
+                if fn is self._metrics and not isinstance(event, Finished | Failed):
+                    raise
+                if id(fn) not in self._broken_listeners:
+                    self._broken_listeners.add(id(fn))
+                    log.error("%s", exc)
             except Exception:  # a broken listener must not stop training
                 if id(fn) not in self._broken_listeners:
                     self._broken_listeners.add(id(fn))
@@ -278,6 +288,9 @@ class Trainer:
         finally:
             if self._metrics is not None:
                 self._metrics.close()
+            if self._lock is not None:  # after the closing event: the run is complete
+                self._lock.release()
+                self._lock = None
 
     # -- setup
 
@@ -300,9 +313,14 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg = self.config
+        check_trainable(self.model_config, cfg)  # before any slow work, and nothing written
         ckpt = self._load_resume()
         if ckpt is not None:
             check_resume(ckpt, self.model_config, cfg, self.world)
+        # An earlier run's folder is reused only by resuming it. Every rank checks (before
+        # DDP's first broadcast, so before rank 0 writes there): all refuse together.
+        if self.run_dir is not None:
+            check_run_dir_unused(self.run_dir, ckpt.path if ckpt is not None else None)
         self.device = self._pick_device()
         self.precision, self.amp_dtype = resolve_precision(cfg.precision, self.device)
         corpus = prepare_corpus(self._corpus_source(), cfg.train_ratio, cfg.decode_errors)
@@ -324,9 +342,12 @@ class Trainer:
         else:
             model = GPTModel(self.model_config)
         self.model_config = model.config
+        check_trainable(model.config, cfg)  # --init weights bring their own shape
         self.plan = batch_plan(
             len(corpus.train_tokens), len(corpus.val_tokens), model.config, cfg, self.world
         ).check()
+        if ckpt is not None:
+            check_schedule(ckpt, cfg, self.plan.steps_per_epoch)
         self.data = DataOrder(
             corpus, self.plan, cfg.shuffle, self.rank, pin_memory=self.device.type == "cuda"
         )
@@ -390,6 +411,8 @@ class Trainer:
                 run.path if run is not None else new_run_dir(_describe(self.model_config))
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # One process per run: a second resume of it is refused before writing anything.
+        self._lock = RunLock(self.run_dir).acquire()
         write_run_config(self.run_dir, self.model_config, self.config)
         self._metrics = MetricsWriter(RunDir(self.run_dir).metrics)
         self._listeners.insert(0, self._metrics)

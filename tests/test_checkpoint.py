@@ -151,6 +151,7 @@ def test_pickle_bomb_is_refused_without_running(tmp_path: Path) -> None:
     import hashlib
 
     meta["files"]["optimizer.pt"] = hashlib.sha256((path / "optimizer.pt").read_bytes()).hexdigest()
+    meta["sizes"]["optimizer.pt"] = (path / "optimizer.pt").stat().st_size
     (path / "meta.json").write_text(json.dumps(meta))
     ckpt = load_checkpoint(path)
     with pytest.raises(CheckpointError, match="refusing to load"):

@@ -153,7 +153,7 @@ def test_weights_source(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
         (["--context-keep", "65"], "context_keep must be an integer in [1, 64]"),
         (["--stop", ""], "stop strings must be non-empty"),
         (["--precision", "fp16"], "fp16 inference needs a CUDA or MPS device"),
-        (["--threads", "0"], "--threads must be at least 1"),
+        (["--threads", "0"], "--threads must be in [1, "),
         (
             ["--prompt-file", "/nonexistent/prompt.txt"],
             "prompt file /nonexistent/prompt.txt does not exist",

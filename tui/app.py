@@ -8,6 +8,10 @@ the screens import them inside their workers.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from gptcore.config import GPTConfig, TrainConfig
 from gptcore.errors import GptTuiError
+from gptcore.stopsignals import StopSignals, exit_code, signal_name
 
 from .messages import CheckpointsChanged, OpenInChat, ResumeRun, RunFolderChanged
 from .screens.chat import ChatPane
@@ -105,6 +110,9 @@ class GptTuiApp(PaneRouter):
         self.settings = settings if settings is not None else load_settings()
         self.watch_dir = watch_dir
         self.set_reactive(GptTuiApp.corpus_source, self.settings.corpus)
+        self.signal_exit_code: int | None = None  # 128 + signum once a stop signal came
+        self._train: TrainPane | None = None  # kept past unmount: run() waits for its run
+        self._event_loop: asyncio.AbstractEventLoop | None = None
 
     def compose(self) -> ComposeResult:
         initial = "train" if self.watch_dir else "corpus"
@@ -116,6 +124,7 @@ class GptTuiApp(PaneRouter):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self._event_loop = asyncio.get_running_loop()
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, self._theme_changed)
@@ -127,6 +136,7 @@ class GptTuiApp(PaneRouter):
         for tab, _title, _key, pane in SCREENS:
             if not self.query(f"#{tab}-pane"):
                 await self.query_one(f"TabPane#{tab}").mount(pane(id=f"{tab}-pane"))
+        self._train = self.query_one(TrainPane)
         self.query_one(CorpusPane).start()
         if self.watch_dir is not None:
             self.query_one(TrainPane).watch_run(self.watch_dir)
@@ -223,6 +233,58 @@ class GptTuiApp(PaneRouter):
             answered,
         )
 
+    # ------------------------------------------------------------ signals
+
+    def stop_for_signal(self, signum: int) -> None:
+        """The first SIGTERM, SIGHUP (the terminal is gone) or SIGINT: stop the
+        live run (its trainer saves an "interrupt" checkpoint and writes the
+        closing event), then exit with 128 + signum. Called in the signal handler,
+        so it only sets the run's stop event and schedules the rest on the loop."""
+        self.signal_exit_code = exit_code(signum)
+        if self._train is not None:
+            self._train.stop_and_wait(timeout=0)
+        if self._event_loop is None:  # not running yet: nothing to save
+            raise SystemExit(self.signal_exit_code)
+        self._event_loop.call_soon_threadsafe(self._close_for_signal, signum)
+
+    def _close_for_signal(self, signum: int) -> None:
+        self.notify(f"{signal_name(signum)}: saving a checkpoint and stopping …")
+        self.run_worker(self._exit_after_run(), group="signal-exit")
+
+    async def _exit_after_run(self) -> None:
+        if self._train is not None:
+            await self._train.shutdown()
+        self.exit(self.signal_exit_code)
+
+    def wait_for_run(self) -> None:
+        """Block until the live run's thread has ended (the app's loop may end first)."""
+        if self._train is not None:
+            self._train.stop_and_wait()
+
+
+# After a stop signal and the end of its run, how long the app's own exit may take
+# before the process leaves without it: when the terminal hung up first, Textual's
+# output thread dies on the dead terminal and its shutdown blocks forever.
+EXIT_GRACE_S = 10.0
+
+
+def _stop_for_signal(app: GptTuiApp, signum: int) -> None:
+    app.stop_for_signal(signum)
+    threading.Thread(
+        target=_exit_once_saved, args=(app, exit_code(signum)), name="exit-once-saved", daemon=True
+    ).start()
+
+
+def _exit_once_saved(app: GptTuiApp, code: int) -> None:
+    app.wait_for_run()
+    time.sleep(EXIT_GRACE_S)  # a daemon thread: an orderly exit ends it first
+    os._exit(code)
+
+
+def _abort(signum: int) -> None:
+    """A second stop signal: leave at once, as a second Ctrl-C does in `gpt-tui train`."""
+    os._exit(exit_code(signum))
+
 
 def run(args: argparse.Namespace) -> int:
     """Open the app (`gpt-tui`, or `gpt-tui watch RUN_DIR` straight on a run)."""
@@ -235,5 +297,7 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             raise GptTuiError(problem)
     app = GptTuiApp(watch_dir=watch_dir)
-    result = app.run()
-    return int(result or 0)
+    with StopSignals(lambda signum: _stop_for_signal(app, signum), on_abort=_abort):
+        result = app.run()
+        app.wait_for_run()  # its checkpoint before the process ends
+    return app.signal_exit_code or int(result or 0)

@@ -17,6 +17,7 @@ from gptcore.config import (
     PRESETS,
     GPTConfig,
     TrainConfig,
+    check_trainable,
     dataclass_from_dict,
     load_run_config,
     model_config_from,
@@ -143,7 +144,9 @@ def build_configs(
     if corpus is not None:
         train_data["corpus"] = corpus
     new_model = dataclass_from_dict(GPTConfig, model_data)
-    return new_model, dataclass_from_dict(TrainConfig, train_data)
+    new_train = dataclass_from_dict(TrainConfig, train_data)
+    check_trainable(new_model, new_train)  # the Trainer's own rules across the two
+    return new_model, new_train
 
 
 def validate_field(field: Field, text: str, model: GPTConfig, train: TrainConfig) -> str | None:

@@ -43,10 +43,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("out", metavar="OUT.pth")
     ex.set_defaults(func=_export)
 
-    im = verbs.add_parser("import", help="make a checkpoint from a book .pth")
+    im = verbs.add_parser(
+        "import",
+        help="make a run from a book .pth (weights and optimizer state)",
+        description="The new run holds one checkpoint at step 0 (the .pth has no step count "
+        "or data position) with the file's weights and AdamW state, and records the train "
+        "settings of --config, so `gpt-tui train --resume RUN --config SAME` continues it.",
+    )
     im.add_argument("pth", metavar="FILE.pth")
-    im.add_argument("--preset", default="book-124m", help="the model preset it was trained with")
-    im.add_argument("--set", dest="overrides", action="append", default=[], metavar="model.KEY=V")
+    im.add_argument(
+        "--config",
+        help="the run config it was trained with (default: book, with windows of the "
+        "model's context length)",
+    )
+    im.add_argument("--preset", help="the model preset it was trained with (default: the config's)")
+    im.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=V")
     im.add_argument("--name", default="imported", help="name of the new run folder")
     im.set_defaults(func=_import)
 
@@ -111,10 +122,11 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rm(args: argparse.Namespace) -> int:
-    from ..checkpoint import delete_checkpoint
+    from ..checkpoint import delete_checkpoint, require_own_checkpoint
     from ..modelspec import checkpoint_path
 
-    paths = [checkpoint_path(s) for s in args.specs]  # resolve all before deleting any
+    # Resolve and check all before deleting any: one foreign path deletes nothing.
+    paths = [require_own_checkpoint(checkpoint_path(s)) for s in args.specs]
     for path in paths:
         delete_checkpoint(path)
         print(f"deleted {path}")
@@ -130,32 +142,36 @@ def _rename(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ..checkpoint import export_book_pth
+    from ..errors import GptTuiError
     from ..modelspec import checkpoint_path
 
-    print(export_book_pth(checkpoint_path(args.spec), args.out))
+    out = Path(args.out)
+    if not args.out.strip():
+        raise GptTuiError("give the file to write, e.g. model_and_optimizer.pth")
+    if out.is_dir():
+        raise GptTuiError(f"{out} is a folder; give a file name, e.g. {out / 'model.pth'}")
+    ckpt = checkpoint_path(args.spec)
+    try:
+        print(export_book_pth(ckpt, out))
+    except OSError as exc:  # a missing or read-only folder, a full disk
+        raise GptTuiError(f"cannot write {out}: {exc.strerror or exc}") from None
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
-    from ..checkpoint import import_book_pth, save_checkpoint
-    from ..config import TrainConfig, run_config_from_dict
-    from ..runs import RunDir, new_run_dir, write_run_config
+    import sys
 
-    model_config, _ = run_config_from_dict(
-        {"model": {"preset": args.preset}}, "--preset/--set", args.overrides
-    )
-    model, _opt = import_book_pth(args.pth, model_config)
-    run = RunDir(new_run_dir(args.name))
-    write_run_config(run.path, model_config, TrainConfig())
-    path = save_checkpoint(
-        run.checkpoint(0),
-        model,
-        train_config=TrainConfig().to_dict(),
-        step=0,
-        epoch=0,
-        tokens_seen=0,
-        reason="imported",
-    )
+    from ..book_import import import_book_run, import_configs
+    from ..checkpoint import load_checkpoint
+
+    model_config, train_config = import_configs(args.config, args.preset, args.overrides)
+    path = import_book_run(args.pth, model_config, train_config, args.name)
+    if not load_checkpoint(path, verify=False).has_optimizer:
+        print(
+            f"note: {args.pth} holds no optimizer_state_dict; AdamW starts afresh", file=sys.stderr
+        )
     print(path)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -98,7 +99,9 @@ def read_prompt(args: argparse.Namespace) -> str:
         except OSError as exc:
             raise GenerationError(f"cannot read prompt file {path}: {exc.strerror}") from None
     if sys.stdin is not None and not sys.stdin.isatty():
-        return sys.stdin.read()
+        from .stdin import read_stdin_text
+
+        return read_stdin_text()
     return ""
 
 
@@ -143,8 +146,10 @@ def run(args: argparse.Namespace) -> int:
     except GenerationError as exc:
         raise name_flags(exc, FLAGS) from None
     if args.threads is not None:
-        if args.threads < 1:
-            message = f"--threads must be at least 1, got {args.threads}"
+        # Far more threads than cores only slows torch down; 100000 crashes libgomp.
+        most = 4 * (os.cpu_count() or 1)
+        if not 1 <= args.threads <= most:
+            message = f"--threads must be in [1, {most}] (4 per CPU core), got {args.threads}"
             raise GenerationError(FieldError("threads", message))
         import torch
 

@@ -23,8 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import GptTuiError
     from ..tokenview import view_tokens
+    from .stdin import read_stdin_text
 
-    text = args.text if args.text is not None else sys.stdin.read()
+    text = args.text if args.text is not None else read_stdin_text()
     if text == "":
         raise GptTuiError("no text given: pass TEXT or pipe it on standard input")
     view = view_tokens(text)

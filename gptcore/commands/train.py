@@ -1,23 +1,28 @@
 """`gpt-tui train`: pretrain from a TOML config, headless (SSH, tmux, torchrun).
 
 Prints a line per evaluation and each epoch's sample; a progress bar on a
-terminal. The first Ctrl-C stops after the current step, saves a checkpoint and
-says how to resume; a second one aborts.
+terminal. The first Ctrl-C, SIGTERM or SIGHUP stops after the current step,
+saves a checkpoint, says how to resume and exits with 128 + the signal's number
+(130, 143, 129); a second one aborts (see gptcore.stopsignals).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..errors import GptTuiError
 from ..fmt import format_duration
+from ..stopsignals import StopSignals, exit_code, signal_name
+
+if TYPE_CHECKING:
+    from ..train import Trainer
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -90,6 +95,12 @@ class ConsolePrinter:
         return format_duration((self.total - step - 1) / rate)
 
     def __call__(self, event: object) -> None:
+        try:
+            self._print(event)
+        except OSError:  # the terminal or pipe is gone (SIGHUP, a closed pager): go quiet
+            self.quiet, self.bar.enabled = True, False
+
+    def _print(self, event: object) -> None:
         from ..events import (
             CheckpointSaved,
             EvalEnd,
@@ -164,6 +175,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         rank = int(os.environ.get("RANK", "0")) if started_dist else 0
         printer = ConsolePrinter(quiet=args.quiet or rank != 0)
+        if run.notice and rank == 0:  # e.g. the latest checkpoint was damaged
+            print(f"gpt-tui: {run.notice}", file=sys.stderr, flush=True)
         trainer = Trainer(
             model_config,
             train_config,
@@ -171,7 +184,9 @@ def run_command(args: argparse.Namespace) -> int:
             run_dir=Path(args.run_dir) if args.run_dir else None,
             resume=run.checkpoint,
         )
-        result = _run_with_sigint(trainer)
+        signals = StopSignals(lambda signum: _stop_after_this_step(trainer, signum))
+        with signals:
+            result = trainer.run()
     finally:
         if started_dist:
             import torch.distributed as dist
@@ -183,32 +198,26 @@ def run_command(args: argparse.Namespace) -> int:
             return 1
         raise GptTuiError(result.error)
     if result.reason == "cancelled":
-        print(
-            f"interrupted at step {result.step}; checkpoint saved. Resume with:\n"
-            f"  gpt-tui train --resume {trainer.run_dir}",
-            file=sys.stderr,
-        )
-        return 130
+        with contextlib.suppress(OSError):  # stderr may be a closed pipe
+            if rank == 0:  # torchrun: one line, not one per rank
+                print(
+                    f"interrupted at step {result.step}; checkpoint saved. Resume with:\n"
+                    f"  gpt-tui train --resume {trainer.run_dir}",
+                    file=sys.stderr,
+                )
+        return signals.exit_code or exit_code(signal.SIGINT)
     return 0
 
 
-def _run_with_sigint(trainer: object) -> object:
-    """First Ctrl-C: stop after this step and save; second: abort at once."""
-    if threading.current_thread() is not threading.main_thread():
-        return trainer.run()  # type: ignore[attr-defined]
-
-    def handler(signum: int, frame: object) -> None:
-        if trainer._cancel.is_set():  # type: ignore[attr-defined]
-            raise KeyboardInterrupt
+def _stop_after_this_step(trainer: Trainer, signum: int) -> None:
+    """The first stop signal: the trainer stops after this step and saves."""
+    again = "Ctrl-C" if signum == signal.SIGINT else signal_name(signum)
+    # OSError: after SIGHUP nobody reads this; RuntimeError: a print was interrupted.
+    with contextlib.suppress(OSError, RuntimeError):
         print(
-            "\nstopping after this step to save a checkpoint (Ctrl-C again to abort)",
+            f"\n{signal_name(signum)}: stopping after this step to save a checkpoint "
+            f"({again} again to abort)",
             file=sys.stderr,
             flush=True,
         )
-        trainer.cancel()  # type: ignore[attr-defined]
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        return trainer.run()  # type: ignore[attr-defined]
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    trainer.cancel()

@@ -112,6 +112,7 @@ class TrainPane(Container, can_focus=True):
         self._stop_requested = False
         self._cancel: threading.Event | None = None  # the live run's stop, for its worker
         self._worker: Worker | None = None  # the live run's worker
+        self._run_ended: threading.Event | None = None  # set when its thread has ended
         self._samples_shown = 0
         self._validation_pending = False
         self._config_key: str | None = None
@@ -324,7 +325,9 @@ class TrainPane(Container, can_focus=True):
         self._stop_watching()
         self._reset(RunState(state="starting", message="building the model …"))
         self._begin_live()
-        self._worker = self.run_training(model, train, f"live-{self._run_token}", self._cancel)
+        self._worker = self.run_training(
+            model, train, f"live-{self._run_token}", self._cancel, ended=self._run_ended
+        )
         self.refresh_bindings()
 
     def action_pause(self) -> None:
@@ -422,7 +425,7 @@ class TrainPane(Container, can_focus=True):
         self._reset(RunState(state="starting", message=f"resuming from {path} …"))
         self._begin_live()
         self._worker = self.run_training(
-            None, None, f"live-{self._run_token}", self._cancel, str(path)
+            None, None, f"live-{self._run_token}", self._cancel, str(path), self._run_ended
         )
         self.refresh_bindings()
 
@@ -430,6 +433,7 @@ class TrainPane(Container, can_focus=True):
         self.live = True
         self._stop_requested = False
         self._cancel = threading.Event()
+        self._run_ended = threading.Event()
         self._run_token += 1
 
     def _cancel_run(self) -> None:
@@ -447,6 +451,7 @@ class TrainPane(Container, can_focus=True):
         source: str,
         cancel: threading.Event,
         resume: str | None = None,
+        ended: threading.Event | None = None,
     ) -> None:
         from gptcore.train import Trainer  # torch is imported here, off the UI thread
 
@@ -458,6 +463,8 @@ class TrainPane(Container, can_focus=True):
 
                 run = prepare_run(resume=resume)
                 model, train, checkpoint = run.model_config, run.train_config, run.checkpoint
+                if run.notice:  # e.g. the latest checkpoint was damaged (notify is thread-safe)
+                    self.app.notify(run.notice, title="Resume", severity="warning", markup=False)
             # `cancel` is the trainer's own stop: set before the screen holds it, it still counts.
             trainer = Trainer(
                 model, train, listeners=(pump,), resume=checkpoint, cancel_event=cancel
@@ -466,6 +473,8 @@ class TrainPane(Container, can_focus=True):
             trainer.run()
         finally:
             pump.flush()
+            if ended is not None:  # the checkpoint and closing event are written
+                ended.set()
 
     def on_trainer_ready(self, message: TrainerReady) -> None:
         if message.source == f"live-{self._run_token}":
@@ -524,6 +533,15 @@ class TrainPane(Container, can_focus=True):
             if worker.group == "train":
                 with contextlib.suppress(Exception):  # a failed run is already reported
                     await worker.wait()
+
+    def stop_and_wait(self, timeout: float | None = None) -> bool:
+        """Stop our live run and block until its thread has ended (the trainer
+        saves an "interrupt" checkpoint and writes its closing event first);
+        True once no run of ours is left. Thread-safe and needs no UI: the app's
+        signal handling calls it, also after the app's loop has ended."""
+        self._cancel_run()
+        ended = self._run_ended
+        return ended is None or ended.wait(timeout)
 
     def on_unmount(self) -> None:
         # Never leave a training thread behind the app.
