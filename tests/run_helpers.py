@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gptcore.data import builtin_text
+import torch
+
+from gptcore.data import builtin_text, make_loader, prepare_corpus
+from gptcore.evaluate import calc_loss_batch, calc_loss_loader
 
 _TINY_RUN = """
 [model]
@@ -41,3 +44,41 @@ def write_tiny_run_config(path: Path, batch_size: int = 2, sample_tokens: int = 
         _TINY_RUN.format(corpus=corpus, batch_size=batch_size, sample_tokens=sample_tokens)
     )
     return path
+
+
+def book_train_model_simple(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    corpus_file: Path,
+    epochs: int,
+    eval_freq: int,
+    eval_iter: int,
+    max_steps: int | None = None,
+    batch_size: int = 2,
+    length: int = 16,
+) -> list[tuple[int, float, float]]:
+    """The book's train_model_simple, step for step, on windows of `length` with
+    stride `length`: the (global_step, train loss, val loss) of each evaluation.
+    `max_steps` stops after that many optimizer steps."""
+    corpus = prepare_corpus(corpus_file)
+    train_loader = make_loader(corpus.train_tokens, batch_size, length, length, True, True)
+    val_loader = make_loader(corpus.val_tokens, batch_size, length, length, False, False)
+    global_step, evals = -1, []
+    for _epoch in range(epochs):
+        model.train()
+        for x, y in train_loader:
+            optimizer.zero_grad()
+            loss = calc_loss_batch(x, y, model, "cpu")
+            loss.backward()
+            optimizer.step()
+            global_step += 1
+            if max_steps is not None and global_step + 1 == max_steps:
+                return evals
+            if global_step % eval_freq == 0:
+                model.eval()
+                with torch.no_grad():
+                    train_loss = calc_loss_loader(train_loader, model, "cpu", eval_iter)
+                    val_loss = calc_loss_loader(val_loader, model, "cpu", eval_iter)
+                model.train()
+                evals.append((global_step, train_loss, val_loss))
+    return evals

@@ -18,8 +18,8 @@ import torch
 from gptcore.checkpoint import decode_rng, export_book_pth, load_checkpoint, save_checkpoint
 from gptcore.cli import main
 from gptcore.config import GPTConfig, TrainConfig, load_run_config
-from gptcore.data import builtin_text, make_loader, prepare_corpus
-from gptcore.evaluate import calc_loss_batch, calc_loss_loader
+from gptcore.data import builtin_text
+from gptcore.evaluate import calc_loss_batch
 from gptcore.events import EvalEnd
 from gptcore.model import GPTModel
 from gptcore.paths import runs_dir
@@ -28,6 +28,7 @@ from gptcore.runs import RunDir, read_metrics
 from gptcore.tomlwrite import toml_value
 
 from .conftest import SHARED
+from .run_helpers import book_train_model_simple
 
 BOOK_STYLE = SHARED / "bench" / "book_style.py"
 TINY = GPTConfig(context_length=16, emb_dim=16, n_heads=2, n_layers=1, drop_rate=0.0)
@@ -106,29 +107,10 @@ def book_train(
     corpus_file: Path,
     max_steps: int | None = None,
 ) -> list[tuple[int, float, float]]:
-    """The book's train_model_simple, step for step: (global_step, train, val) per eval."""
-    corpus = prepare_corpus(corpus_file)
-    train_loader = make_loader(corpus.train_tokens, 2, 16, 16, True, True)
-    val_loader = make_loader(corpus.val_tokens, 2, 16, 16, False, False)
-    global_step, evals = -1, []
-    for _epoch in range(EPOCHS):
-        model.train()
-        for x, y in train_loader:
-            optimizer.zero_grad()
-            loss = calc_loss_batch(x, y, model, "cpu")
-            loss.backward()
-            optimizer.step()
-            global_step += 1
-            if max_steps is not None and global_step + 1 == max_steps:
-                return evals
-            if global_step % EVAL_FREQ == 0:
-                model.eval()
-                with torch.no_grad():
-                    train_loss = calc_loss_loader(train_loader, model, "cpu", EVAL_ITER)
-                    val_loss = calc_loss_loader(val_loader, model, "cpu", EVAL_ITER)
-                model.train()
-                evals.append((global_step, train_loss, val_loss))
-    return evals
+    """The book's train_model_simple with this file's settings."""
+    return book_train_model_simple(
+        model, optimizer, corpus_file, EPOCHS, EVAL_FREQ, EVAL_ITER, max_steps
+    )
 
 
 def book_cfg(book: ModuleType) -> dict:

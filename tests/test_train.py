@@ -16,7 +16,6 @@ from gptcore.checkpoint import load_checkpoint, load_model
 from gptcore.config import GPTConfig, TrainConfig
 from gptcore.data import builtin_text, make_loader, prepare_corpus
 from gptcore.errors import ConfigError
-from gptcore.evaluate import calc_loss_batch, calc_loss_loader
 from gptcore.events import (
     CheckpointSaved,
     EvalEnd,
@@ -35,6 +34,8 @@ from gptcore.train import (
     resolve_precision,
     shuffled_order,
 )
+
+from .run_helpers import book_train_model_simple
 
 MODEL = GPTConfig(context_length=16, emb_dim=16, n_heads=2, n_layers=1, drop_rate=0.1)
 
@@ -103,27 +104,12 @@ def test_the_books_loop_around_our_model_matches_bitwise(corpus_file: Path) -> N
     trainer, result, events = run(cfg=cfg)
     assert isinstance(result, Finished) and result.reason == "completed"
 
-    corpus = prepare_corpus(corpus_file)
     torch.manual_seed(cfg.seed)
     model = GPTModel(MODEL)
-    train_loader = make_loader(corpus.train_tokens, 2, 16, 16, True, True)
-    val_loader = make_loader(corpus.val_tokens, 2, 16, 16, False, False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    global_step, evals = -1, []
-    for _epoch in range(cfg.epochs):
-        model.train()
-        for x, y in train_loader:
-            optimizer.zero_grad()
-            loss = calc_loss_batch(x, y, model, "cpu")
-            loss.backward()
-            optimizer.step()
-            global_step += 1
-            if global_step % cfg.eval_freq == 0:
-                model.eval()
-                tl = calc_loss_loader(train_loader, model, "cpu", cfg.eval_iter)
-                vl = calc_loss_loader(val_loader, model, "cpu", cfg.eval_iter)
-                model.train()
-                evals.append((global_step, tl, vl))
+    evals = book_train_model_simple(
+        model, optimizer, corpus_file, cfg.epochs, cfg.eval_freq, cfg.eval_iter
+    )
     ours = weights(trainer.model)
     for key, value in model.state_dict().items():
         assert torch.equal(ours[key], value), key
