@@ -49,10 +49,13 @@ print(json.dumps({"seconds": time.perf_counter() - t, "tokens": sum(map(len, ids
 """
 
 
-def build_text(path: Path, megabytes: int, source: str = "builtin") -> None:
-    from gptcore.data import read_corpus
+def build_text(path: Path, megabytes: int, source: str = "topics") -> None:
+    from gptcore.data import raw_topics_text, read_corpus
 
-    paragraphs = [p for p in read_corpus(source).text.split("\n\n") if p.strip()]
+    # "topics": the help topics as laid out for a terminal, whitespace runs included
+    # (the built-in corpus folds them away).
+    text = raw_topics_text() if source == "topics" else read_corpus(source).text
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
     rng = random.Random(0)
     target = megabytes * 1_000_000
     written = 0
@@ -82,8 +85,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--source",
-        default="builtin",
-        help="text whose paragraphs make up the corpus (default: the built-in corpus)",
+        default="topics",
+        help="text whose paragraphs make up the corpus: `topics` (default: CPython's help "
+        "topics with their indentation), `builtin`, `verdict` or a path",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,6 @@ Nothing is ever unpickled beyond torch's weights-only loader.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -50,7 +49,7 @@ FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
 META = "meta.json"
 OPTIMIZER = "optimizer.pt"
-AUTO_NAME = re.compile(r"^step-\d+(-\d+)?$")  # names retention may delete
+AUTO_NAME = re.compile(r"^step-\d+(-\d+)?$")  # automatic names (checkpoint_policy.prunable)
 TIED_KEY = "out_head.weight"
 
 
@@ -649,27 +648,6 @@ def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
             out.append(info)
     cache.save()
     return out
-
-
-def prune_checkpoints(run: Path, keep_last: int, protect: Path | None = None) -> list[Path]:
-    """Delete automatic checkpoints (step-N) beyond the newest `keep_last`;
-    the best one and `protect` are kept. Renamed checkpoints are never deleted."""
-    auto = [c for c in _valid(run) if AUTO_NAME.match(c.path.name)]
-    auto.sort(key=lambda c: (c.step, c.created), reverse=True)
-    keep = {c.path for c in auto[:keep_last]}
-    if protect is not None:
-        keep.add(Path(protect))
-    with contextlib.suppress(CheckpointError):
-        keep.add(best_checkpoint(run))
-    removed = []
-    for c in auto:
-        if c.path not in keep:
-            try:
-                delete_checkpoint(c.path)
-            except (CheckpointError, OSError):
-                continue  # not ours to delete (a symlink, a foreign folder): leave it
-            removed.append(c.path)
-    return removed
 
 
 def require_own_checkpoint(path: str | Path) -> Path:

@@ -9,6 +9,7 @@ uint16 file keyed by the content's hash, and later runs memory-map that file.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -66,16 +67,61 @@ class TokenizedCorpus:
 # ---------------------------------------------------------------- reading text
 
 
-def builtin_text() -> str:
-    """CPython's pydoc help topics (~460 KB of English prose), deterministic order."""
+def raw_topics_text() -> str:
+    """CPython's pydoc help topics as printed by help(): indented, wrapped at 70 columns."""
     from pydoc_data.topics import topics
 
     return "\n\n".join(topics[key].strip() for key in sorted(topics)) + "\n"
 
 
+# A reStructuredText heading underline ("*****", "=====") left in the help topics.
+_UNDERLINE = re.compile(r"[*=~^-]{3,}")
+
+
+def fold_layout(text: str) -> str:
+    """One line per paragraph (no blank lines), runs of spaces as one.
+
+    The help topics are laid out for a terminal: a sixth of their GPT-2 tokens are
+    single spaces of indentation and alignment, and a small model trained on them
+    learns "a space follows a space" first, so its greedy samples are whitespace.
+    Blank lines go too: a newline that can follow a newline is what such a model
+    repeats next. Folded, the same words and punctuation remain and samples become text.
+    """
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = [" ".join(line.split()) for line in block.splitlines()]
+        words = [line for line in lines if line and not _UNDERLINE.fullmatch(line)]
+        if words:
+            paragraphs.append(" ".join(words))
+    return "\n".join(paragraphs) + "\n"
+
+
+def builtin_text() -> str:
+    """The built-in corpus: CPython's pydoc help topics (~430 KB of English prose about
+    Python) in a deterministic order, their terminal layout folded (fold_layout)."""
+    return fold_layout(raw_topics_text())
+
+
 def _display(path: Path) -> str:
     """A path for messages: bytes that are not UTF-8 shown as \\xNN, never an error."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+class NotUtf8Error(CorpusError):
+    """A corpus file that is not valid UTF-8.
+
+    The message ends with what the user can do about it, which depends on the front
+    end: the CLI's flag by default; the app passes its own to `with_hint`.
+    """
+
+    CLI_HINT = "convert it to UTF-8 or decode with replacement characters (--decode-errors replace)"
+
+    def __init__(self, reason: str, hint: str = CLI_HINT) -> None:
+        super().__init__(f"{reason}; {hint}")
+        self.reason = reason  # the problem alone, without a remedy
+
+    def with_hint(self, hint: str) -> str:
+        return f"{self.reason}; {hint}"
 
 
 def _decode(data: bytes, path: Path, errors: str) -> str:
@@ -86,10 +132,8 @@ def _decode(data: bytes, path: Path, errors: str) -> str:
     try:
         return data.decode("utf-8", errors=errors)
     except UnicodeDecodeError as exc:
-        raise CorpusError(
-            f"{_display(path)} is not valid UTF-8 (bad byte at offset {exc.start}); "
-            "convert it to UTF-8 or decode with replacement characters "
-            "(--decode-errors replace)"
+        raise NotUtf8Error(
+            f"{_display(path)} is not valid UTF-8 (bad byte at offset {exc.start})"
         ) from None
 
 
@@ -167,11 +211,19 @@ def read_pipe(path: Path) -> bytes:
         os.close(fd)
 
 
+def corpus_name(source: str | Path) -> str:
+    """The name a corpus is shown by: the file's or folder's own name."""
+    if str(source) == BUILTIN:
+        return "builtin (Python help topics)"
+    path = Path(source).expanduser()
+    return _display(Path(path.name)) if path.name else _display(path)
+
+
 def _file_corpus(data: bytes, path: Path, errors: str) -> CorpusText:
     text = _decode(data, path, errors)
     if not text or text.isspace():  # isspace: no copy of a large text
         raise CorpusError(f"corpus file {_display(path)} is empty")
-    return CorpusText(_display(Path(path.name)), text, 1)
+    return CorpusText(corpus_name(path), text, 1)
 
 
 def read_corpus(source: str | Path, errors: str = "strict") -> CorpusText:
@@ -182,7 +234,7 @@ def read_corpus(source: str | Path, errors: str = "strict") -> CorpusText:
     Devices are refused; special files inside a folder are skipped.
     """
     if str(source) == BUILTIN:
-        return CorpusText("builtin (Python help topics)", builtin_text(), 1)
+        return CorpusText(corpus_name(source), builtin_text(), 1)
     path = Path(source).expanduser()
     if not path.exists():
         raise CorpusError(f"corpus not found: {_display(path)}")
@@ -195,8 +247,7 @@ def read_corpus(source: str | Path, errors: str = "strict") -> CorpusText:
         texts = [t for t in texts if t and not t.isspace()]
         if not texts:
             raise CorpusError(f"every text file in {_display(path)} is empty")
-        name = _display(Path(path.name)) if path.name else _display(path)
-        return CorpusText(name, END_OF_TEXT.join(texts), len(texts))
+        return CorpusText(corpus_name(path), END_OF_TEXT.join(texts), len(texts))
     if _refuse_special(path):
         return _file_corpus(read_pipe(path), path, errors)
     return _file_corpus(_read_file(path), path, errors)
@@ -376,7 +427,9 @@ def prepare_corpus(
         if cached is not None:
             if progress:
                 progress(cached.n_chars, cached.n_chars)
-            return cached
+            # The cache is keyed by content: the same text under another name (a
+            # pasted text saved to a file) is named after this source, not the first.
+            return dataclasses.replace(cached, name=corpus_name(source))
     if piped is not None and path is not None:
         corpus = _file_corpus(piped, path, errors)
     else:

@@ -200,6 +200,25 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def probe(url: str, timeout: float = 3.0) -> str | None:
+    """None when a server answers at `url` (any HTTP status), else why not.
+
+    One HEAD request and no retry: a quick check that the network is there,
+    made before anyone asks for a download.
+    """
+    req = urllib.request.Request(url, method="HEAD", headers={"User-Agent": USER_AGENT})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout):
+            return None
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return None  # an HTTP answer, even an error, means a server is there
+    except http.client.HTTPException:
+        return None  # a garbled answer is still an answer
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return _describe(exc)
+
+
 def _fetch_once(
     url: str,
     part: Path,

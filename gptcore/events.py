@@ -6,7 +6,7 @@ metrics.jsonl writer and the TUI all consume the same stream. `to_record` /
 elsewhere can be watched by following its file.
 
 `step` follows the book where the book prints it: StepEnd, EvalEnd and Sample
-carry the 0-based `global_step` of the step just taken; RunStarted,
+carry the 0-based `global_step` of the step just taken; RunStarted, Phase,
 CheckpointSaved, Finished and Failed carry the number of steps completed.
 `steps_done(event)` reads either as steps completed (see train_state.py).
 """
@@ -71,6 +71,21 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Phase:
+    """Slow work begins; the next event (RunStarted, EvalEnd, Sample, CheckpointSaved,
+    Finished, Failed) ends it. Never emitted per step, so the hot loop stays cheap."""
+
+    name: str  # one of PHASES
+    step: int
+    epoch: int = 0
+    time: float = field(default_factory=_now)
+
+
+# The Trainer's phases: two in setup (before RunStarted), three between steps.
+PHASES = ("corpus", "model", "eval", "sample", "checkpoint")
+
+
+@dataclass(frozen=True)
 class CheckpointSaved:
     step: int
     epoch: int
@@ -98,7 +113,7 @@ class Failed:
     time: float = field(default_factory=_now)
 
 
-Event = RunStarted | StepEnd | EvalEnd | Sample | CheckpointSaved | Finished | Failed
+Event = RunStarted | StepEnd | EvalEnd | Sample | Phase | CheckpointSaved | Finished | Failed
 Listener = Callable[[Event], None]
 
 EVENT_NAMES: dict[type, str] = {
@@ -106,6 +121,7 @@ EVENT_NAMES: dict[type, str] = {
     StepEnd: "step",
     EvalEnd: "eval",
     Sample: "sample",
+    Phase: "phase",
     CheckpointSaved: "checkpoint",
     Finished: "finished",
     Failed: "failed",

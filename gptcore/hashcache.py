@@ -1,13 +1,14 @@
-"""sha256 of files, remembered by (path, size, mtime) so a listing hashes each file once.
+"""sha256 of files, remembered by (path, size, mtime, ctime) so a listing hashes each file once.
 
 `checkpoints list` and the Checkpoints screen flag corrupted weights; hashing a
 few GB per checkpoint on every listing would make them slow, so a digest is
-kept in CACHE/sha256.json keyed by the file's absolute path, size and mtime_ns
-and computed again only when one of them changes. Anything that rewrites a
+kept in CACHE/sha256.json keyed by the file's absolute path, size, mtime_ns and
+ctime_ns and computed again only when one of them changes. Anything that rewrites a
 file (a bit flipped by an editor, a truncated copy, a half-finished download)
-changes its mtime, so the listing sees it. A file modified in the last few
-seconds is hashed but not remembered: a rewrite within the same timestamp tick
-would keep size and mtime (git's "racily clean" problem). Loading a checkpoint
+changes its ctime, even when the mtime is set back (`cp -p`, `rsync -a` and
+`touch -r` restore it; nothing sets the ctime), so the listing sees it. A file
+modified in the last few seconds is hashed but not remembered: a rewrite within
+the same timestamp tick would keep size and mtime (git's "racily clean" problem). Loading a checkpoint
 to use it (resume, generate) still hashes every byte: the cache only speeds up
 listings.
 """
@@ -52,10 +53,11 @@ class HashCache:
     def sha256(self, path: str | Path) -> str:
         """The file's digest, from the cache when its size and mtime are unchanged."""
         st = os.stat(path)
-        key, stamp = str(Path(path).resolve()), [st.st_size, st.st_mtime_ns]
+        key = str(Path(path).resolve())
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         entry = self._entries.get(key)
-        if isinstance(entry, list) and len(entry) == 3 and entry[:2] == stamp:
-            return str(entry[2])
+        if isinstance(entry, list) and len(entry) == 4 and entry[:3] == stamp:
+            return str(entry[3])
         digest = sha256_file(path)
         if time.time_ns() - st.st_mtime_ns > RACY_NS:
             self._entries[key] = [*stamp, digest]

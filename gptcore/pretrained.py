@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from . import paths
 from .config import GPTConfig, get_preset
-from .download import ProgressCallback, RemoteFile, RetryPolicy, Timeouts, download_files
+from .download import ProgressCallback, RemoteFile, RetryPolicy, Timeouts, download_files, probe
 from .errors import CheckpointError, ConfigError, DownloadError
 from .fsutil import atomic_output, atomic_write_text
 
@@ -780,15 +781,38 @@ def _url(base: str, size: GPT2Size, source: str, file: str) -> str:
     return f"{base}/{size.hf_repo}/resolve/main/{file}"
 
 
+def _servers(
+    source: str, base_url: str | None = None, mirror: str | None = None
+) -> tuple[str, str | None]:
+    """The base URL `source` downloads from, and the mirror tried second (if any)."""
+    default = OPENAI_BASE_URL if source == "openai" else HF_BASE_URL
+    env = OPENAI_URL_ENV if source == "openai" else HF_URL_ENV
+    return base_url or os.environ.get(env) or default, mirror or os.environ.get(MIRROR_ENV) or None
+
+
+def probe_servers(timeout: float = 3.0) -> str | None:
+    """None when any GPT-2 download server answers, else what each one said
+    (`huggingface.co: host not found (offline?); ...`): a quick offline check."""
+    urls: list[str] = []
+    for source in PREFERRED_SOURCES:
+        for url in _servers(source):
+            if url and url not in urls:
+                urls.append(url)
+    failures = []
+    for url in urls:
+        reason = probe(url, timeout)
+        if reason is None:
+            return None
+        failures.append(f"{urlsplit(url).hostname or url}: {reason}")
+    return "; ".join(failures)
+
+
 def remote_files(
     size: str, source: str = "openai", base_url: str | None = None, mirror: str | None = None
 ) -> list[RemoteFile]:
     """What `download_gpt2` fetches: each file with its URLs (primary, then mirror) and size."""
     s = resolve_size(size)
-    default = OPENAI_BASE_URL if source == "openai" else HF_BASE_URL
-    env = OPENAI_URL_ENV if source == "openai" else HF_URL_ENV
-    base = base_url or os.environ.get(env) or default
-    mirror = mirror or os.environ.get(MIRROR_ENV) or None
+    base, mirror = _servers(source, base_url, mirror)
     out = []
     for file in files_for(source):
         urls = [_url(base, s, source, file)]

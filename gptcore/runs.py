@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,11 @@ def checkpoint_label(checkpoint: str | Path) -> str:
     checkpoint = Path(checkpoint)
     run = RunDir.of_checkpoint(checkpoint)
     return f"{run.name}/{checkpoint.name}" if run is not None else str(checkpoint)
+
+
+def resume_command(spec: str | Path) -> str:
+    """The shell command that continues a run headless (quoted for pasting)."""
+    return f"gpt-tui train --resume {shlex.quote(str(spec))}"
 
 
 def new_run_dir(name: str | None = None, root: str | Path | None = None) -> Path:

@@ -117,6 +117,19 @@ def inspect_settings_from_text(text: Mapping[str, str], vocab_size: int) -> Insp
     return InspectSettings(**values, temperatures=temperatures)
 
 
+def messages_by_label(error: GenerationError, labels: Mapping[str, str]) -> dict[str, str]:
+    """Field -> its first message, in the words of a screen: each message opens with
+    its field's name (the rule's one wording), which becomes the label the screen
+    shows for it ("top-k must be an integer in [1, 50257], got 0")."""
+    out: dict[str, str] = {}
+    for item in error.errors:
+        message, label = item.message, labels.get(item.field)
+        if label is not None and message.startswith(item.field + " "):
+            message = label + message[len(item.field) :]
+        out.setdefault(item.field, message)
+    return out
+
+
 def _parse(
     text: Mapping[str, str], fields: Mapping[str, FieldSpec]
 ) -> tuple[dict[str, int | float | None], list[FieldError]]:

@@ -50,6 +50,7 @@ from .events import (
     Failed,
     Finished,
     Listener,
+    Phase,
     RunStarted,
     Sample,
     StepEnd,
@@ -193,6 +194,7 @@ class Trainer:
         self._stop_requested = False
         self._train_time = 0.0
         self._session_tokens = 0
+        self._paused_s = 0.0  # time spent paused: not part of elapsed_s (nor of the ETA)
 
     # -- control (any thread)
 
@@ -262,6 +264,14 @@ class Trainer:
                     self._broken_listeners.add(id(fn))
                     log.exception("a training event listener failed; training goes on")
 
+    def _phase(self, name: str) -> None:
+        """Slow work begins (a front end shows it with its elapsed time)."""
+        self._emit(Phase(name, self.state.step, self.state.epoch))
+
+    def _active_s(self) -> float:
+        """Seconds since this session's loop started, paused time left out."""
+        return time.perf_counter() - self._t0 - self._paused_s
+
     def _fail(self, error: str, kind: str = "error") -> Failed:
         failed = Failed(step=self.state.step, epoch=self.state.epoch, error=error, kind=kind)
         self.result = failed
@@ -323,6 +333,7 @@ class Trainer:
             check_run_dir_unused(self.run_dir, ckpt.path if ckpt is not None else None)
         self.device = self._pick_device()
         self.precision, self.amp_dtype = resolve_precision(cfg.precision, self.device)
+        self._phase("corpus")
         corpus = prepare_corpus(self._corpus_source(), cfg.train_ratio, cfg.decode_errors)
         if ckpt is not None and ckpt.data.get("corpus_key") not in (None, corpus.key):
             raise CheckpointError(
@@ -331,6 +342,7 @@ class Trainer:
             )
         self.corpus = corpus
 
+        self._phase("model")
         # The book's order: seed, build the model, (loaders), optimizer, loop.
         torch.manual_seed(cfg.seed)
         if ckpt is not None:
@@ -394,6 +406,7 @@ class Trainer:
                 ) from None
         self.state = TrainState.from_checkpoint(ckpt)
         self.policy.last_path, self.policy.last_step = ckpt.path, ckpt.step
+        self.policy.last_reason = ckpt.reason
         rng = decode_rng(ckpt.rng)
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
@@ -518,6 +531,7 @@ class Trainer:
             return
         from .generate import sample_text
 
+        self._phase("sample")
         text = sample_text(self.model, self.config.start_context, self.config.sample_tokens)
         self.model.train()
         self._emit(Sample(step=self.state.step - 1, epoch=self.state.epoch, text=text))
@@ -534,8 +548,9 @@ class Trainer:
         if not self.is_main or self.run_dir is None:
             return None
         state = self.state
-        path = self.policy.reusable(state.step)  # nothing changed since the last save
+        path = self.policy.reusable(state.step, reason)  # nothing changed since the last save
         if path is None:
+            self._phase("checkpoint")
             fields = state.checkpoint_fields()
             fields["data"].update(
                 world_size=self.world, corpus_key=self.corpus.key, corpus_name=self.corpus.name
@@ -550,21 +565,25 @@ class Trainer:
                 reason=reason,
                 **fields,
             )
-            self.policy.saved(self.run_dir, path, state.step)
+            self.policy.saved(self.run_dir, path, state.step, reason)
         self._emit(CheckpointSaved(state.step, state.epoch, str(path), reason))
         return path
 
     # -- the loop
 
     def _wait_while_paused(self) -> None:
+        if not self._paused.is_set():
+            return
+        started = time.perf_counter()
         while self._paused.is_set() and not self._cancel.is_set():
             time.sleep(0.05)
+        self._paused_s += time.perf_counter() - started
 
     def _loop(self) -> Finished | Failed:
         cfg, state = self.config, self.state
         self._t0 = time.perf_counter()
         self._stop_requested = False
-        self._train_time, self._session_tokens = 0.0, 0
+        self._train_time, self._session_tokens, self._paused_s = 0.0, 0, 0.0
         self._emit(
             RunStarted(
                 run_dir=str(self.run_dir or ""),
@@ -588,13 +607,15 @@ class Trainer:
                 state.end_epoch()
                 self._save("epoch")
         reason = reason or "completed"
+        if self.policy.take_request():  # asked for after the last step's saves
+            self._save("manual")
         self._save("interrupt" if reason == "cancelled" else "final")
         finished = Finished(
             step=state.step,
             epoch=state.epoch,
             reason=reason,
             tokens_seen=state.tokens_seen,
-            elapsed_s=time.perf_counter() - self._t0,
+            elapsed_s=self._active_s(),
         )
         self.result = finished
         self._emit(finished)
@@ -624,13 +645,14 @@ class Trainer:
                 tokens_per_s=speed,
                 grad_norm=grad_norm,
                 mfu=mfu(speed, self.model_config, self.plan.length, self.peak_flops),
-                elapsed_s=time.perf_counter() - self._t0,
+                elapsed_s=self._active_s(),
                 total_steps=self.total_steps,
             )
         )
         if self.world == 1 and self._should_stop():
             self._stop_requested = True  # set by a listener of this very step
         if global_step % cfg.eval_freq == 0:
+            self._phase("eval")
             train_loss, val_loss = self._evaluate()
             state.record_eval(train_loss, val_loss)
             self._emit(EvalEnd(global_step, state.epoch, train_loss, val_loss, state.tokens_seen))

@@ -21,6 +21,11 @@ def isolated_home(
     """Every test gets its own settings/data/cache folders: nothing touches ~."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("GPT_TUI_HOME", str(home))
+    # GPT-2's download servers: a closed local port unless a test serves them, so the
+    # Models screen's offline probe (and any download) never reaches the network.
+    for env in ("GPT_TUI_HF_URL", "GPT_TUI_OPENAI_URL"):
+        monkeypatch.setenv(env, "http://127.0.0.1:9")
+    monkeypatch.delenv("GPT_TUI_GPT2_MIRROR", raising=False)
     return home
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from gptcore.data import builtin_text, make_loader, prepare_corpus
+from gptcore.data import make_loader, prepare_corpus, raw_topics_text
 from gptcore.evaluate import calc_loss_batch, calc_loss_loader
 
 _TINY_RUN = """
@@ -33,7 +33,7 @@ def tiny_corpus(folder: Path) -> Path:
     """1,600 characters of the built-in corpus in folder/corpus.txt."""
     corpus = folder / "corpus.txt"
     if not corpus.exists():
-        corpus.write_text(builtin_text()[:1600], encoding="utf-8")
+        corpus.write_text(raw_topics_text()[:1600], encoding="utf-8")
     return corpus
 
 

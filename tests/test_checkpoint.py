@@ -20,12 +20,12 @@ from gptcore.checkpoint import (
     list_checkpoints,
     load_checkpoint,
     load_model,
-    prune_checkpoints,
     rename_checkpoint,
     resolve_checkpoint,
     safe_torch_load,
     save_checkpoint,
 )
+from gptcore.checkpoint_policy import prune_checkpoints
 from gptcore.config import GPTConfig, TrainConfig
 from gptcore.errors import CheckpointError
 from gptcore.model import GPTModel
@@ -211,13 +211,14 @@ def test_resolve_latest_best_and_names(tmp_path: Path, isolated_home: Path) -> N
 
 def test_retention_keeps_newest_best_and_renamed(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    best, *_ = make(run, 1, val_loss=1.0)
+    best, *_ = make(run, 1, val_loss=1.0, reason="epoch")
     for step in range(2, 6):
-        make(run, step, val_loss=5.0)
+        make(run, step, val_loss=5.0, reason="periodic")
+    make(run, 0, val_loss=6.0, reason="manual")  # asked for: never pruned
     pinned = rename_checkpoint(run / "checkpoints" / "step-000002", "keep-me")
     removed = prune_checkpoints(run, keep_last=2)
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert names == ["keep-me", "step-000001", "step-000004", "step-000005"]
+    assert names == ["keep-me", "step-000000", "step-000001", "step-000004", "step-000005"]
     assert run / "checkpoints" / "step-000003" in removed and pinned.exists()
     with pytest.raises(CheckpointError, match="already exists"):
         rename_checkpoint(run / "checkpoints" / "step-000004", "keep-me")

@@ -54,7 +54,10 @@ def test_train_a_shipped_config_by_name_with_home_after_the_subcommand(
 def test_an_unknown_config_name_lists_the_shipped_ones(capsys: pytest.CaptureFixture) -> None:
     assert main(["train", "--config", "tinny"]) == 2
     err = capsys.readouterr().err
-    assert "config file not found: tinny (shipped presets: book, gpt2-124m-continue, tiny)" in err
+    assert (
+        "config file not found: tinny (shipped presets: book, gpt2-124m-continue, quick, tiny)"
+        in err
+    )
 
 
 @pytest.mark.parametrize(

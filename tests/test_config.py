@@ -87,7 +87,7 @@ def test_unknown_name_lists_the_presets(value):
         resolve_config_path(value)
     message = str(err.value)
     assert f"config file not found: {value}" in message
-    assert "shipped presets: book, gpt2-124m-continue, tiny" in message
+    assert "shipped presets: book, gpt2-124m-continue, quick, tiny" in message
 
 
 def test_presets_are_found_in_a_checkout_that_is_not_installed(monkeypatch):

@@ -11,8 +11,11 @@ from gptcore.data import (
     BUILTIN,
     RandomWindowSampler,
     WindowDataset,
+    builtin_text,
+    fold_layout,
     make_loader,
     prepare_corpus,
+    raw_topics_text,
     read_corpus,
     require_windows,
     split_for_tokenizing,
@@ -52,6 +55,27 @@ def test_builtin_corpus_works_offline():
     assert 400_000 < len(corpus.text) < 600_000
     assert "print" in corpus.text
     assert read_corpus(BUILTIN).text == corpus.text  # deterministic
+
+
+def test_fold_layout_keeps_words_and_drops_terminal_layout():
+    text = (
+        "Title\n*****\n\n   Indented   code   line\n   and more\n\n"
+        "A paragraph  wrapped\nat seventy columns.\n\n\n\nLast.\n"
+    )
+    assert fold_layout(text) == (
+        "Title\nIndented code line and more\nA paragraph wrapped at seventy columns.\nLast.\n"
+    )
+
+
+def test_builtin_corpus_is_text_not_indentation():
+    # Raw, a sixth of the help topics' tokens are single spaces: a small model's greedy
+    # samples were whitespace. Folded, spaces are rare and a newline never follows one.
+    ids = get_tokenizer().encode(builtin_text())
+    space, newline = get_tokenizer().encode(" ")[0], get_tokenizer().encode("\n")[0]
+    assert ids.count(space) / len(ids) < 0.01
+    assert not any(a == b == newline for a, b in zip(ids, ids[1:], strict=False))
+    raw = get_tokenizer().encode(raw_topics_text())
+    assert raw.count(space) / len(raw) > 0.1
 
 
 def test_token_cache_is_reused_and_memory_mapped(tmp_path):

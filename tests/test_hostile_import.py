@@ -18,7 +18,7 @@ import torch
 from gptcore.checkpoint import decode_rng, export_book_pth, load_checkpoint, save_checkpoint
 from gptcore.cli import main
 from gptcore.config import GPTConfig, TrainConfig, load_run_config
-from gptcore.data import builtin_text
+from gptcore.data import raw_topics_text
 from gptcore.evaluate import calc_loss_batch
 from gptcore.events import EvalEnd
 from gptcore.model import GPTModel
@@ -75,7 +75,7 @@ adamw = "default"
 def run_config(tmp_path: Path) -> Path:
     """A book-like run config training TINY on 1,000 characters (7 steps per epoch)."""
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text(builtin_text()[:1000], encoding="utf-8")
+    corpus.write_text(raw_topics_text()[:1000], encoding="utf-8")
     path = tmp_path / "book-like.toml"
     path.write_text(BOOK_LIKE_RUN.format(corpus=toml_value(str(corpus))), encoding="utf-8")
     return path

@@ -146,7 +146,8 @@ def test_the_train_form_refuses_what_the_trainer_refuses() -> None:
 
     sample_len = next(f for f in FIELDS if f.key == "sample_tokens")
     error = validate_field(sample_len, "100001", GPTConfig(), TrainConfig())
-    assert error is not None and "train.sample_tokens must be at most 100,000" in error
+    # The engine's rule, naming the field by the form's label.
+    assert error is not None and "sample len must be at most 100,000" in error
     with pytest.raises(ConfigError, match=VOCAB_MESSAGE):
         build_configs(GPTConfig(vocab_size=1000), TrainConfig(), {})
 

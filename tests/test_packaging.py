@@ -68,6 +68,6 @@ def test_the_installed_wheel_finds_its_presets(wheel: Path, tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stderr
     names, tiny, samples = result.stdout.splitlines()
-    assert names == "['book', 'gpt2-124m-continue', 'tiny']"
+    assert names == "['book', 'gpt2-124m-continue', 'quick', 'tiny']"
     assert Path(tiny) == site / "gptcore" / "configs" / "tiny.toml"
     assert samples == "160"

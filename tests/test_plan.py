@@ -39,10 +39,10 @@ def test_corpus_screen_plan_is_what_the_trainer_runs(
     assert f"train {plan.train_windows:,}  val {plan.val_windows:,}" in text
     assert f"batches  train {plan.train_batches:,}" in text
     assert f"{plan.steps_per_epoch:,} per epoch, {plan.total_steps:,} in all" in text
-    # Worked by hand from the corpus's 122,080 train tokens, as a check on the plan itself.
+    # Worked by hand from the corpus's 94,037 train tokens, as a check on the plan itself.
     expected = {
         "random": (160, 20, 60),  # samples_per_epoch / batch 8, 3 epochs
-        "sequential": (239, 29, 29),  # range(0, 122,080 - 64, 512); 239 // 8
+        "sequential": (184, 23, 23),  # range(0, 94,037 - 64, 512); 184 // 8
         "grad_accum-2": (160, 10, 10),  # 20 batches of 8, two a step
     }
     assert (plan.train_windows, plan.steps_per_epoch, plan.total_steps) == expected[name]

@@ -25,6 +25,7 @@ from gptcore.sampling_settings import (
     MAX_DRAWS,
     InspectSettings,
     inspect_settings_from_text,
+    messages_by_label,
     settings_from_text,
 )
 from gptcore.tokenizer import END_OF_TEXT_ID
@@ -199,6 +200,17 @@ def test_the_engine_raises_the_same_structured_error(tiny_config) -> None:
     assert copy.errors == error.errors and str(copy) == str(error)
 
 
+def test_messages_by_label_name_fields_as_a_screen_does() -> None:
+    with pytest.raises(GenerationError) as caught:
+        settings_from_text({"top_k": "0", "num_samples": "0", "temperature": "x"})
+    labels = {"top_k": "top-k", "num_samples": "samples"}
+    assert messages_by_label(caught.value, labels) == {
+        "top_k": "top-k must be an integer in [1, 50257], got 0",
+        "num_samples": "samples must be an integer in [1, 64], got 0",
+        "temperature": "temperature must be a number, got 'x'",  # no label given: as is
+    }
+
+
 def test_a_tiny_temperature_is_refused_rather_than_crashing(tiny_config) -> None:
     error = _error(generate, GPTModel(tiny_config), "Hi", temperature=1e-40, max_new_tokens=2)
     assert error.errors[0].field == "temperature" and error.errors[0].unreachable
@@ -232,7 +244,8 @@ async def test_cli_and_app_reject_the_same_value_with_the_same_field(capsys) -> 
         await wait_until(pilot, lambda: chat._active)  # validated once shown
         chat.query_one("#chat-top_p", Input).value = "1.5"
         await pilot.pause()
-        assert chat.errors == {"top_p": "top_p must be in (0, 1], got 1.5"}
+        # The same rule, in the app's words: the field's label on screen.
+        assert chat.errors == {"top_p": "top-p must be in (0, 1], got 1.5"}
         assert chat.query_one("#chat-top_p", Input).has_class("-invalid")
         assert chat.settings is None
 

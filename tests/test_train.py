@@ -14,13 +14,14 @@ from gptcore import perf
 from gptcore import train as train_mod
 from gptcore.checkpoint import load_checkpoint, load_model
 from gptcore.config import GPTConfig, TrainConfig
-from gptcore.data import builtin_text, make_loader, prepare_corpus
+from gptcore.data import make_loader, prepare_corpus, raw_topics_text
 from gptcore.errors import ConfigError
 from gptcore.events import (
     CheckpointSaved,
     EvalEnd,
     Failed,
     Finished,
+    Phase,
     RunStarted,
     Sample,
     StepEnd,
@@ -44,7 +45,7 @@ MODEL = GPTConfig(context_length=16, emb_dim=16, n_heads=2, n_layers=1, drop_rat
 def corpus_file(tmp_path: Path) -> Path:
     """373 train tokens (23 windows of 16: 11 steps of 2 per epoch) and 95 val tokens."""
     path = tmp_path / "corpus.txt"
-    path.write_text(builtin_text()[:1600], encoding="utf-8")
+    path.write_text(raw_topics_text()[:1600], encoding="utf-8")
     return path
 
 
@@ -270,7 +271,7 @@ def test_user_errors_end_in_failed_and_write_nothing(
 ) -> None:
     _, result, events = run(cfg=settings(tmp_path / "missing.txt"))
     assert isinstance(result, Failed) and "corpus not found" in result.error
-    assert events == [result]
+    assert events == [Phase("corpus", 0, time=events[0].time), result]  # "loading the corpus"
     _, result, _ = run(cfg=dataclasses.replace(settings(corpus_file), corpus="verdict"))
     assert "gpt-tui download verdict" in result.error and "--corpus" in result.error
     _, result, _ = run(cfg=settings(corpus_file, batch_size=64))
@@ -334,7 +335,7 @@ def test_fast_default_mode_trains_as_well_as_the_books_fp32(
     whether "auto" resolves to bf16 (a CPU with native bf16) or to fp32."""
     monkeypatch.setenv(perf.NATIVE_BF16_ENV, native_bf16)
     path = tmp_path / "corpus.txt"
-    path.write_text(builtin_text()[:40_000], encoding="utf-8")
+    path.write_text(raw_topics_text()[:40_000], encoding="utf-8")
     model = GPTConfig(context_length=32, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
     common = dict(
         epochs=1, max_steps=36, eval_freq=6, eval_iter=3, lr=3e-3, max_length=32, stride=32

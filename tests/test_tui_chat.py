@@ -110,18 +110,19 @@ async def test_invalid_controls_are_rejected_as_typed():
         await pilot.pause()
         await pilot.press(*"abc")
         assert temp.has_class("-invalid")
-        assert "temperature must be a number, got 'abc'" in str(
+        # Messages name each field by its label on screen ("temp", "top-k", "samples").
+        assert "temp must be a number, got 'abc'" in str(
             pane.query_one("#chat-reason", Static).render()
         )
         await _set(pilot, pane, "temperature", "1")
         await _set(pilot, pane, "top_k", "0")
         top_k = pane.query_one("#chat-top_k", Input)
         assert top_k.has_class("-invalid") and not temp.has_class("-invalid")
-        assert pane.errors == {"top_k": "top_k must be an integer in [1, 50257], got 0"}
+        assert pane.errors == {"top_k": "top-k must be an integer in [1, 50257], got 0"}
         # max new tokens beyond the engine's limit, samples beyond its maximum
         await _set(pilot, pane, "top_k", "")
         await _set(pilot, pane, "num_samples", "1000")
-        assert "num_samples must be an integer in [1, 64]" in pane.errors["num_samples"]
+        assert pane.errors["num_samples"].startswith("samples must be an integer in [1, 64]")
         pane.query_one("#chat-prompt", Input).focus()
         await pilot.press("h", "i", "enter")
         await pilot.pause()
@@ -174,7 +175,12 @@ async def test_chat_mode_feeds_history_and_saves_transcript():
         assert any("history truncated" in t for t in _log_text(pane))
         pane.action_save()
         saved = pane.saved_path.read_text(encoding="utf-8")
-        assert "[User]\nhello there, how" in saved and "[User]\nand again" in saved
+        # Saved as the model saw the turns (the README's `User:`/`Assistant:` format).
+        lines = saved.splitlines()
+        assert "User: hello there, how are you today?" in lines and "User: and again" in lines
+        answers = [line for line in lines if line.startswith("Assistant: ")]
+        assert len(answers) == 2 and answers[0] == f"Assistant: {pane.history[0][1]}".strip()
+        assert "[User]" not in saved and "[Model]" not in saved
 
 
 @run_async

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from textual.widgets import DataTable, Input, Static
 
 from gptcore.checkpoint import load_checkpoint, save_checkpoint
@@ -143,18 +145,20 @@ async def _export_and_compare():
         await _highlight(pilot, pane, "step-10")
         await pilot.press("v")
         await settle(pilot)
-        await wait_until(pilot, lambda: pane.compare_text.startswith("losses on"))
+        await wait_until(pilot, lambda: pane.compare_text.startswith("losses"))
         lines = pane.compare_text.splitlines()
-        assert lines[0] == "losses on builtin (Python help topics) (first 1 batches per split):"
-        assert lines[1].strip().startswith("tiny-run/step-5: train ")
-        assert lines[2].strip().startswith("tiny-run/step-10: train ")
-        assert lines[3] == "  batch size 3 on cpu"
+        assert lines[0] == (
+            "losses of tiny-run on builtin (Python help topics) "
+            "(1 batches per split, batch 3, cpu):"
+        )
+        assert lines[1].startswith("A step-5   train ")
+        assert lines[2].startswith("B step-10  train ")
         # The numbers are those of the engine's evaluate task, as `gpt-tui eval` gives them.
         expected = evaluate_model(
             load_spec(str(step5), "cpu").model, "builtin", batch_size=3, max_batches=1
         )
-        assert lines[1].strip() == (
-            f"tiny-run/step-5: train {expected.train_loss:.3f} · val {expected.val_loss:.3f}"
+        assert lines[1] == (
+            f"A step-5   train {expected.train_loss:.3f} · val {expected.val_loss:.3f}"
         )
 
 
@@ -195,3 +199,94 @@ def test_snapshot_checkpoints(snap_compare, monkeypatch):
     assert snap_compare(
         GptTuiApp(settings=Settings()), terminal_size=(80, 24), run_before=run_before
     )
+
+
+# ---------------------------------------------------------------- at 80x24 and 60x20
+
+
+def screen_lines(app) -> list[str]:
+    """The terminal's rows as text, as the user sees them."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def test_compare_shows_both_results_at_80x24_and_60x20(monkeypatch):
+    import tui.screens.checkpoints as screen
+
+    monkeypatch.setattr(screen, "COMPARE_BATCHES", 1)
+    run = "20261201-181254-tiny"  # a default run name: date, time, config
+    make_checkpoint(run=run, name="step-000040", step=40, val_loss=7.5)
+    make_checkpoint(run=run, name="step-000060", step=60, val_loss=7.0, seed=2)
+    for size in ((80, 24), (60, 20)):
+        _compare_at(size, run)
+
+
+@run_async
+async def _compare_at(size, run):
+    app = GptTuiApp(settings=Settings())
+    async with app.run_test(size=size) as pilot:
+        await find_pane(pilot, ChatPane)
+        app.action_show_tab("checkpoints")
+        pane = await _start(pilot)
+        await _highlight(pilot, pane, "step-000040")
+        await pilot.press("m")
+        await _highlight(pilot, pane, "step-000060")
+        await pilot.press("v")
+        await settle(pilot)
+        await wait_until(pilot, lambda: pane.compare_text.startswith("losses"))
+        await pilot.pause()
+        text = "\n".join(screen_lines(app))
+        assert f"losses of {run} on builtin" in text, (size, text)
+        for mark, name in (("A", "step-000040"), ("B", "step-000060")):  # each row whole
+            row = rf"{mark} {name}  train \d+\.\d{{3}} · val \d+\.\d{{3}}"
+            assert re.search(row, text), (size, text)
+
+
+@run_async
+async def test_footer_and_table_at_80_columns():
+    make_checkpoint(run="20261201-181254-tiny", name="step-000060", step=60)
+    app = GptTuiApp(settings=Settings())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await find_pane(pilot, ChatPane)
+        app.action_show_tab("checkpoints")
+        await _start(pilot)
+        await pilot.press("m")  # Compare needs a mark to act; the footer shows it anyway
+        lines = screen_lines(app)
+        footer = lines[-1]
+        for key in ("o Chat", "m Mark", "v Compare", "d Delete", "? Help"):
+            assert key in footer, footer
+        header = next(line for line in lines if " checkpoint " in line)
+        assert " tokens " in header, header
+        row = next(line for line in lines if "step-000060" in line)
+        assert "20261201-181254-tiny" in row and "3.8 k" in row  # 60 steps * 64 tokens
+
+
+@run_async
+async def test_weights_damaged_behind_the_hash_cache_are_flagged_and_lose_the_star():
+    import os
+
+    from gptcore.checkpoint import list_checkpoints
+
+    make_checkpoint(name="step-5", step=5, val_loss=7.5)
+    best = make_checkpoint(name="step-10", step=10, val_loss=6.5)
+    weights = best / "weights.safetensors"
+    past = os.stat(weights).st_mtime_ns - 3600 * 10**9
+    os.utime(weights, ns=(past, past))
+    assert all(i.error is None for i in list_checkpoints())  # its digest is now cached
+    # Bytes flipped, size and mtime kept (a backup restored with `cp -p` / `rsync -a`).
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(past, past))
+    app = host_app(CheckpointsPane)
+    async with app.run_test(size=(140, 30)) as pilot:
+        pane = await _start(pilot)
+        damaged = _row(pane, "step-10")
+        assert damaged[0] == "⚠" and damaged[3] == "damaged"
+        assert "corrupted: weights.safetensors" in damaged[-1]
+        assert _row(pane, "step-5")[0] == "★"  # the best usable one
+        await _highlight(pilot, pane, "step-10")
+        detail = str(pane.query_one("#ckpt-detail", Static).render())
+        assert "weights.safetensors does not match its recorded sha256" in detail
+        await pilot.press("o")  # refused with the reason, as opening it would say
+        await pilot.pause()
+        assert any("sha256" in n.message for n in app._notifications)

@@ -81,7 +81,7 @@ async def _download_flow(files: dict[str, bytes]) -> None:
         await pilot.pause()
         assert chat.send("Hello")
         await wait_until(pilot, lambda: not chat.generating)
-        assert chat.transcript[-1][0] == "model"
+        assert chat.transcript[-1][0] == "continuation"
 
 
 def _closed_port() -> int:
@@ -111,6 +111,75 @@ async def test_offline_says_so_and_where_to_put_files(monkeypatch):
         hint = str(pane.query_one("#models-hint", Static).render())
         assert f"put config.json, model.safetensors into {gpt2_dir('124M', 'hf')}" in hint
         await wait_until(pilot, lambda: _status(pane, "124M/hf") == "absent")
+        assert str(pane.query_one("#models-progress", Static).render()) == ""  # no "connecting …"
+
+
+@run_async
+async def test_offline_notice_shows_on_opening_without_pressing_a_key(monkeypatch):
+    """A quick probe on first show (here: closed local ports, never the network)."""
+    port = _closed_port()
+    monkeypatch.setenv(pretrained.HF_URL_ENV, f"http://127.0.0.1:{port}")
+    monkeypatch.setenv(pretrained.OPENAI_URL_ENV, f"http://localhost:{port}")
+    app = host_app(ModelsPane)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await _ready(pilot)
+        await wait_until(pilot, lambda: pane.probed)
+        assert pane.downloading is None and pane.updates == 0
+        shown = str(pane.query_one("#models-message", Static).render())
+        assert shown.startswith("No network? The download servers cannot be reached")
+        assert "127.0.0.1: connection refused; localhost: connection refused" in shown
+        assert pane.query_one("#models-message").has_class("-error")
+
+
+def test_no_offline_notice_when_a_download_server_answers(monkeypatch):
+    server = Server()  # answers the probe's HEAD (with an error status: still an answer)
+    try:
+        monkeypatch.setenv(pretrained.HF_URL_ENV, server.url)
+        _probe_answered()
+    finally:
+        server.close()
+
+
+@run_async
+async def _probe_answered() -> None:
+    app = host_app(ModelsPane)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await _ready(pilot)
+        await wait_until(pilot, lambda: pane.probed)
+        assert pane.message == ""
+
+
+def _notes(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+@run_async
+async def test_keys_that_cannot_act_say_why():
+    folder = gpt2_dir("124M", "hf")
+    folder.mkdir(parents=True)  # left empty, as a failed first download leaves it
+    app = host_app(ModelsPane)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await _ready(pilot)
+        assert pane.current() == ("124M", "hf") and _status(pane, "124M/hf") == "absent"
+        await pilot.press("o")
+        await pilot.pause()
+        assert _notes(app)[-1] == "GPT-2 124M (hf) is not downloaded: press d to download it"
+        await pilot.press("delete")
+        await pilot.pause()
+        assert len(app.screen_stack) == 1  # no "Delete ... 0 B?" question
+        assert _notes(app)[-1] == "GPT-2 124M (hf) is not downloaded: there is nothing to delete"
+        await pilot.press("x")
+        await pilot.pause()
+        assert _notes(app)[-1] == "no download is running: d starts one"
+
+        (folder / "model.safetensors.part").write_bytes(b"partial")
+        await pilot.press("g")
+        await wait_until(pilot, lambda: _status(pane, "124M/hf") == "partial: d resumes")
+        await pilot.press("o")
+        await pilot.pause()
+        assert (
+            _notes(app)[-1] == "GPT-2 124M (hf) is only partly downloaded: d resumes the download"
+        )
 
 
 def test_cancel_keeps_the_partial_file_and_delete_asks(tmp_path, monkeypatch):
@@ -161,7 +230,7 @@ def test_snapshot_models(snap_compare, monkeypatch):
     async def run_before(pilot):
         models = await find_pane(pilot, ModelsPane)
         await pilot.press("5")
-        await wait_until(pilot, lambda: models.loaded)
+        await wait_until(pilot, lambda: models.loaded and models.probed)
         await pilot.pause()
 
     assert snap_compare(

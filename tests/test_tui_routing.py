@@ -82,7 +82,9 @@ async def test_open_and_continue_are_app_messages_the_app_routes() -> None:
         chat = app.query_one(ChatPane)
         await wait_until(pilot, lambda: chat.model is not None)
         assert chat.spec == str(path)
-        await pilot.press("t")  # no Train screen here: the app gives the command instead
+        await pilot.press("t")  # a dialog shows the command and offers to start it here
+        await pilot.pause()
+        await pilot.press("y")  # no Train screen here: the app gives the command instead
         await wait_until(pilot, lambda: len(app.routed) == 2)
         opened, resumed = app.routed
         assert isinstance(opened, OpenInChat) and opened.spec == str(path)

@@ -11,14 +11,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import TextArea
 
+from gptcore.config import PRESETS, TrainConfig
 from gptcore.events import EvalEnd, Finished, RunStarted, Sample, StepEnd, to_record
+from gptcore.runs import write_run_config
+from tui.screens.train import TrainPane
 
 from .tui_helpers import make_app, settle, wait_until, write_corpus
 
 SIZE = (80, 24)
+
+
+@pytest.fixture(autouse=True)
+def fixed_device_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Train screen's run-time estimate measures the device: pinned here."""
+    import gptcore.estimate
+
+    monkeypatch.setattr(gptcore.estimate, "effective_flops", lambda device: 2e10)
+
+
 PASTED = "Every effort moves you forward, one small step at a time. [/b] stays verbatim. " * 40
 
 
@@ -74,10 +88,14 @@ def test_train_screen_watching_a_run(snap_compare, tmp_path: Path) -> None:
     events.append(Finished(40, 2, "completed", 40 * 512, 10.0, time=0.0))
     with (run / "metrics.jsonl").open("w", encoding="utf-8") as f:
         f.writelines(json.dumps(to_record(e)) + "\n" for e in events)
+    write_run_config(run, PRESETS["tiny"], TrainConfig(corpus="builtin", epochs=2, batch_size=8))
 
     async def before(pilot: Pilot) -> None:
         await settle(pilot, "corpus")
         await wait_until(pilot, lambda s: s.state == "finished")  # read in a worker
+        pane = pilot.app.query_one(TrainPane)
+        while not (pane._config_key or "").startswith("run:"):  # its config.toml, read too
+            await pilot.pause(0.05)
         await pilot.pause()
 
     app = make_app(write_corpus(tmp_path), watch_dir=run)

@@ -98,14 +98,14 @@ def test_run_state_folds_a_run() -> None:
     assert len(state.evals) == len(state.samples) == len(state.checkpoints) == 1
     state.apply(Finished(10, 1, "completed", 640, 9.0))
     assert state.state == "finished" and not state.active
-    assert state.message == "finished: all epochs done at step 10"
+    assert state.message == "all epochs done, step 10"
 
 
 @pytest.mark.parametrize(
     ("event", "state", "words"),
     [
-        (Finished(3, 0, "cancelled", 100, 1.0), "stopped", "stopped by the user at step 3"),
-        (Finished(9, 0, "max_steps", 100, 1.0), "finished", "reached max steps"),
+        (Finished(3, 0, "cancelled", 100, 1.0), "stopped", "by the user at step 3"),
+        (Finished(9, 0, "max_steps", 100, 1.0), "finished", "max steps reached"),
         (Failed(7, 0, "loss is nan", "nan"), "nan", "NaN/inf loss detected at step 7"),
         (Failed(2, 0, "CUDA out of memory"), "error", "error at step 2: CUDA out of memory"),
     ],
@@ -129,20 +129,22 @@ def field(key: str) -> configs.Field:
 @pytest.mark.parametrize(
     ("key", "text", "words"),
     [
-        ("batch_size", "0", "batch_size must be positive"),
+        # Each reason names the field by the form's label, not its config key.
+        ("batch_size", "0", "batch size must be positive"),
         ("batch_size", "two", "must be a number"),
         ("batch_size", "2.5", "must be an integer"),
         ("batch_size", "", "is required"),
-        ("lr", "-1", "lr must be > 0"),
-        ("model.context_length", "-4", "context_length must be a positive integer"),
+        ("lr", "-1", "learn rate must be > 0"),
+        ("model.context_length", "-4", "context must be a positive integer"),
         ("lr", "1e400", "must be finite"),
         ("device", "gpu", "device must be one of auto, cpu, cuda, mps"),
-        ("max_steps", "0", "max_steps must be positive"),
+        ("max_steps", "0", "max steps must be positive"),
     ],
 )
 def test_invalid_inputs_are_rejected_with_a_reason(key: str, text: str, words: str) -> None:
     reason = configs.validate_field(field(key), text, PRESETS["tiny"], TrainConfig())
     assert reason is not None and words in reason
+    assert reason.startswith(field(key).label + " ")  # named as the form labels it
 
 
 def test_valid_inputs_pass_and_empty_optional_means_unset() -> None:
@@ -168,7 +170,10 @@ def test_config_choices_and_saved_configs_round_trip() -> None:
     keys = [key for _label, key in configs.list_configs()]
     assert "preset:tiny" in keys and "preset:book-124m" in keys
     shipped = [str(path) for path in shipped_configs().values()]  # what `--config NAME` finds
-    assert len(shipped) >= 3 and keys[: len(shipped)] == shipped
+    # The first-run config leads (the Train form opens on it), then the others in order.
+    first = configs.first_run_config()
+    assert first.endswith("quick.toml") and keys[0] == first
+    assert keys[: len(shipped)] == [first] + [key for key in shipped if key != first]
     model, train = configs.load_config("preset:tiny")
     assert model == PRESETS["tiny"] and train == TrainConfig()
     saved = configs.save_config("my run", model, TrainConfig(batch_size=3, max_steps=7))

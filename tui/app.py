@@ -17,6 +17,7 @@ from pathlib import Path
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
@@ -54,6 +55,27 @@ class PaneRouter(App[int]):
     def action_show_tab(self, tab: str) -> None:
         """Switch to a screen's tab (a bare host app has no tab bar)."""
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every notification here is plain text: its paths, commands, errors and model
+        output show verbatim (`pip install 'gpt-tui[plot]'`). Markup stays off even when
+        a caller passes markup=True, as Widget.notify does by default."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    def action_help_quit(self) -> None:
+        """ctrl+c: Textual's own hint is markup, so it is given here as plain text."""
+        for key, active in self.active_bindings.items():
+            if active.binding.action in ("quit", "app.quit"):
+                self.notify(f"press {key} to quit the app", title="Do you want to quit?")
+                return
+
     def on_open_in_chat(self, message: OpenInChat) -> None:
         chats = self.query(ChatPane)
         if chats:
@@ -63,8 +85,10 @@ class PaneRouter(App[int]):
     def on_resume_run(self, message: ResumeRun) -> None:
         trains = self.query(TrainPane)
         if not trains:  # no Train screen here: give the exact command instead
+            from gptcore.runs import resume_command
+
             self.notify(
-                f"continue this run with: gpt-tui train --resume {message.checkpoint}",
+                f"continue this run with: {resume_command(message.checkpoint)}",
                 title="Continue training",
                 timeout=15,
                 markup=False,
@@ -162,6 +186,9 @@ class GptTuiApp(PaneRouter):
     # ------------------------------------------------------------ navigation
 
     def action_show_tab(self, tab: str) -> None:
+        # Drop focus first: a focused widget hidden with its tab hands focus to a
+        # neighbour in that same tab, and TabbedContent then switches back to it.
+        self.screen.set_focus(None)
         self.query_one(TabbedContent).active = tab
         self.call_after_refresh(self._focus_active)
 
@@ -224,7 +251,8 @@ class GptTuiApp(PaneRouter):
 
         async def answered(yes: bool | None) -> None:
             if yes:
-                self.notify("saving a checkpoint and stopping …")
+                # The status says "stopping" at once; the current step may take minutes on a CPU.
+                self.notify("stopping after the current step, then saving a checkpoint …")
                 await train.shutdown()
                 self.exit(0)
 

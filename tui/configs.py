@@ -13,6 +13,8 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.text import Text
+
 from gptcore.config import (
     PRESETS,
     GPTConfig,
@@ -35,12 +37,25 @@ def saved_configs_dir() -> Path:
     return config_dir() / "configs"
 
 
-def list_configs() -> list[tuple[str, str]]:
-    """(label, key) pairs: the shipped configs, saved configs, then the model presets."""
-    choices = [(f"{name} (configs)", str(path)) for name, path in shipped_configs().items()]
+# The shipped config a first start opens on: it trains in minutes and visibly learns.
+FIRST_RUN = "quick"
+
+
+def first_run_config() -> str:
+    """The key of the Train form's first choice (configs/quick.toml)."""
+    path = shipped_configs().get(FIRST_RUN)
+    return str(path) if path is not None else PRESET_PREFIX + "tiny"
+
+
+def list_configs() -> list[tuple[Text, str]]:
+    """(label, key) pairs: the first-run config, the other shipped configs, saved
+    configs, then the model presets. Labels are Text so a saved name such as
+    `run [v2]` shows verbatim in a Select."""
+    shipped = sorted(shipped_configs().items(), key=lambda item: item[0] != FIRST_RUN)
+    choices = [(Text(f"{name} (configs)"), str(path)) for name, path in shipped]
     for path in sorted(saved_configs_dir().glob("*.toml")):
-        choices.append((f"{path.stem} (saved)", str(path)))
-    choices.extend((f"{name} (preset)", PRESET_PREFIX + name) for name in PRESETS)
+        choices.append((Text(f"{path.stem} (saved)"), str(path)))
+    choices.extend((Text(f"{name} (preset)"), PRESET_PREFIX + name) for name in PRESETS)
     return choices
 
 
@@ -150,7 +165,8 @@ def build_configs(
 
 
 def validate_field(field: Field, text: str, model: GPTConfig, train: TrainConfig) -> str | None:
-    """The reason this input is invalid on top of the base config, or None."""
+    """The reason this input is invalid on top of the base config, or None; it names
+    the field by the label the form shows ("context must be a positive integer …")."""
     try:
         value = parse_field(field, text)
         if field.is_model:  # only the dataclass the field belongs to needs checking
@@ -158,7 +174,13 @@ def validate_field(field: Field, text: str, model: GPTConfig, train: TrainConfig
         else:
             dataclass_from_dict(TrainConfig, {**train.to_dict(), field.name: value})
     except ConfigError as exc:
-        return str(exc)
+        # The config's rules name the setting as a config file does (model.context_length,
+        # train.lr, or lr for a type): the form names it by its label.
+        message = str(exc)
+        for name in (field.key if field.is_model else f"train.{field.name}", field.name):
+            if message.startswith(name + " "):
+                return field.label + message[len(name) :]
+        return message
     if field.key == "device" and text.strip().split(":")[0] not in DEVICE_KINDS:
         # Availability needs torch; the trainer's pick_device checks it at start.
         return f"device must be one of {', '.join(DEVICE_KINDS)}, got {text.strip()!r}"

@@ -21,7 +21,7 @@ SETTINGS_FILE = "settings.toml"
 @dataclass
 class Settings:
     corpus: str = "builtin"
-    config: str = "preset:tiny"  # a configs/*.toml path, a saved one, or preset:NAME
+    config: str = ""  # a configs/*.toml path, a saved one, preset:NAME; "": the first run
     theme: str = "textual-dark"
 
 

@@ -244,7 +244,7 @@ class ChatPane(Container, can_focus=True):
         self._choices = choices
         select = self.query_one("#chat-model", Select)
         with select.prevent(Select.Changed):
-            select.set_options([(c.label, c.spec) for c in choices])
+            select.set_options([(Text(c.label), c.spec) for c in choices])
             current = self._want_spec or self.spec
             if current is not None:
                 select.value = Select.NULL  # set_options bypassed the display: force it
@@ -330,7 +330,7 @@ class ChatPane(Container, can_focus=True):
 
     def _validate(self) -> None:
         from gptcore.generate import GenerationError
-        from gptcore.sampling_settings import settings_from_text
+        from gptcore.sampling_settings import messages_by_label, settings_from_text
 
         self._active = True  # from now on, every change is validated as typed
         values = {k: self.query_one(f"#chat-{k}", Input).value for k, _, _ in CONTROLS}
@@ -344,12 +344,13 @@ class ChatPane(Container, can_focus=True):
             self.settings = settings_from_text(values, stop_at_eos=eos, **limits)
             errors: dict[str, str] = {}
         except GenerationError as exc:
-            self.settings, errors = None, exc.by_field()
+            labels = {key: label for key, label, _ in CONTROLS}
+            self.settings, errors = None, messages_by_label(exc, labels)
         self.errors = errors
         for key, _, _ in CONTROLS:
             widget = self.query_one(f"#chat-{key}", Input)
             widget.set_class(key in errors, "-invalid")
-            widget.tooltip = errors.get(key)
+            widget.tooltip = Text(errors[key]) if key in errors else None
         self.query_one("#chat-reason", Static).update(Text("\n".join(errors.values())))
 
     @property
@@ -482,8 +483,10 @@ class ChatPane(Container, can_focus=True):
                 tail = "stopped · " + tail
             self._add_block(tail, "note")
         self.last_answer = texts[0].strip() if self.mode == "chat" and texts else "".join(texts[:1])
+        # In chat mode the model answered as the prompt's "Assistant:"; else it continued.
+        role = "assistant" if self._pending_user is not None else "continuation"
         for text in texts:
-            self.transcript.append(("model", text))
+            self.transcript.append((role, text))
         if self._pending_user is not None and texts:
             self.history.append((self._pending_user, texts[0].strip()))
         self._finish_generation()
@@ -530,11 +533,15 @@ class ChatPane(Container, can_focus=True):
         return block
 
     def transcript_text(self) -> str:
-        names = {"prompt": "Prompt", "user": "User", "model": "Model"}
+        """The turns as the model saw them: chat mode's `User:` / `Assistant:` lines
+        (the prompt format), continue mode's `Prompt:` / `Continuation:`."""
+        names = {"user": USER, "assistant": ASSISTANT, "prompt": "Prompt:"}
         model = describe_spec(self.spec) if self.spec else "no model"
         parts = [f"# gpt-tui chat with {model}\n"]
-        parts += [f"[{names.get(role, role)}]\n{text}\n" for role, text in self.transcript]
-        return "\n".join(parts)
+        parts += [
+            f"{names.get(role, 'Continuation:')} {text.strip()}" for role, text in self.transcript
+        ]
+        return "\n".join(parts) + "\n"
 
     # ------------------------------------------------------------ actions
 

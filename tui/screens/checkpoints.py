@@ -17,14 +17,14 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Container
+from textual.containers import Container, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from gptcore.errors import GptTuiError
-from gptcore.fmt import format_bytes, format_count
-from gptcore.runs import RunDir, checkpoint_label
+from gptcore.fmt import format_bytes, format_count, format_si
+from gptcore.runs import RunDir, checkpoint_label, resume_command
 
 from ..messages import CheckpointsChanged, OpenInChat, ResumeRun
 
@@ -40,10 +40,11 @@ COLUMNS = (
     "train",
     "val",
     "tokens",
-    "size",
     "date",
+    "size",
     "note",
-)
+)  # at 80 columns everything up to `tokens` fits (names are clipped, numbers compact)
+RUN_WIDTH, NAME_WIDTH = 20, 14  # a default run name (date-time-config) fits whole
 SORTS = ("date", "step", "val", "run")
 COMPARE_BATCHES = 20  # per split: enough for a fair comparison, quick on a CPU
 
@@ -58,6 +59,21 @@ def sort_infos(infos: list[CheckpointInfo], by: str) -> list[CheckpointInfo]:
         "run": lambda i: (i.run, i.error is not None, i.step or 0),
     }
     return sorted(infos, key=keys[by])
+
+
+def clip(text: str, width: int) -> str:
+    """`text` in at most `width` characters, cut in the middle (both ends tell)."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
+def short_date(created: float) -> str:
+    """Five columns: the time ("14:05") for a checkpoint saved today, else month-day."""
+    when, today = time.localtime(created), time.localtime()
+    same_day = when.tm_year == today.tm_year and when.tm_yday == today.tm_yday
+    return time.strftime("%H:%M" if same_day else "%m-%d", when)
 
 
 def short_reason(info: CheckpointInfo, width: int = 60) -> str:
@@ -90,12 +106,13 @@ class CheckpointsPane(Container, can_focus=True):
     BINDINGS = [
         Binding("o", "open_chat", "Chat", id="ckpt-chat"),
         Binding("t", "continue_training", "Continue", id="ckpt-continue"),
-        Binding("r", "rename", "Rename", id="ckpt-rename"),
-        Binding("d,delete", "delete", "Delete", id="ckpt-delete"),
-        Binding("e", "export_pth", "Export .pth", id="ckpt-export-pth"),
-        Binding("h", "export_hf", "Export HF", id="ckpt-export-hf"),
         Binding("m", "mark", "Mark", id="ckpt-mark"),
         Binding("v", "compare", "Compare", id="ckpt-compare"),
+        Binding("d,delete", "delete", "Delete", id="ckpt-delete"),
+        # Listed in help (?) and the palette; the footer keeps to what fits at 80 columns.
+        Binding("r", "rename", "Rename", id="ckpt-rename", show=False),
+        Binding("e", "export_pth", "Export .pth", id="ckpt-export-pth", show=False),
+        Binding("h", "export_hf", "Export HF", id="ckpt-export-hf", show=False),
         Binding("s", "sort", "Sort", id="ckpt-sort", show=False),
         Binding("g", "refresh", "Refresh", id="ckpt-refresh", show=False),
     ]
@@ -113,7 +130,8 @@ class CheckpointsPane(Container, can_focus=True):
         table: DataTable = DataTable(id="ckpt-table", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
-        yield Static("", id="ckpt-detail", markup=False)
+        with VerticalScroll(id="ckpt-detail-box"):  # scrolls when a path wraps at 60 columns
+            yield Static("", id="ckpt-detail", markup=False)
 
     def on_show(self) -> None:
         self.refresh_list()  # each visit: training may have saved new checkpoints
@@ -174,26 +192,25 @@ class CheckpointsPane(Container, can_focus=True):
             reason = short_reason(info)
             return [
                 Text("⚠", style="bold red"),
-                Text(info.run),
-                Text(info.name, style="red"),
+                Text(clip(info.run, RUN_WIDTH)),
+                Text(clip(info.name, NAME_WIDTH), style="red"),
                 Text("damaged", style="red"),
-                *(Text("") for _ in range(4)),
+                *(Text("") for _ in range(5)),
                 Text(format_bytes(info.size_bytes)),
-                Text(""),
                 Text(reason, style="red"),
             ]
-        date = time.strftime("%m-%d %H:%M", time.localtime(info.created)) if info.created else ""
+        tokens = format_si(info.tokens_seen) if info.tokens_seen is not None else "–"
         return [
             Text(mark, style="bold yellow"),
-            Text(info.run),
-            Text(info.name),
+            Text(clip(info.run, RUN_WIDTH)),
+            Text(clip(info.name, NAME_WIDTH)),
             Text(format_count(info.step), justify="right"),
             Text(str(info.epoch or "–"), justify="right"),
             Text(num(info.train_loss), justify="right"),
             Text(num(info.val_loss), justify="right"),
-            Text(format_count(info.tokens_seen), justify="right"),
+            Text(tokens, justify="right"),
+            Text(short_date(info.created) if info.created else ""),
             Text(format_bytes(info.size_bytes), justify="right"),
-            Text(date),
             Text(info.model),
         ]
 
@@ -229,21 +246,18 @@ class CheckpointsPane(Container, can_focus=True):
         info = self.current()
         detail = self.query_one("#ckpt-detail", Static)
         detail.set_class(info is not None and info.error is not None, "-error")
-        if info is None:
-            detail.update(Text(self.compare_text))
-            return
-        if info.error is not None:
-            text = f"{info.run}/{info.name} cannot be used: {info.error}"
-        else:
-            text = (
-                f"{info.path}\n{info.model} · step {format_count(info.step)} · "
-                f"{format_bytes(info.size_bytes)}"
+        # The comparison first: it is what the user waits for, and the box scrolls.
+        lines = [self.compare_text] if self.compare_text else []
+        if info is not None and info.error is not None:
+            lines.append(f"{info.run}/{info.name} cannot be used: {info.error}")
+        elif info is not None:
+            lines.append(str(info.path))
+            lines.append(
+                f"{info.model} · step {format_count(info.step)} · {format_bytes(info.size_bytes)}"
             )
         if self.marked is not None:
-            text += f"\nmarked for comparison: {checkpoint_label(self.marked)}"
-        if self.compare_text:
-            text += "\n" + self.compare_text
-        detail.update(Text(text))
+            lines.append(f"A (marked for comparison): {checkpoint_label(self.marked)}")
+        detail.update(Text("\n".join(lines)))
 
     # ------------------------------------------------------------ actions
 
@@ -255,8 +269,7 @@ class CheckpointsPane(Container, can_focus=True):
             return None
         if action in ("rename", "delete"):
             return True
-        if info.error is not None:
-            return None  # nothing else works on a damaged checkpoint
+        # On a damaged checkpoint the other keys stay live: each says why it cannot act.
         if action == "compare":
             return True if self.marked is not None and self.marked != info.path else None
         return True
@@ -284,10 +297,22 @@ class CheckpointsPane(Container, can_focus=True):
         self.post_message(OpenInChat(str(info.path)))
 
     def action_continue_training(self) -> None:
+        """Show the command that continues this run headless; offer to run it here."""
         info = self._usable()
         if info is None:
             return
-        self.post_message(ResumeRun(info.path))
+        from .dialogs import ConfirmScreen
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.post_message(ResumeRun(info.path))
+
+        question = (
+            f"Continue training {info.run}/{info.name} (step {format_count(info.step)})?\n\n"
+            f"In a shell (tmux, SSH) this is:\n{resume_command(info.path)}\n\n"
+            "Start it here, on the Train screen?"
+        )
+        self.app.push_screen(ConfirmScreen(question, "Start here", "Cancel"), answered)
 
     def action_rename(self) -> None:
         info = self.current()
@@ -406,8 +431,9 @@ class CheckpointsPane(Container, can_focus=True):
         from gptcore.modelspec import load_spec
 
         corpus = prepare_corpus(source)
-        lines = [f"losses on {corpus.name} (first {max_batches} batches per split):"]
+        rows = []
         options = None
+        same_run = a.parent == b.parent  # then the run is named once: rows fit 60 columns
         for path in (a, b):
             loaded = load_spec(str(path), "cpu")  # evaluate_model moves it to the device
             if options is None:
@@ -416,11 +442,16 @@ class CheckpointsPane(Container, can_focus=True):
             result = evaluate_model(
                 loaded.model, corpus, batch_size=batch_size, max_batches=max_batches, device=device
             )
-            lines.append(
-                f"  {checkpoint_label(path)}: train {result.train_loss:.3f} · "
-                f"val {result.val_loss:.3f}"
-            )
-        lines.append(f"  batch size {result.batch_size} on {result.device}")
+            label = path.name if same_run else checkpoint_label(path)
+            rows.append((label, result.train_loss, result.val_loss))
+        where = f" of {checkpoint_label(a).rsplit('/', 1)[0]}" if same_run else ""
+        width = max(len(label) for label, _, _ in rows)
+        lines = [
+            f"losses{where} on {corpus.name} ({max_batches} batches per split, "
+            f"batch {result.batch_size}, {result.device}):"
+        ]
+        for mark, (label, train, val) in zip("AB", rows, strict=True):
+            lines.append(f"{mark} {label:<{width}}  train {train:.3f} · val {val:.3f}")
         self.post_message(CompareDone("\n".join(lines)))
 
     def on_compare_done(self, message: CompareDone) -> None:

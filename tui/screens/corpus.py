@@ -33,6 +33,11 @@ from gptcore.errors import GptTuiError
 from ..widgets.token_view import TokenViewer
 
 PREVIEW_TOKENS = 500
+# The app has no decoding choice of its own: converting the file is what works here.
+NOT_UTF8_HINT = (
+    "convert it to UTF-8 first (for example: iconv -f latin1 -t utf-8 OLD.txt > NEW.txt), "
+    "then load the converted file"
+)
 
 
 class TextTree(DirectoryTree):
@@ -173,6 +178,9 @@ class CorpusPane(Container, can_focus=True):
 
     def on_mount(self) -> None:
         self.info: CorpusInfo | None = None
+        # Set while the numbers shown belong to the corpus loaded before (a new one
+        # is loading, or failed to load): says so above them.
+        self._previous_note: str | None = None
         self._last_progress = 0.0
         self.query_one("#corpus-progress").display = False
         self.watch(self.app, "run_config", self._config_changed, init=False)
@@ -294,6 +302,7 @@ class CorpusPane(Container, can_focus=True):
         self.app.corpus_tokens = None  # no plan until the new counts are in
         self.query_one("#corpus-name", Static).update(Text(f"Loading {label} …"))
         self.query_one("#corpus-error", Static).update("")
+        self._show_previous("until the new one loads")
         bar = self.query_one("#corpus-progress", ProgressBar)
         bar.update(total=None, progress=0)
         bar.display = True
@@ -308,8 +317,13 @@ class CorpusPane(Container, can_focus=True):
             if not path.exists():
                 atomic_write_text(path, pasted)
             source = str(path)
+        from gptcore.data import NotUtf8Error
+
         try:
             corpus = prepare_corpus(source, train_ratio, "strict", self._progress)
+        except NotUtf8Error as exc:  # the CLI's flag does not exist here
+            self.post_message(CorpusFailed(source, exc.with_hint(NOT_UTF8_HINT)))
+            return
         except GptTuiError as exc:
             self.post_message(CorpusFailed(source, str(exc)))
             return
@@ -333,6 +347,7 @@ class CorpusPane(Container, can_focus=True):
 
     def on_corpus_loaded(self, message: CorpusLoaded) -> None:
         self.info = info = message.info
+        self._show_previous(None)
         self.query_one("#corpus-progress").display = False
         files = f", {info.files} files" if info.files > 1 else ""
         self.query_one("#corpus-name", Static).update(Text(f"Corpus: {info.name}{files}"))
@@ -349,9 +364,22 @@ class CorpusPane(Container, can_focus=True):
             self._show_error("", f"could not load the corpus: {event.worker.error}")
 
     def _show_error(self, source: str, error: str) -> None:
+        """The new source failed: say so, and label what stays shown as the corpus
+        still in use (the app keeps training on it), never as the new one."""
         self.query_one("#corpus-progress").display = False
-        self.query_one("#corpus-name", Static).update(Text(f"Corpus: {source}" if source else ""))
+        self.query_one("#corpus-name", Static).update(
+            Text(f"Not loaded: {source}" if source else "Not loaded")
+        )
+        self._show_previous("(loaded before)")
         self.query_one("#corpus-error", Static).update(Text(error))
+        if self.info is not None:  # its plan stands again
+            self.app.corpus_tokens = (self.info.train_tokens, self.info.val_tokens)
+
+    def _show_previous(self, note: str | None) -> None:
+        """Mark the stats and preview as the previous corpus's (note), or as current (None)."""
+        self._previous_note = note if self.info is not None else None
+        self.query_one("#corpus-info").set_class(self._previous_note is not None, "-previous")
+        self._render_stats()
 
     def _config_changed(self, _config: object) -> None:
         if self.info is None:
@@ -365,7 +393,10 @@ class CorpusPane(Container, can_focus=True):
         info = self.info
         if info is None:
             return
-        stats = (
+        heading = ""
+        if self._previous_note is not None:
+            heading = f"Still using: {info.name} {self._previous_note}\n"
+        stats = heading + (
             f"characters {info.chars:,}  tokens {info.tokens:,}\n"
             f"train {info.train_chars:,} chars, {info.train_tokens:,} tokens\n"
             f"val   {info.val_chars:,} chars, {info.val_tokens:,} tokens"
@@ -376,4 +407,5 @@ class CorpusPane(Container, can_focus=True):
             lines, problem = window_report(info, *config)
             stats += "\n" + lines
         self.query_one("#corpus-stats", Static).update(Text(stats))
-        self.query_one("#corpus-error", Static).update(Text(problem or ""))
+        if self._previous_note is None:  # else the error shown is the new source's
+            self.query_one("#corpus-error", Static).update(Text(problem or ""))

@@ -15,7 +15,9 @@ def _rows(bindings: list[BindingType]) -> list[tuple[str, str]]:
     for b in bindings:
         if isinstance(b, Binding):
             key = b.key_display or ", ".join(k.strip() for k in b.key.split(","))
-            rows.append((key, b.description or b.action))
+            row = (key, b.description or b.action)
+            if row not in rows:  # a key's fallback twin (Train's refused controls)
+                rows.append(row)
     return rows
 
 

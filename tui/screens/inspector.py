@@ -67,6 +67,9 @@ class InspectorScreen(Screen[None]):
         Binding("escape", "close", "Back", id="insp-close"),
         Binding("ctrl+t", "toggle_toy", "Toy vocab", id="insp-toy"),
         Binding("ctrl+r", "redraw", "Draw again", id="insp-redraw"),
+        # Priority: a focused input would take them, and it has nothing to scroll.
+        Binding("pagedown", "page('down')", "Scroll", id="insp-page-down", priority=True),
+        Binding("pageup", "page('up')", "Scroll up", id="insp-page-up", show=False, priority=True),
     ]
 
     def __init__(
@@ -110,6 +113,8 @@ class InspectorScreen(Screen[None]):
                 inp.styles.width = width
                 yield inp
         yield Static("", id="insp-error", markup=False)
+        # Above the tabs, so it shows without scrolling at 80x24.
+        yield Static("", id="insp-summary", markup=False)
         with TabbedContent(id="insp-tabs"):
             with TabPane("Next token", id="insp-dist"), VerticalScroll():
                 yield Static("", id="insp-dist-view", markup=False)
@@ -152,22 +157,23 @@ class InspectorScreen(Screen[None]):
         """Validate the controls; redo only the post-processing and the draws."""
         from gptcore.generate import GenerationError
         from gptcore.nexttoken import distribution, top_candidates
-        from gptcore.sampling_settings import inspect_settings_from_text
+        from gptcore.sampling_settings import inspect_settings_from_text, messages_by_label
 
         logits = self.logits
         try:
             controls = inspect_settings_from_text(self.values(), logits.numel())
             errors: dict[str, str] = {}
         except GenerationError as exc:
-            controls, errors = None, exc.by_field()
+            labels = {key: label for key, label, _ in FIELDS}
+            controls, errors = None, messages_by_label(exc, labels)
         self.errors = errors
         for key, _, _ in FIELDS:
             widget = self.query_one(f"#insp-{key}", Input)
             widget.set_class(key in errors, "-invalid")
-            widget.tooltip = errors.get(key)
-        self.query_one("#insp-error", Static).update(
-            Text("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        )
+            widget.tooltip = Text(errors[key]) if key in errors else None
+        error = self.query_one("#insp-error", Static)
+        error.update(Text("; ".join(errors.values())))  # each names its field's label
+        error.display = bool(errors)  # no blank line above the summary
         if controls is None:
             return  # keep showing the last valid view
         self.controls = controls
@@ -215,6 +221,15 @@ class InspectorScreen(Screen[None]):
         self.toy = not self.toy
         self.recompute()
 
+    def action_page(self, direction: str) -> None:
+        """PageDown / PageUp scroll the open tab's list while an input has the focus."""
+        tabs = self.query_one("#insp-tabs", TabbedContent)
+        scroll = tabs.get_pane(tabs.active).query_one(VerticalScroll)
+        if direction == "down":
+            scroll.scroll_page_down()
+        else:
+            scroll.scroll_page_up()
+
     def action_redraw(self) -> None:
         seed = self.query_one("#insp-seed", Input)
         if self.controls is not None:
@@ -253,14 +268,16 @@ class InspectorScreen(Screen[None]):
             else:
                 out.append(f"{'masked':>7}", style="dim strike")
             out.append("\n")
+        out.rstrip()
+        self.query_one("#insp-dist-view", Static).update(out)
         kept = int(dist.kept.sum())
-        out.append(
-            f"these {len(cands)} cover {percent(covered(cands)).strip()} of the probability · "
+        summary = Text(
+            f"the top {len(cands)} cover {percent(covered(cands)).strip()} of the probability · "
             f"entropy {dist.raw_entropy:.3f} nats, after the controls {dist.entropy:.3f} · "
             f"{kept:,} of {dist.logits.numel():,} tokens can be drawn",
             style="italic",
         )
-        self.query_one("#insp-dist-view", Static).update(out)
+        self.query_one("#insp-summary", Static).update(summary)
 
     def _render_temperatures(self) -> None:
         from gptcore.nexttoken import temperature_table

@@ -4,8 +4,10 @@ Each row is one size from one source (Hugging Face safetensors, which loads
 without TensorFlow, or OpenAI's TensorFlow checkpoint). Downloads run in a thread
 worker through gptcore.pretrained.download_gpt2, which resumes partial files and
 retries dropped connections; its progress events are coalesced to about ten
-messages a second. Without a network the engine's error (what was tried, and
-which folder to fill by hand) is shown on the screen within seconds.
+messages a second. When the screen first shows, a quick probe (one request per
+server, a few seconds at most) says whether the machine looks offline; a failed
+download shows the engine's error (what was tried, and which folder to fill by hand).
+Every key that cannot act on the highlighted row says why.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from gptcore.pretrained import LocalWeights
 
 PROGRESS_INTERVAL_S = 0.1
+PROBE_TIMEOUT_S = 3.0  # per server; the probe never retries
 
 
 def progress_line(p: DownloadProgress) -> str:
@@ -65,6 +68,12 @@ class DownloadFinished(Message):
         self.size, self.source, self.path = size, source, path
 
 
+class ServersProbed(Message):
+    def __init__(self, problem: str | None) -> None:
+        super().__init__()
+        self.problem = problem  # None: a download server answered
+
+
 class WeightsDeleted(Message):
     def __init__(self, label: str, error: str | None) -> None:
         super().__init__()
@@ -90,6 +99,8 @@ class ModelsPane(Container, can_focus=True):
         self.updates = 0  # progress messages received (the throttle keeps this small)
         self.message = ""
         self.loaded = False
+        self.probed = False  # the first offline check has answered
+        self._offline_notice = ""  # the message the probe showed, if any
         self._cancel: threading.Event | None = None
 
     def compose(self) -> ComposeResult:
@@ -111,6 +122,8 @@ class ModelsPane(Container, can_focus=True):
     def on_show(self) -> None:
         if self.downloading is None:
             self.refresh_status()
+        if not self.probed and not self._probing():
+            self._probe()
 
     def on_focus(self) -> None:
         self.query_one(DataTable).focus()
@@ -126,6 +139,31 @@ class ModelsPane(Container, can_focus=True):
 
         statuses = {(s, src): local_status(s, src) for s in SIZES for src in PREFERRED_SOURCES}
         self.post_message(ModelStatuses(statuses))
+
+    def _probing(self) -> bool:
+        return any(w.group == "models-probe" and not w.is_finished for w in self.workers)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="models-probe")
+    def _probe(self) -> None:
+        from gptcore.pretrained import probe_servers
+
+        self.post_message(ServersProbed(probe_servers(PROBE_TIMEOUT_S)))
+
+    def on_servers_probed(self, message: ServersProbed) -> None:
+        self.probed = True
+        if self.downloading is not None:
+            return  # the download reports for itself
+        if message.problem is None:
+            if self.message and self.message == self._offline_notice:
+                self._set_message("")  # online again (after g)
+            return
+        if self.message and self.message != self._offline_notice:
+            return  # keep what a download or delete just said
+        self._offline_notice = (
+            f"No network? The download servers cannot be reached ({message.problem}).\n"
+            "Downloading needs a connection; the folder below can also be filled by hand."
+        )
+        self._set_message(self._offline_notice, error=True)
 
     def on_model_statuses(self, message: ModelStatuses) -> None:
         self.statuses = message.statuses
@@ -163,7 +201,6 @@ class ModelsPane(Container, can_focus=True):
                 approx = f"~{format_bytes(SIZES[size].approx_bytes)}"
                 table.update_cell(key, "download", approx, update_width=True)
         self._show_hint()
-        self.refresh_bindings()
 
     def current(self) -> tuple[str, str]:
         table = self.query_one(DataTable)
@@ -174,7 +211,6 @@ class ModelsPane(Container, can_focus=True):
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_hint()
-        self.refresh_bindings()
 
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:
@@ -210,31 +246,55 @@ class ModelsPane(Container, can_focus=True):
 
     # ------------------------------------------------------------ actions
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "refresh":
-            return True
+    def refusal(self, action: str) -> str | None:
+        """Why `action` cannot act on the highlighted row now, or None when it can.
+
+        The keys stay live (no check_action) so that each one says this instead
+        of doing nothing.
+        """
         if action == "cancel":
-            return True if self.downloading else None
-        if not self.is_mounted or not self.loaded:
-            return None
+            return None if self._cancel is not None else "no download is running: d starts one"
+        if not self.loaded:
+            return "still reading what is on disk; try again in a moment"
         size, source = self.current()
-        status = self.status_text(size, source)
+        label = f"GPT-2 {size} ({source})"
+        st = self.statuses.get((size, source))
+        on_disk = st is not None and st.path.is_dir() and st.bytes > 0
         if action == "download":
-            return None if self.downloading or status == "complete" else True
-        if action == "open_chat":
-            return True if status == "complete" else None
-        if action == "delete":
-            st = self.statuses.get((size, source))
-            busy = self.downloading == (size, source)
-            return True if st is not None and st.path.is_dir() and not busy else None
-        return True
+            if self.downloading == (size, source):
+                return f"{label} is downloading: x cancels it"
+            if self.downloading:
+                return "one download at a time: x cancels it"
+            if st is not None and st.complete:
+                return f"{label} is already downloaded: o opens it in Chat"
+        elif action == "open_chat":
+            if self.downloading == (size, source):
+                return f"{label} is still downloading"
+            if st is None or not st.complete:
+                if on_disk:
+                    return f"{label} is only partly downloaded: d resumes the download"
+                return f"{label} is not downloaded: press d to download it"
+        elif action == "delete":
+            if self.downloading == (size, source):
+                return f"{label} is downloading: x cancels it first"
+            if not on_disk:
+                return f"{label} is not downloaded: there is nothing to delete"
+        return None
+
+    def _refused(self, action: str) -> bool:
+        """Tell the user why `action` cannot act (True), or False when it can."""
+        reason = self.refusal(action)
+        if reason is not None:
+            self.notify(reason, title="Models", markup=False)
+        return reason is not None
 
     def action_refresh(self) -> None:
         self.refresh_status()
+        if not self._probing():
+            self._probe()
 
     def action_download(self) -> None:
-        if self.downloading:
-            self.notify("one download at a time: x cancels it", title="Models", markup=False)
+        if self._refused("download"):
             return
         size, source = self.current()
         self.downloading = (size, source)
@@ -280,16 +340,18 @@ class ModelsPane(Container, can_focus=True):
         self._fill()
 
     def on_download_finished(self, message: DownloadFinished) -> None:
-        self._end_download()
+        self._end_download(keep_progress=True)  # the last line shows what came in
         self._set_message(
             f"GPT-2 {message.size} ({message.source}) is complete in {message.path}: o opens it in Chat"
         )
         self._after_change()
 
-    def _end_download(self) -> None:
+    def _end_download(self, keep_progress: bool = False) -> None:
         self.downloading = None
         self._cancel = None
         self.query_one(ProgressBar).display = False
+        if not (keep_progress and self.progress is not None):  # no stale "connecting …"
+            self.query_one("#models-progress", Static).update("")
         self._fill()
         self.refresh_status()
 
@@ -311,9 +373,10 @@ class ModelsPane(Container, can_focus=True):
         self.notify(text, title="Download failed", severity="error", timeout=10, markup=False)
 
     def action_cancel(self) -> None:
-        if self._cancel is not None:
-            self._cancel.set()
-            self.query_one("#models-progress", Static).update(Text("cancelling …"))
+        if self._refused("cancel") or self._cancel is None:
+            return
+        self._cancel.set()
+        self.query_one("#models-progress", Static).update(Text("cancelling …"))
 
     def on_unmount(self) -> None:
         # Never leave a download thread running behind the app (the .part file stays).
@@ -323,11 +386,10 @@ class ModelsPane(Container, can_focus=True):
     def action_open_chat(self) -> None:
         from gptcore.pretrained import find_gpt2
 
-        size, source = self.current()
-        st = self.statuses.get((size, source))
-        if st is None or not st.complete:
-            self.notify(f"GPT-2 {size} ({source}) is not downloaded", title="Models", markup=False)
+        if self._refused("open_chat"):
             return
+        size, source = self.current()
+        st = self.statuses[(size, source)]
         try:
             preferred = find_gpt2(size)  # what gpt2:SIZE loads
         except GptTuiError:
@@ -336,10 +398,10 @@ class ModelsPane(Container, can_focus=True):
         self.post_message(OpenInChat(spec))
 
     def action_delete(self) -> None:
-        size, source = self.current()
-        st = self.statuses.get((size, source))
-        if st is None or not st.path.is_dir():
+        if self._refused("delete"):
             return
+        size, source = self.current()
+        st = self.statuses[(size, source)]
         from .dialogs import ConfirmScreen
 
         def answered(yes: bool | None) -> None:

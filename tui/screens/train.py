@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -29,13 +30,14 @@ from gptcore.config import PRESETS, GPTConfig, TrainConfig
 from gptcore.errors import GptTuiError
 from gptcore.events import CheckpointSaved, Event
 from gptcore.fmt import format_bytes, format_duration
-from gptcore.runs import MetricsFollower, RunDir
+from gptcore.runs import MetricsFollower, RunDir, checkpoint_label
 
 from ..configs import (
     FIELDS,
     Field,
     build_configs,
     field_text,
+    first_run_config,
     list_configs,
     load_config,
     parse_field,
@@ -49,6 +51,9 @@ from ..widgets.loss_chart import LossChart
 from ..widgets.model_summary import ModelSummaryView
 
 POLL_S = 0.25  # how often a watched metrics.jsonl is read
+# The controls whose keys say why when they cannot act (see TrainPane.why_not).
+CONTROLS = ("start", "pause", "stop", "checkpoint", "watch", "export")
+RUN_ENTRY = "run:"  # config-list key prefix of a watched or resumed run's own configs
 
 
 def _input_id(field: Field) -> str:
@@ -79,6 +84,28 @@ class TrainerReady(Message):
         self.source, self.trainer = source, trainer
 
 
+class DeviceRateMeasured(Message):
+    """A device's effective training FLOP/s (gptcore.estimate): run-time estimates can show."""
+
+    def __init__(self, setting: str, device: str, rate: float) -> None:
+        super().__init__()
+        self.setting, self.device, self.rate = setting, device, rate
+
+
+class RunConfigRead(Message):
+    """A watched or resumed run's own configs (or why they cannot be read)."""
+
+    def __init__(
+        self,
+        source: str,
+        label: str,
+        configs: tuple[GPTConfig, TrainConfig] | None,
+        problem: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.source, self.label, self.configs, self.problem = source, label, configs, problem
+
+
 class TrainPane(Container, can_focus=True):
     """Configure, run and watch training."""
 
@@ -88,9 +115,17 @@ class TrainPane(Container, can_focus=True):
         Binding("x", "stop", "Stop", id="train-stop"),
         Binding("k", "checkpoint", "Ckpt", id="train-checkpoint"),
         Binding("w", "watch", "Watch", id="train-watch"),
+        Binding("w", "leave_watch", "Leave watch", id="train-leave-watch"),
         Binding("e", "export", "PNG", id="train-export"),
         Binding("a", "save_config", "Save config", id="train-save-config", show=False),
         Binding("m", "toggle_summary", "Model", id="train-summary"),
+    ]
+    # A control that cannot act is hidden or dimmed, and its key falls through to its
+    # twin here, whose action says why. Same key and description: one row in the help.
+    BINDINGS += [
+        Binding(b.key, f"explain('{b.action}')", b.description, id=f"{b.id}-why", show=False)
+        for b in BINDINGS
+        if b.action in CONTROLS
     ]
     # What the model summary replaces on the dashboard while it shows.
     _RUN_VIEWS = ("#loss-chart", "#sparks", "#samples")
@@ -116,6 +151,11 @@ class TrainPane(Container, can_focus=True):
         self._samples_shown = 0
         self._validation_pending = False
         self._config_key: str | None = None
+        # The watched or resumed run's own configs, under their config-list key.
+        self._run_configs: dict[str, tuple[GPTConfig, TrainConfig]] = {}
+        self._watch_config: str | None = None  # why the watched run's config is not shown
+        # train.device setting -> (resolved device, effective FLOP/s), None while measuring.
+        self._device_rates: dict[str, tuple[str, float] | None] = {}
 
     # ------------------------------------------------------------ layout
 
@@ -142,7 +182,7 @@ class TrainPane(Container, can_focus=True):
                         yield Input(id=_input_id(field), compact=True)
                 yield Static("", id="form-reason")
             with Vertical(id="dashboard"):
-                yield Static("idle: pick a config and press s to start", id="run-state")
+                yield Static("IDLE · press s to start", id="run-state")
                 yield Static("", id="run-stats")
                 yield LossChart(id="loss-chart")
                 with Horizontal(id="sparks"):
@@ -158,8 +198,8 @@ class TrainPane(Container, can_focus=True):
     def _initial_config(self) -> str:
         key = self.app.settings.config
         keys = [k for _, k in list_configs()]
-        if key not in keys:
-            key = "preset:tiny" if "preset:tiny" in keys else keys[0]
+        if key not in keys:  # a first start, or a saved config since deleted
+            key = first_run_config() if first_run_config() in keys else keys[0]
         return key
 
     def on_mount(self) -> None:
@@ -167,6 +207,8 @@ class TrainPane(Container, can_focus=True):
         self.watch(self.app, "run_config", self._summarize, init=False)
         self.watch(self.app, "run_config", self._show_plan, init=False)
         self.watch(self.app, "corpus_tokens", self._show_plan, init=False)
+        # Redraws the status's elapsed time ("evaluating … 12s") while a run is active.
+        self.set_interval(1.0, self._tick)
 
     # ------------------------------------------------------------ model summary
 
@@ -191,6 +233,11 @@ class TrainPane(Container, can_focus=True):
             self._load_config(event.value)
 
     def _load_config(self, key: str) -> None:
+        if key in self._run_configs:  # a run's own configs: not saved as the user's choice
+            self.base_model, self.base_train = self._run_configs[key]
+            self._config_key = key
+            self._fill_form()
+            return
         try:
             model, train = load_config(key)
         except GptTuiError as exc:
@@ -203,6 +250,37 @@ class TrainPane(Container, can_focus=True):
         self.app.settings.config = key
         self.app.save_settings()
         self._fill_form()
+
+    def _show_run_config(self, label: str, model: GPTConfig, train: TrainConfig) -> None:
+        """Fill the form with a watched or resumed run's own configs, under an entry
+        of its own in the config list, so the form names what it shows."""
+        key = RUN_ENTRY + label
+        self._run_configs = {key: (model, train)}
+        select = self.query_one("#config-select", Select)
+        select.set_options([*list_configs(), (label, key)])
+        self._config_key = key  # first: the Changed messages that follow are then ignored
+        select.value = key
+        self._load_config(key)
+
+    def _restore_form(self) -> None:
+        """Back to the user's own config choice (after watching a run)."""
+        self._run_configs = {}
+        key = self._initial_config()  # the last choice the user made, still in settings
+        select = self.query_one("#config-select", Select)
+        select.set_options(list_configs())
+        self._config_key = key
+        select.value = key
+        self._load_config(key)
+
+    def _lock_form(self, locked: bool) -> None:
+        """A watched run's form is read-only; before its config is read, it is blank
+        rather than showing another config."""
+        self.query_one("#train-form").disabled = locked
+        if locked:
+            self.query_one("#preset-select", Select).clear()
+            for field in FIELDS:
+                self.query_one(f"#{_input_id(field)}", Input).value = ""
+            self.schedule_validation()
 
     @on(Select.Changed, "#preset-select")
     def _preset_selected(self, event: Select.Changed) -> None:
@@ -264,7 +342,7 @@ class TrainPane(Container, can_focus=True):
         except GptTuiError as exc:
             error = str(exc)
         widget.set_class(error is not None, "-invalid")
-        widget.tooltip = error
+        widget.tooltip = None if error is None else Text(error)
         if error is None:
             self.errors.pop(field.key, None)
         else:
@@ -287,37 +365,74 @@ class TrainPane(Container, can_focus=True):
 
     def blocking_reason(self) -> str | None:
         """Why Start is blocked, or None."""
-        if self.errors:
-            key, error = next(iter(self.errors.items()))
-            label = next(f.label for f in FIELDS if f.key == key)
-            return f"{label}: {error}"
+        if self.watching is not None and self._watch_config is not None:
+            return f"the config of {self.watching.name} is not shown: {self._watch_config}"
+        if self.errors:  # each message names its field by the form's label
+            return next(iter(self.errors.values()))
         return self.form_error
 
     def _show_form_reason(self) -> None:
         reason = self.blocking_reason()
-        self.query_one("#form-reason", Static).update(
-            Text(f"Can't start: {reason}" if reason else "")
-        )
+        text = f"Can't start: {reason}" if reason else ""
+        if self.watching is not None:
+            text = f"{self.watching.name}'s own config, read-only: w leaves watch mode"
+            text += f"\n{reason}" if reason else ""
+        self.query_one("#form-reason", Static).update(Text(text))
         self.query_one(ModelSummaryView).set_stale(reason)
 
     # ------------------------------------------------------------ actions
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_watch":
+            return self.watching is not None
+        if action == "watch" and self.watching is not None:
+            return False  # w leaves watch mode instead (the palette still opens another run)
+        if action not in CONTROLS or self.why_not(action) is None:
+            return True
+        # Refused: hidden while watching (a watched run is not ours to control), else
+        # dimmed. Either way the key reaches action_explain, which says why.
+        return False if self.watching is not None and action != "export" else None
+
+    def why_not(self, action: str) -> str | None:
+        """Why the control `action` (start, pause, …) cannot act now, or None."""
+        if self.watching is not None and action in ("start", "pause", "stop", "checkpoint"):
+            return (
+                f"watching {self.watching.name} read-only: control it where it runs; "
+                "w leaves watch mode (then s starts a run from the form)"
+            )
         active = self.live and self.state.active
-        if action in ("pause", "stop", "checkpoint"):
-            return True if active else None
-        if action in ("start", "watch"):
-            return None if active else True
-        if action == "export":
-            return True if self.state.evals else None
-        return True
+        if active and action in ("start", "watch"):
+            paused = self.state.state == "paused"
+            what = "a run is paused: p resumes it" if paused else "a run is training"
+            then = "start another" if action == "start" else "watch another run"
+            return f"{what}; x stops it (after the current step), then you can {then}"
+        if not active and action in ("pause", "stop", "checkpoint"):
+            return "no run is training: s starts one from the form"
+        if action == "stop" and self._stop_requested:
+            return "already stopping after the current step"
+        if action in ("pause", "checkpoint") and self.trainer is None:
+            return "the run is still starting: try again once its first step is done"
+        if action == "export" and not self.state.evals:
+            return "no evaluation yet: the loss chart can be saved after the first one"
+        return None
+
+    def _refused(self, action: str) -> bool:
+        """Say why `action` cannot act now, if it cannot."""
+        reason = self.why_not(action)
+        if reason is not None:
+            self.notify(reason, title=f"Can't {action}", severity="warning", markup=False)
+        return reason is not None
+
+    def action_explain(self, action: str) -> None:
+        """A refused control's key: the action says why it cannot act."""
+        getattr(self, f"action_{action}")()
 
     def action_start(self) -> None:
-        if self.live and self.state.active:
+        if self._refused("start"):
             return
         reason = self.blocking_reason()
         if reason:
-            self.notify(reason, title="Can't start", severity="error")
+            self.notify(reason, title="Can't start", severity="error", markup=False)
             return
         model, train = build_configs(
             self.base_model, self.base_train, self.form_values(), self.app.corpus_source
@@ -331,30 +446,37 @@ class TrainPane(Container, can_focus=True):
         self.refresh_bindings()
 
     def action_pause(self) -> None:
-        trainer = self.trainer
-        if trainer is None or not self.state.active:
+        if self._refused("pause"):
             return
-        if self.state.state == "paused":
-            trainer.unpause()
-            self.state.state = "running"
-            self.state.message = "resumed"
-        else:
+        trainer = self.trainer
+        pause = self.state.state != "paused"
+        if pause:
             trainer.pause()
-            self.state.state = "paused"
-            self.state.message = "paused: press p to resume"
+        else:
+            trainer.unpause()
+        self.state.set_paused(pause, time.time())
         self._render_state()
 
     def action_stop(self) -> None:
+        if self._refused("stop"):
+            return
+        self._stop_and_show()
+
+    def _stop_and_show(self) -> None:
+        """Stop our run; the status says so at once, not after the step (minutes on a CPU)."""
         self._cancel_run()
-        self.state.message = "stopping after this step …"
+        self.state.request_stop(time.time())
         self._render_state()
 
     def action_checkpoint(self) -> None:
-        if self.trainer is not None:
-            self.trainer.request_checkpoint()
-            self.notify("a checkpoint will be saved after this step", title="Checkpoint")
+        if self._refused("checkpoint"):
+            return
+        self.trainer.request_checkpoint()
+        self.notify("a checkpoint will be saved after this step", title="Checkpoint")
 
     def action_watch(self) -> None:
+        if self._refused("watch"):
+            return
         from .open_run import OpenRunScreen
 
         def opened(path: str | None) -> None:
@@ -390,8 +512,7 @@ class TrainPane(Container, can_focus=True):
         self.app.push_screen(PromptScreen("Save this config as:", placeholder="name"), named)
 
     def action_export(self) -> None:
-        if not self.state.evals:
-            self.notify("no evaluation yet", title="Export", severity="warning")
+        if self._refused("export"):
             return
         folder = self.run_dir or self.watching
         if folder is None:  # no run folder: the data folder takes the plot
@@ -463,6 +584,9 @@ class TrainPane(Container, can_focus=True):
 
                 run = prepare_run(resume=resume)
                 model, train, checkpoint = run.model_config, run.train_config, run.checkpoint
+                # The form shows what trains (and `m` describes its model).
+                label = f"{checkpoint_label(checkpoint.path)} (resumed)"
+                self.post_message(RunConfigRead(source, label, (model, train)))
                 if run.notice:  # e.g. the latest checkpoint was damaged (notify is thread-safe)
                     self.app.notify(run.notice, title="Resume", severity="warning", markup=False)
             # `cancel` is the trainer's own stop: set before the screen holds it, it still counts.
@@ -479,6 +603,18 @@ class TrainPane(Container, can_focus=True):
     def on_trainer_ready(self, message: TrainerReady) -> None:
         if message.source == f"live-{self._run_token}":
             self.trainer = message.trainer
+            self.refresh_bindings()  # pause and checkpoint can act now
+
+    def on_run_config_read(self, message: RunConfigRead) -> None:
+        if message.source not in (f"live-{self._run_token}", f"watch-{self._run_token}"):
+            return  # an earlier run's or watch's
+        if message.configs is None:
+            if message.problem != self._watch_config:
+                self._watch_config = message.problem
+                self._validate_all()  # shows the problem in the form and the model summary
+        elif self._config_key != RUN_ENTRY + message.label:
+            self._watch_config = None
+            self._show_run_config(message.label, *message.configs)
 
     def on_train_events(self, message: TrainEvents) -> None:
         if message.source not in (f"live-{self._run_token}", f"watch-{self._run_token}"):
@@ -528,7 +664,7 @@ class TrainPane(Container, can_focus=True):
     async def shutdown(self) -> None:
         """Stop our run and wait for its thread to end; the trainer saves an
         "interrupt" checkpoint when it is cancelled."""
-        self._cancel_run()
+        self._stop_and_show()
         for worker in list(self.workers):
             if worker.group == "train":
                 with contextlib.suppress(Exception):  # a failed run is already reported
@@ -557,11 +693,28 @@ class TrainPane(Container, can_focus=True):
             return
         self._stop_watching()
         self.watching = Path(run_dir)
+        self._watch_config = "no config.toml yet"  # until the first read finds it
+        self._lock_form(True)
         self._reset(RunState(message="waiting for events …"))
         self._run_token += 1
         self._follower = MetricsFollower(RunDir(self.watching).metrics)
         self._timer = self.set_interval(POLL_S, self.poll_watched)
         self.poll_watched()
+        self.notify(
+            f"watching {self.watching.name} read-only: w leaves watch mode",
+            title="Watch",
+            markup=False,
+        )
+
+    def action_leave_watch(self) -> None:
+        """Stop following the watched run: the form is the user's again."""
+        if self.watching is None:
+            return
+        name = self.watching.name
+        self._stop_watching()
+        self._reset(RunState(message="pick a config and press s to start"))
+        self._restore_form()
+        self.notify(f"stopped watching {name}: the form is yours again", markup=False)
 
     def poll_watched(self) -> None:
         """Read what the watched run added, in a worker (the timer calls this)."""
@@ -569,10 +722,25 @@ class TrainPane(Container, can_focus=True):
             return
         if any(w.group == "watch" and not w.is_finished for w in self.workers):
             return  # one read at a time: the follower keeps the file offset
-        self._read_metrics(self._follower, f"watch-{self._run_token}")
+        run = RunDir(self.watching)
+        # Its config too, until read: the run writes config.toml as it starts.
+        config = run.config if self._watch_config is not None else None
+        self._read_metrics(self._follower, f"watch-{self._run_token}", run.name, config)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="watch")
-    def _read_metrics(self, follower: MetricsFollower, source: str) -> None:
+    def _read_metrics(
+        self, follower: MetricsFollower, source: str, name: str, config: Path | None = None
+    ) -> None:
+        if config is not None and config.is_file():
+            from gptcore.config import load_run_config
+
+            label = f"{name} (watched)"
+            try:
+                configs = load_run_config(config)
+            except GptTuiError as exc:
+                self.post_message(RunConfigRead(source, label, None, str(exc)))
+            else:
+                self.post_message(RunConfigRead(source, label, configs))
         events = follower.poll()
         if events:
             self.post_message(TrainEvents(events, source))
@@ -582,7 +750,10 @@ class TrainPane(Container, can_focus=True):
             self._timer.stop()
         self._timer = None
         self._follower = None
-        self.watching = None
+        if self.watching is not None:
+            self.watching = None
+            self._watch_config = None
+            self._lock_form(False)
 
     # ------------------------------------------------------------ drawing
 
@@ -602,15 +773,23 @@ class TrainPane(Container, can_focus=True):
             self.run_dir = run_dir
             self.post_message(RunFolderChanged(run_dir))
 
+    def _tick(self) -> None:
+        if self.state.active:
+            self._render_state()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._render_state)  # narrow or wide words
+
     def _render_state(self) -> None:
         state = self.state
-        head = state.state
-        if self.watching is not None:
-            head = f"watching {self.watching.name} (read-only) · {head}"
-        line = Text(head.upper() if not self.watching else head, style="bold")
-        if state.message:
-            line.append(f" — {state.message}", style="")
+        # One line at 60 columns: the watched run's name is in the form's config entry.
+        head = state.state.upper() + (" (watched)" if self.watching is not None else "")
+        line = Text(head, style="bold")
         widget = self.query_one("#run-state", Static)
+        width = widget.content_size.width - (len(head) - len(state.state))
+        detail = state.detail(time.time(), width if width > 0 else None)
+        if detail:
+            line.append(f" · {detail}", style="")
         widget.update(line)
         widget.set_class(state.state in ("nan", "error"), "-error")
         widget.set_class(state.state == "finished", "-done")
@@ -634,7 +813,39 @@ class TrainPane(Container, can_focus=True):
         return (  # short lines: the dashboard is 28 columns wide at 60x20
             f"plan {plan.total_steps:,} steps ({plan.steps_per_epoch:,}/epoch)\n"
             f"{plan.train_windows:,} windows × {plan.length}, batch {plan.batch_size}"
+            + self._estimate_text(config, plan)
         )
+
+    def _estimate_text(self, config: tuple[GPTConfig, TrainConfig], plan: object) -> str:
+        """About how long the run takes here, before it starts (a long run is a choice)."""
+        from gptcore.estimate import estimate_seconds
+
+        wanted = config[1].device
+        if wanted not in self._device_rates:
+            self._device_rates[wanted] = None  # measuring: once per device setting
+            self._measure_device(wanted)
+            return ""
+        measured = self._device_rates[wanted]
+        if measured is None:
+            return ""
+        device, rate = measured
+        seconds = estimate_seconds(*config, plan, rate)
+        return f"\nabout {format_duration(seconds)} on {device} (estimate)"
+
+    @work(thread=True, exit_on_error=False, group="estimate")
+    def _measure_device(self, wanted: str) -> None:
+        from gptcore.device import pick_device
+        from gptcore.estimate import effective_flops
+
+        try:
+            device = str(pick_device(wanted))
+        except GptTuiError:
+            return  # the form reports a device that is not here
+        self.post_message(DeviceRateMeasured(wanted, device, effective_flops(device)))
+
+    def on_device_rate_measured(self, message: DeviceRateMeasured) -> None:
+        self._device_rates[message.setting] = (message.device, message.rate)
+        self._show_plan()
 
     def _stats_text(self) -> str:
         s = self.state.last_step
@@ -648,9 +859,10 @@ class TrainPane(Container, can_focus=True):
         memory = "" if self.watching is not None else " " + memory_text(device)
         last_eval = self.state.evals[-1] if self.state.evals else None
         losses = f" · val {last_eval.val_loss:.3f}" if last_eval else ""
+        # No ETA once the run is over (a stale one would look like time left).
+        eta = f" · ETA {format_duration(self.state.eta_s())}" if self.state.active else ""
         return (
-            f"step {s.step + 1:,}{total} · epoch {s.epoch + 1} · "
-            f"ETA {format_duration(self.state.eta_s())}\n"
+            f"step {s.step + 1:,}{total} · epoch {s.epoch + 1}{eta}\n"
             f"tokens {s.tokens_seen:,} · {s.tokens_per_s:,.0f} tok/s · lr {s.lr:.1e}\n"
             f"loss {s.loss:.3f}{losses} · {device}{memory}"
         )

@@ -1,0 +1,313 @@
+"""The Train screen's status line: what a long step or phase is doing (with its
+elapsed time), stopping at once, an honest ETA, and one line at 80x24 and 60x20."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from rich.text import Text
+from textual.widgets import Static
+
+import gptcore.train
+import tui.screens.train
+from gptcore.config import TrainConfig
+from gptcore.events import (
+    CheckpointSaved,
+    EvalEnd,
+    Failed,
+    Finished,
+    Phase,
+    RunStarted,
+    Sample,
+    StepEnd,
+    from_record,
+    to_record,
+)
+from gptcore.runs import read_metrics, run_status
+from gptcore.train import Trainer
+from tui.app import GptTuiApp
+from tui.pump import TrainEvents
+from tui.runstate import RunState
+from tui.screens.train import TrainPane
+
+from .tui_helpers import FAST_MODEL, GUARD_S, fast_config, make_app, run_async, settle, wait_until
+from .tui_helpers import write_corpus as write_text_corpus
+
+SIZES = [(80, 24), (60, 20)]
+
+
+def status(app: GptTuiApp) -> str:
+    renderable = app.query_one("#run-state", Static).render()
+    return renderable.plain if isinstance(renderable, Text) else str(renderable)
+
+
+def step(n: int, elapsed: float = 1.0, total: int = 100, at: float | None = None) -> StepEnd:
+    return StepEnd(
+        n, 0, 5.0, 4e-4, 64 * (n + 1), 900.0, 1.0, None, elapsed, total, time=at or time.time()
+    )
+
+
+def stop_the_clock(monkeypatch: pytest.MonkeyPatch) -> float:
+    """The Train screen's clock stands still (elapsed times are then exact)."""
+    now = time.time()
+    monkeypatch.setattr(tui.screens.train, "time", SimpleNamespace(time=lambda: now))
+    return now
+
+
+async def show(pilot, *events: object) -> TrainPane:  # noqa: ANN001
+    """Deliver events to the Train screen as a live run's would arrive."""
+    pane = pilot.app.query_one(TrainPane)
+    pane.post_message(TrainEvents(list(events), f"live-{pane._run_token}"))
+    await pilot.pause()
+    return pane
+
+
+# ---------------------------------------------------------------- the engine
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return write_text_corpus(tmp_path, repeats=6)
+
+
+def test_trainer_announces_its_slow_phases(corpus: Path, tmp_path: Path) -> None:
+    events: list = []
+    cfg = TrainConfig(
+        corpus=str(corpus), batch_size=2, epochs=1, eval_freq=4, eval_iter=1,
+        sample_tokens=4, checkpoint_every=None, device="cpu",
+    )  # fmt: skip
+    result = Trainer(FAST_MODEL, cfg, listeners=[events.append], run_dir=tmp_path / "run").run()
+    assert isinstance(result, Finished)
+    kinds = [e.name if isinstance(e, Phase) else type(e).__name__ for e in events]
+    # Setup, before the run starts: the corpus, then the model.
+    assert kinds[:3] == ["corpus", "model", "RunStarted"]
+    # Each slow piece of work is announced just before the event that ends it.
+    for phase, ends in (
+        ("eval", "EvalEnd"),
+        ("sample", "Sample"),
+        ("checkpoint", "CheckpointSaved"),
+    ):
+        at = [i for i, k in enumerate(kinds) if k == phase]
+        assert at and all(kinds[i + 1] == ends for i in at), (phase, kinds)
+    # Never one per step: only around the slow work (a save that writes nothing has none).
+    assert kinds.count("eval") == kinds.count("EvalEnd") and kinds.count("checkpoint") == 1
+    # metrics.jsonl holds them too (readers skip unknown events); they read back.
+    on_file = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    phases = [e for e in on_file if isinstance(e, Phase)]
+    assert [p.name for p in phases][:1] == ["eval"]  # setup phases precede the file
+    assert from_record(to_record(phases[0])) == phases[0]
+    assert run_status(tmp_path / "run").status == "finished"
+
+
+def test_paused_time_is_not_elapsed_time(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ETA divides elapsed_s by the steps done: a pause must not count."""
+    trainer: Trainer | None = None
+
+    class Clock:  # the trainer's time module: each wait while paused lasts 100 s
+        offset = 0.0
+
+        def perf_counter(self) -> float:
+            return time.perf_counter() + self.offset
+
+        def sleep(self, seconds: float) -> None:
+            self.offset += 100.0
+            trainer.unpause()  # the user resumes
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(time, name)
+
+    monkeypatch.setattr(gptcore.train, "time", Clock())
+    steps: list[StepEnd] = []
+
+    def listen(event: object) -> None:
+        if isinstance(event, StepEnd):
+            steps.append(event)
+            if event.step == 1:
+                trainer.pause()
+
+    cfg = TrainConfig(
+        corpus=str(corpus), batch_size=2, epochs=1, max_steps=4, eval_freq=100, eval_iter=1,
+        sample_tokens=0, checkpoint_every=None, device="cpu",
+    )  # fmt: skip
+    trainer = Trainer(FAST_MODEL, cfg, listeners=[listen])
+    result = trainer.run()
+    assert isinstance(result, Finished) and len(steps) == 4
+    assert steps[2].elapsed_s - steps[1].elapsed_s < 50  # the 100 s pause is left out
+    assert result.elapsed_s < 50
+
+
+# ---------------------------------------------------------------- the run state
+
+
+def test_no_eta_once_a_run_is_over() -> None:
+    for end in (
+        Finished(10, 1, "cancelled", 640, 9.0),
+        Finished(10, 1, "completed", 640, 9.0),
+        Failed(5, 0, "boom"),
+    ):
+        state = RunState()
+        state.apply(RunStarted("/runs/x", "cpu", "fp32", 100, 1000))
+        state.apply(step(4, elapsed=5.0))
+        assert state.eta_s() == pytest.approx(95.0)
+        state.apply(end)
+        assert state.eta_s() is None, end
+
+
+def test_run_state_says_what_the_trainer_is_doing() -> None:
+    now = 1_000_000.0
+    state = RunState(state="starting", message="building the model …")
+    state.apply(Phase("corpus", 0, time=now))
+    assert state.detail(now) == "loading the corpus …"  # shown at once while starting
+    state.apply(RunStarted("/runs/x", "cpu", "fp32", 100, 1000, time=now))
+    assert state.detail(now + 0.5) == "on cpu (fp32)"  # a short wait shows no timer
+    assert state.detail(now + 66) == "first step … 1m06s"
+    state.apply(step(0, at=now + 66))
+    assert state.detail(now + 67.5) == "step 2 … 1s"
+    state.apply(Phase("eval", 1, time=now + 70))
+    assert state.detail(now + 82) == "evaluating … 12s"
+    state.apply(EvalEnd(0, 0, 4.0, 4.5, 64, time=now + 83))
+    assert state.detail(now + 83.5) == "on cpu (fp32)"
+    # Paused time is not the step's: the timer restarts on resume.
+    state.set_paused(True, now + 84)
+    assert state.detail(now + 200) == "press p to resume"
+    state.set_paused(False, now + 200)
+    assert state.detail(now + 200.5) == "resumed"
+    state.request_stop(now + 201)
+    assert state.state == "stopping" and state.active
+    assert state.detail(now + 201) == "after the current step …"
+    assert state.detail(now + 213) == "after the current step … 12s"
+    state.apply(Phase("checkpoint", 2, time=now + 214))
+    assert state.detail(now + 217) == "saving a checkpoint … 3s"
+    state.apply(CheckpointSaved(2, 0, "/runs/x/checkpoints/step-2", "interrupt", time=now + 218))
+    state.apply(Finished(2, 0, "cancelled", 128, 3.0, time=now + 218))
+    assert state.state == "stopped" and state.detail(now + 300) == "by the user at step 2"
+    assert state.detail(now + 300, width=20) == "by the user"  # narrow words, same meaning
+
+
+# ---------------------------------------------------------------- the screen
+
+
+@run_async
+async def test_status_shows_a_long_phase_with_its_elapsed_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = stop_the_clock(monkeypatch)
+    app = make_app(write_text_corpus(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, "corpus")
+        await pilot.press("2")
+        await show(pilot, RunStarted("/r", "cpu", "fp32", 100, 124_000_000, time=now - 66))
+        assert status(app) == "RUNNING · first step … 1m06s"  # not just "device cpu"
+        pane = await show(pilot, step(0, at=now - 20), Phase("eval", 1, time=now - 12))
+        assert status(app) == "RUNNING · evaluating … 12s"
+        pane.state.activity_since -= 5  # five seconds later, the timer redraws it
+        pane._tick()
+        assert status(app) == "RUNNING · evaluating … 17s"
+        await show(pilot, EvalEnd(0, 0, 4.0, 4.5, 64), Phase("sample", 1, time=now - 4))
+        assert status(app) == "RUNNING · generating a sample … 4s"
+        await show(pilot, Sample(0, 0, "Every effort"), Phase("checkpoint", 1, time=now - 3))
+        assert status(app) == "RUNNING · saving a checkpoint … 3s"
+        await show(pilot, CheckpointSaved(1, 0, "/r/checkpoints/step-1", "manual"))
+        assert status(app) == "RUNNING · on cpu (fp32)"
+        await show(pilot, Finished(1, 0, "completed", 64, 66.0))
+        assert status(app) == "FINISHED · all epochs done, step 1"
+        assert "ETA" not in app.query_one("#run-stats", Static).render().plain  # not stale
+
+
+@run_async
+async def test_stop_says_stopping_at_once(tmp_path: Path) -> None:
+    corpus = write_text_corpus(tmp_path, repeats=12)
+    app = make_app(corpus, fast_config(corpus, epochs=1000))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, "corpus")
+        await pilot.press("2", "s")
+        await wait_until(pilot, lambda s: s.last_step is not None)
+        pane = app.query_one(TrainPane)
+        long_step = threading.Event()  # a step of the 124M model on a CPU: it ends when set
+        pane.trainer.add_listener(
+            lambda event: isinstance(event, StepEnd) and long_step.wait(GUARD_S)
+        )
+        await pilot.press("x")
+        assert status(app) == "STOPPING · after the current step …"
+        assert pane.state.state == "stopping" and pane.training
+        long_step.set()
+        await settle(pilot, "train")
+        assert pane.state.state == "stopped" and status(app).startswith("STOPPED · ")
+
+
+def test_quit_while_training_says_stopping_at_once(tmp_path: Path) -> None:
+    corpus = write_text_corpus(tmp_path, repeats=12)
+    app = make_app(corpus, fast_config(corpus, epochs=1000))
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot, "corpus")
+            await pilot.press("2", "s")
+            await wait_until(pilot, lambda s: s.last_step is not None)
+            pane = app.query_one(TrainPane)
+            render = pane._render_state
+
+            def recorded() -> None:
+                render()
+                seen.append(status(app))
+
+            pane._render_state = recorded  # type: ignore[method-assign]
+            await pilot.press("ctrl+q")
+            await pilot.pause()
+            await pilot.press("y")
+            await settle(pilot)
+
+    asyncio.run(scenario())
+    assert app.return_value == 0
+    stopping = [i for i, s in enumerate(seen) if s.startswith("STOPPING · after the current step")]
+    stopped = [i for i, s in enumerate(seen) if s.startswith("STOPPED")]
+    assert stopping and stopped and stopping[0] < stopped[0], seen
+    assert any("stopping after the current step" in n.message for n in app._notifications)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@run_async
+async def test_the_status_line_fits_on_one_line(
+    tmp_path: Path, size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = stop_the_clock(monkeypatch)
+    app = make_app(write_text_corpus(tmp_path))
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, "corpus")
+        await pilot.press("2")
+        await pilot.pause()
+        widget = app.query_one("#run-state", Static)
+        pane = app.query_one(TrainPane)
+        lines: list[str] = []
+
+        async def check(*events: object) -> None:
+            await show(pilot, *events)
+            await pilot.pause()
+            lines.append(status(app))
+            assert widget.size.height == 1, (size, status(app))
+
+        await check()  # idle
+        pane._reset(RunState(state="starting", message="building the model …"))
+        await check(Phase("corpus", 0, time=now - 3))
+        await check(Phase("model", 0, time=now - 3))
+        await check(RunStarted("/r", "cpu", "fp32", 99_999, 10**8, time=now - 605))
+        await check(step(12_344, total=99_999, at=now - 40), Phase("eval", 12_345, time=now - 12))
+        await check(Phase("sample", 12_345, time=now - 75))
+        await check(Phase("checkpoint", 12_345, time=now - 3))
+        pane.state.apply(CheckpointSaved(12_345, 3, "/r/checkpoints/step-012345", "manual"))
+        pane.state.request_stop(now - 42)
+        pane._render_state()
+        await check()
+        for reason in ("completed", "max_steps", "max_time", "cancelled"):
+            pane._reset(RunState(state="running"))
+            await check(Finished(12_345, 3, reason, 10**6, 60.0))
+        assert lines[-4].startswith("FINISHED · ") and lines[-1].startswith("STOPPED · ")
+        if size == (80, 24):  # the wide words
+            assert lines[-4] == "FINISHED · all epochs done, step 12,345"
+            assert lines[7] == "STOPPING · after the current step … 42s"
