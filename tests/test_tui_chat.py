@@ -211,3 +211,23 @@ def test_snapshot_chat(snap_compare, size):
 class _SnapApp(GptTuiApp):
     def __init__(self) -> None:
         super().__init__(settings=Settings())
+
+
+@run_async
+async def test_escape_leaves_a_control_when_nothing_generates():
+    """Esc in a Chat input leaves it, as everywhere else in the app: it used to be
+    taken by Stop, so the typed keys after it went into the input."""
+    app = _app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.action_show_tab("chat")
+        pane = await find_pane(pilot, ChatPane)
+        temperature = pane.query_one("#chat-temperature", Input)
+        temperature.focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not temperature.has_focus and pane.has_focus
+        await pilot.press("p")  # a single key works again: the prompt
+        await pilot.pause()
+        assert pane.query_one("#chat-prompt", Input).has_focus
+        assert "p" not in temperature.value

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import TextArea
+from textual.widgets import Input, TextArea
 
 from gptcore.config import PRESETS, TrainConfig
 from gptcore.events import EvalEnd, Finished, RunStarted, Sample, StepEnd, to_record
@@ -49,6 +49,26 @@ async def paste_corpus(pilot: Pilot) -> None:
 def test_corpus_screen(snap_compare, tmp_path: Path) -> None:
     app = make_app(write_corpus(tmp_path))
     assert snap_compare(app, terminal_size=SIZE, run_before=paste_corpus)
+
+
+def test_corpus_screen_after_a_bad_path(
+    snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One state at a time: the failed path and its error, then the numbers of the
+    corpus still in use, labelled as such."""
+    monkeypatch.chdir(tmp_path)  # the file tree shows the working directory
+
+    async def before(pilot: Pilot) -> None:
+        await paste_corpus(pilot)
+        await pilot.press("f")
+        pilot.app.query_one("#corpus-path", Input).value = "no-such-corpus.txt"
+        await pilot.press("enter")
+        await settle(pilot, "corpus")
+        pilot.app.query_one("#corpus-pane").focus()
+        await pilot.pause()
+
+    app = make_app(write_corpus(tmp_path))
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
 
 
 def test_train_screen_form(snap_compare, tmp_path: Path) -> None:

@@ -555,7 +555,12 @@ class ChatPane(Container, can_focus=True):
         return True
 
     def action_stop(self) -> None:
-        self._stop_generation()
+        """Escape: stop the generation; with none running, leave the input (as
+        everywhere else), so the screen's keys work again."""
+        if self.generating:
+            self._stop_generation()
+        else:
+            self.focus()
 
     def action_focus_prompt(self) -> None:
         self.query_one("#chat-prompt", Input).focus()

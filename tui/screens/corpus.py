@@ -154,8 +154,8 @@ class CorpusPane(Container, can_focus=True):
                 )
                 with ContentSwitcher(initial="src-builtin", id="source-switcher"):
                     yield Static(
-                        "Built-in corpus: CPython's help topics (about 465 KB of English prose). "
-                        "It ships with Python, so it works offline.",
+                        "Built-in corpus: CPython's help topics (about 430 KB of English prose, "
+                        "one line per paragraph). It ships with Python, so it works offline.",
                         id="src-builtin",
                     )
                     with Vertical(id="src-path"):

@@ -830,7 +830,7 @@ class TrainPane(Container, can_focus=True):
             return ""
         device, rate = measured
         seconds = estimate_seconds(*config, plan, rate)
-        return f"\nabout {format_duration(seconds)} on {device} (estimate)"
+        return f"\nestimated {format_duration(seconds)} on {device}"  # 28 columns at 60x20
 
     @work(thread=True, exit_on_error=False, group="estimate")
     def _measure_device(self, wanted: str) -> None:
