@@ -604,12 +604,9 @@ def _dir_size(path: Path) -> int:
 
 
 def _describe(config: GPTConfig) -> str:
-    from .config import PRESETS
+    from .config import describe_model
 
-    for name, preset in PRESETS.items():
-        if preset == config:
-            return name
-    return f"{config.n_layers}x{config.emb_dim} ctx{config.context_length}"
+    return describe_model(config)
 
 
 def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:

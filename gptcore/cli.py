@@ -30,7 +30,9 @@ COMMANDS = [
     "checkpoints",
     "download",
     "models",
+    "runs",
     "watch",
+    "timeline",
 ]
 
 

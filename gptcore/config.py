@@ -98,6 +98,14 @@ PRESETS: dict[str, GPTConfig] = {
 }
 
 
+def describe_model(config: GPTConfig) -> str:
+    """A model's preset name when it matches one, else its shape ("4x128 ctx128")."""
+    for name, preset in PRESETS.items():
+        if preset == config:
+            return name
+    return f"{config.n_layers}x{config.emb_dim} ctx{config.context_length}"
+
+
 def get_preset(name: str) -> GPTConfig:
     known = ", ".join(PRESETS)
     if not isinstance(name, str) or name not in PRESETS:  # a TOML list or table is no name
@@ -229,6 +237,8 @@ MAX_TRAIN_SEED = 2**64 - 1  # torch.manual_seed's range (negative seeds are refu
 ADAMW_IMPLS = ("auto", "fused", "foreach", "default")
 LR_SCHEDULES = ("constant", "cosine")
 SAMPLERS = ("sequential", "random")
+MIN_SPIKE_WINDOW = 10  # fewer past steps never judge a spike (gptcore.health)
+MAX_SPIKE_WINDOW = 10_000  # each step's z-score reads the whole window
 
 
 @dataclass(frozen=True)
@@ -274,6 +284,11 @@ class TrainConfig:
     checkpoint_every: int | None = None  # steps; a checkpoint is also saved after each epoch
     keep_last: int = 3
     init: str | None = None  # e.g. "gpt2:124M" or "weights:DIR" to continue pretraining
+    # Health signals (gptcore.health): 0 turns each detector off.
+    overfit_evals: int = 3  # evals in a row with val loss up and train loss down
+    spike_window: int = 50  # steps whose loss / grad norm a new one is compared with
+    spike_z: float = 6.0  # z-score above which a step is a spike
+    skip_spikes: bool = False  # do not apply the update of a spiking step
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "epochs", "eval_freq", "eval_iter", "grad_accum", "keep_last")
@@ -284,7 +299,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"train.{name} must be positive, got {value}")
-        for name in ("sample_tokens", "warmup_steps"):
+        for name in ("sample_tokens", "warmup_steps", "overfit_evals", "spike_z"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         limits = {
@@ -292,11 +307,17 @@ class TrainConfig:
             "samples_per_epoch": MAX_WINDOWS_PER_EPOCH,
             "epochs": MAX_EPOCHS,
             "seed": MAX_TRAIN_SEED,
+            "spike_window": MAX_SPIKE_WINDOW,
         }
         for name, high in limits.items():
             value = getattr(self, name)
             if value is not None and value > high:
                 raise ConfigError(f"train.{name} must be at most {high:,}, got {value:,}")
+        if self.spike_window < MIN_SPIKE_WINDOW:
+            raise ConfigError(
+                f"train.spike_window must be at least {MIN_SPIKE_WINDOW} (the points a "
+                f"spike is judged against), got {self.spike_window}"
+            )
         if self.seed < 0:
             raise ConfigError(f"train.seed must be >= 0, got {self.seed}")
         if len(self.start_context) > MAX_START_CONTEXT:

@@ -5,9 +5,10 @@ metrics.jsonl writer and the TUI all consume the same stream. `to_record` /
 `from_record` convert to and from one metrics.jsonl line, so a run started
 elsewhere can be watched by following its file.
 
-`step` follows the book where the book prints it: StepEnd, EvalEnd and Sample
-carry the 0-based `global_step` of the step just taken; RunStarted, Phase,
-CheckpointSaved, Finished and Failed carry the number of steps completed.
+`step` follows the book where the book prints it: StepEnd, EvalEnd, Sample and
+the health signals (Overfitting, Spike; see health.py) carry the 0-based
+`global_step` of the step just taken; RunStarted, Phase, CheckpointSaved,
+Finished and Failed carry the number of steps completed.
 `steps_done(event)` reads either as steps completed (see train_state.py).
 """
 
@@ -113,7 +114,64 @@ class Failed:
     time: float = field(default_factory=_now)
 
 
-Event = RunStarted | StepEnd | EvalEnd | Sample | Phase | CheckpointSaved | Finished | Failed
+@dataclass(frozen=True)
+class Overfitting:
+    """Val loss rose while train loss fell for `evals` evaluations in a row (sent once,
+    at the evaluation that completes the streak). `step` is that evaluation's."""
+
+    step: int
+    epoch: int
+    evals: int
+    best_val: float  # the lowest val loss evaluated so far in this session
+    best_step: int  # the step of that evaluation
+    best_checkpoint: str | None  # the run's best-val checkpoint (RUN:best), if any
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Spike:
+    """A step's loss or gradient norm far above its recent values (a z-score over
+    the last train.spike_window steps); `skipped`: that update was not applied."""
+
+    step: int
+    epoch: int
+    kind: str  # "loss" or "grad_norm"
+    value: float
+    z: float
+    skipped: bool
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class SystemSample:
+    """What the training process uses, every few seconds (train.SYSTEM_EVERY_S): a
+    watcher elsewhere cannot measure it itself. A metric the platform lacks is None
+    (gptcore.sysinfo); `step` is the last step's global_step."""
+
+    step: int
+    epoch: int
+    cpu_percent: float | None = None  # of one core, since the previous sample
+    rss_bytes: int | None = None
+    gpu_name: str | None = None
+    gpu_mem_used: int | None = None  # bytes, the whole device
+    gpu_mem_total: int | None = None
+    gpu_util: float | None = None  # percent
+    time: float = field(default_factory=_now)
+
+
+Event = (
+    RunStarted
+    | StepEnd
+    | EvalEnd
+    | Sample
+    | Phase
+    | CheckpointSaved
+    | Finished
+    | Failed
+    | Overfitting
+    | Spike
+    | SystemSample
+)
 Listener = Callable[[Event], None]
 
 EVENT_NAMES: dict[type, str] = {
@@ -125,6 +183,11 @@ EVENT_NAMES: dict[type, str] = {
     CheckpointSaved: "checkpoint",
     Finished: "finished",
     Failed: "failed",
+    # Added later: older readers skip these lines (from_record gives None for a name
+    # it does not know), so a new run stays readable by an older gpt-tui.
+    Overfitting: "overfitting",
+    Spike: "spike",
+    SystemSample: "system",
 }
 EVENT_TYPES = {name: cls for cls, name in EVENT_NAMES.items()}
 
@@ -155,4 +218,5 @@ def from_record(record: dict[str, Any]) -> Event | None:
 
 def steps_done(event: Event) -> int:
     """Optimizer steps completed at this event, whatever its kind."""
-    return event.step + 1 if isinstance(event, StepEnd | EvalEnd | Sample) else event.step
+    per_step = StepEnd | EvalEnd | Sample | Overfitting | Spike | SystemSample
+    return event.step + 1 if isinstance(event, per_step) else event.step

@@ -112,6 +112,16 @@ class RunLock:
             os.unlink(aside)
 
 
+def lock_holder(run_dir: str | Path) -> str | None:
+    """Why RUN/.lock is held (a sentence naming a live holder, or one on another
+    host that cannot be checked from here), or None when no process holds it."""
+    path = RunDir(run_dir).lock
+    holder, inode = _read(path)
+    if inode is None:
+        return None
+    return _why_held(holder, path)
+
+
 def _read(path: Path) -> tuple[dict[str, Any] | None, int | None]:
     """(the lock's contents or None when unreadable, its inode or None when absent)."""
     try:

@@ -6,6 +6,7 @@
     RUN_DIR/checkpoints/     one folder per checkpoint (see checkpoint.py)
     RUN_DIR/exports/         the book's .pth and Hugging Face exports of its checkpoints
     RUN_DIR/loss.png         the loss plot, when exported
+    RUN_DIR/timeline.json    the sample timeline's cached samples (see timeline.py)
     RUN_DIR/.lock            held while a process trains into the run (see runlock.py)
 
 `RunDir` owns these names: nothing else spells them out. `MetricsFollower`
@@ -39,6 +40,7 @@ SAMPLES_FILE = "samples.txt"
 CHECKPOINTS_DIR = "checkpoints"
 EXPORTS_DIR = "exports"
 LOSS_PLOT = "loss.png"
+TIMELINE_FILE = "timeline.json"
 LOCK_FILE = ".lock"
 
 
@@ -90,6 +92,10 @@ class RunDir:
     @property
     def loss_plot(self) -> Path:
         return self.path / LOSS_PLOT
+
+    @property
+    def timeline(self) -> Path:
+        return self.path / TIMELINE_FILE
 
     @property
     def lock(self) -> Path:

@@ -17,6 +17,7 @@ never raises for a user error: it ends with a Finished or Failed event.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -32,6 +33,7 @@ from torch import nn
 
 from .checkpoint import (
     Checkpoint,
+    best_checkpoint,
     decode_rng,
     load_weights_into,
     save_checkpoint,
@@ -50,11 +52,15 @@ from .events import (
     Failed,
     Finished,
     Listener,
+    Overfitting,
     Phase,
     RunStarted,
     Sample,
+    Spike,
     StepEnd,
+    SystemSample,
 )
+from .health import OverfitDetector, SpikeDetector
 from .model import GPTModel
 from .paths import verdict_file
 from .perf import default_precision, enable_tf32, make_adamw, mfu, peak_flops
@@ -62,9 +68,14 @@ from .plan import BatchPlan, batch_plan
 from .resume import check_resume, check_schedule, open_checkpoint
 from .runlock import RunLock, check_run_dir_unused
 from .runs import MetricsWriter, RunDir, new_run_dir, write_run_config
+from .sysinfo import CpuMeter, system_stats
 from .train_state import TrainState
 
 log = logging.getLogger(__name__)
+
+# How often the training process reports its CPU, memory and GPU use (SystemSample):
+# what `gpt-tui watch` shows of a run in another process.
+SYSTEM_EVERY_S = 10.0
 
 __all__ = [
     "Trainer",
@@ -174,6 +185,15 @@ class Trainer:
         self.state = TrainState()
         self.policy = CheckpointPolicy(train_config.checkpoint_every, train_config.keep_last)
         self.result: Finished | Failed | None = None
+        # Health signals (health.py). Every rank feeds them the same numbers (the mean
+        # loss, the synced gradients), so all ranks skip the same updates.
+        self._loss_spikes = SpikeDetector(train_config.spike_window, train_config.spike_z)
+        self._grad_spikes = SpikeDetector(train_config.spike_window, train_config.spike_z)
+        self._overfit = OverfitDetector(train_config.overfit_evals)
+        self._step_spikes: list[tuple[str, float, float]] = []  # (kind, value, z) this step
+        self._step_skipped = False
+        self._cpu = CpuMeter()  # the training process's own CPU use, for SystemSample
+        self._system_at = -math.inf  # perf_counter of the last SystemSample
         # Set up by _setup(), from the configs and the corpus:
         self.device = torch.device("cpu")
         self.precision = ""
@@ -482,13 +502,34 @@ class Trainer:
         else:
             grads = [p.grad for p in self.model.parameters() if p.grad is not None]
             norm = torch.nn.utils.get_total_norm(grads)
-        if self.scaler is not None:
+        # A spike is judged before the update, so that it can be left out. A skipped
+        # step still counts as a step (its batch is used, the schedule moves on), so
+        # the data position and the learning rate stay what a resume expects.
+        self._step_spikes = self._spikes(loss_value, norm) if cfg.spike_z > 0 else []
+        self._step_skipped = bool(self._step_spikes) and cfg.skip_spikes
+        if self._step_skipped:  # the weights and the optimizer's state stay as they were
+            self.optimizer.zero_grad()
+            if self.scaler is not None:
+                self.scaler.update()  # ends the unscale_ above, as a scaler step would
+        elif self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             self.optimizer.step()
         grad_norm = float(norm.item())
         return loss_value, (grad_norm if math.isfinite(grad_norm) else None), tokens
+
+    def _spikes(self, loss: float, norm: torch.Tensor) -> list[tuple[str, float, float]]:
+        """(kind, value, z) for this step's loss and gradient norm, where they spike."""
+        found = []
+        grad_norm = float(norm.item())
+        for kind, value, detector in (
+            ("loss", loss, self._loss_spikes),
+            ("grad_norm", grad_norm, self._grad_spikes),
+        ):
+            if math.isfinite(value) and (z := detector.check(value)) is not None:
+                found.append((kind, value, z))
+        return found
 
     def _nan_failure(self, loss: float) -> Failed:
         state = self.state
@@ -511,6 +552,15 @@ class Trainer:
         return self.config.max_steps is not None and self.state.step >= self.config.max_steps
 
     # -- evaluation and samples
+
+    def _overfitting(self, step: int) -> Overfitting:
+        """The event for an overfitting onset, naming the run's best-val checkpoint."""
+        best = None
+        if self.is_main and self.run_dir is not None:
+            with contextlib.suppress(CheckpointError):  # none saved with a val loss yet
+                best = str(best_checkpoint(self.run_dir))
+        o = self._overfit
+        return Overfitting(step, self.state.epoch, o.evals, o.best_val, o.best_step, best)
 
     def _evaluate(self) -> tuple[float, float]:
         """The book's evaluate_model (see DataOrder.eval_batches); each rank computes
@@ -649,6 +699,12 @@ class Trainer:
                 total_steps=self.total_steps,
             )
         )
+        for kind, value, z in self._step_spikes:
+            self._emit(Spike(global_step, state.epoch, kind, value, z, self._step_skipped))
+        if self.is_main and time.perf_counter() - self._system_at >= SYSTEM_EVERY_S:
+            self._system_at = time.perf_counter()
+            stats = system_stats(str(self.device), self._cpu)
+            self._emit(SystemSample(global_step, state.epoch, **dataclasses.asdict(stats)))
         if self.world == 1 and self._should_stop():
             self._stop_requested = True  # set by a listener of this very step
         if global_step % cfg.eval_freq == 0:
@@ -656,6 +712,8 @@ class Trainer:
             train_loss, val_loss = self._evaluate()
             state.record_eval(train_loss, val_loss)
             self._emit(EvalEnd(global_step, state.epoch, train_loss, val_loss, state.tokens_seen))
+            if self._overfit.update(global_step, train_loss, val_loss):
+                self._emit(self._overfitting(global_step))
         for reason in self.policy.due_after_step(state.step):
             self._save(reason)
         if self._stop_requested:

@@ -4,6 +4,7 @@ elapsed time), stopping at once, an honest ETA, and one line at 80x24 and 60x20.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from gptcore.events import (
     RunStarted,
     Sample,
     StepEnd,
+    SystemSample,
     from_record,
     to_record,
 )
@@ -311,3 +313,170 @@ async def test_the_status_line_fits_on_one_line(
         if size == (80, 24):  # the wide words
             assert lines[-4] == "FINISHED · all epochs done, step 12,345"
             assert lines[7] == "STOPPING · after the current step … 42s"
+
+
+def system_line(app: GptTuiApp) -> str:
+    widget = app.query_one("#run-system", Static)
+    return widget.render().plain if widget.display else ""
+
+
+@run_async
+async def test_the_system_line_shows_while_a_run_is_live_and_watched(tmp_path: Path) -> None:
+    corpus = write_text_corpus(tmp_path, repeats=12)
+    app = make_app(corpus, fast_config(corpus, epochs=1000))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, "corpus")
+        await pilot.press("2")
+        assert system_line(app) == ""  # idle: no run to describe
+        await pilot.press("s")
+        await wait_until(pilot, lambda s: s.last_step is not None)
+        pane = app.query_one(TrainPane)
+        pane._tick()  # the 1 s timer's refresh, now
+        await settle(pilot, "sysinfo")
+        line = system_line(app)
+        assert line.startswith("cpu ") and " · rss " in line, line
+        assert "rss" not in app.query_one("#run-stats", Static).render().plain  # one source
+        await pilot.press("x")
+        await settle(pilot, "train")
+        run_dir = pane.run_dir
+        pane._tick()
+        await settle(pilot, "sysinfo")
+        assert system_line(app) == ""  # the run is over
+        pane.watch_run(run_dir)  # a finished run: nothing of this machine to show
+        await settle(pilot)
+        assert pane.state.state == "stopped" and system_line(app) == ""
+        pane.action_leave_watch()
+        watched = tmp_path / "watched"
+        watched.mkdir()
+        events = [RunStarted(str(watched), "cpu", "fp32", 100, 10**6), step(0)]
+        (watched / "metrics.jsonl").write_text(
+            "".join(json.dumps(to_record(e)) + "\n" for e in events)
+        )
+        pane.watch_run(watched)  # in progress, but it has not reported its use yet
+        await settle(pilot)
+        pane._tick()
+        await settle(pilot)
+        assert pane.state.active and system_line(app) == ""  # never this app's numbers
+        sample = SystemSample(0, 0, 187.0, 3_000_000_000, time=time.time() - 4)
+        with (watched / "metrics.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(to_record(sample)) + "\n")
+        pane.poll_watched()
+        await settle(pilot)
+        pane._tick()
+        await settle(pilot)
+        # What the watched run's own process reported (it may be on another machine).
+        assert system_line(app) == "run: cpu 187% · rss 3.0 GB · 4s ago", system_line(app)
+
+
+# ---------------------------------------------------------------- health and the bell
+
+
+def rings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every App.bell() from now on."""
+    rung: list[int] = []
+    monkeypatch.setattr(GptTuiApp, "bell", lambda app: rung.append(1))
+    return rung
+
+
+def notes(app: GptTuiApp) -> list[tuple[str, str, str]]:
+    return [(n.title, n.severity, n.message) for n in app._notifications]
+
+
+@run_async
+async def test_a_run_that_ends_rings_the_bell_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rung = rings(monkeypatch)
+    app = make_app(write_text_corpus(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, "corpus")
+        await pilot.press("2")
+        await show(pilot, RunStarted("/r/my-run", "cpu", "fp32", 100, 10**6), step(0))
+        assert rung == []
+        await show(pilot, Finished(100, 1, "completed", 6400, 60.0))
+        assert rung == [1]
+        assert ("Training finished", "information", "my-run: all epochs done, step 100") in notes(
+            app
+        )
+        pane = app.query_one(TrainPane)
+        pane._reset(RunState(state="starting"))
+        await show(pilot, RunStarted("/r/my-run", "cpu", "fp32", 100, 10**6))
+        await show(pilot, Failed(3, 0, "the loss became nan", kind="nan"))
+        assert rung == [1, 1]
+        assert notes(app)[-1][:2] == ("Training failed", "error")
+
+
+@run_async
+async def test_no_bell_when_the_setting_is_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tui.settings import Settings
+
+    rung = rings(monkeypatch)
+    corpus = write_text_corpus(tmp_path)
+    app = GptTuiApp(settings=Settings(corpus=str(corpus), config="preset:tiny", bell=False))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, "corpus")
+        await pilot.press("2")
+        await show(pilot, RunStarted("/r/quiet", "cpu", "fp32", 10, 10**6))
+        await show(pilot, Finished(10, 1, "completed", 640, 6.0))
+        assert rung == []
+        assert notes(app)[-1][:2] == ("Training finished", "information")  # still said
+
+
+@run_async
+async def test_health_signals_are_recorded_and_notified(tmp_path: Path) -> None:
+    from gptcore.events import Overfitting, Spike
+
+    app = make_app(write_text_corpus(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, "corpus")
+        await pilot.press("2")
+        spike = Spike(30, 1, "loss", 12.5, 8.0, True)
+        over = Overfitting(40, 2, 3, 4.5, 20, "/r/[b]/checkpoints/step-000020")
+        pane = await show(pilot, RunStarted("/r", "cpu", "fp32", 100, 10**6), step(0), spike)
+        pane = await show(pilot, over)
+        assert pane.state.health == [spike, over]
+        warned = [n for n in notes(app) if n[1] == "warning"]
+        assert warned == [
+            ("Spike", "warning", "loss spike at step 30 (epoch 2): 12.5, z 8.0; update skipped"),
+            (
+                "Overfitting",
+                "warning",
+                "overfitting at step 40 (epoch 3): val loss rose while train loss fell for "
+                "3 evals; best val 4.500 at step 20 (/r/[b]/checkpoints/step-000020)",
+            ),
+        ]
+
+
+@run_async
+async def test_a_watched_run_notifies_its_health_and_rings_when_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gptcore.events import Overfitting, Spike
+    from gptcore.runs import MetricsWriter
+
+    rung = rings(monkeypatch)
+    run = tmp_path / "elsewhere"
+    run.mkdir()
+    writer = MetricsWriter(run / "metrics.jsonl")
+    for event in (RunStarted(str(run), "cpu", "fp32", 100, 10**6), step(0)):
+        writer(event)
+    writer(Overfitting(0, 0, 3, 4.5, 0, None))
+    app = make_app(write_text_corpus(tmp_path), watch_dir=run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, "corpus")
+        await wait_until(pilot, lambda s: len(s.health) == 1)
+        assert [n[0] for n in notes(app) if n[1] == "warning"] == ["Overfitting"]
+        writer(Spike(1, 0, "grad_norm", 9.0, 7.0, False))
+        writer(Finished(2, 0, "max_steps", 128, 2.0))
+        writer.close()
+        await wait_until(pilot, lambda s: s.state == "finished")
+        assert rung == [1]  # it ended while we watched
+        assert [n[0] for n in notes(app) if n[1] == "warning"] == ["Overfitting", "Spike"]
+        assert notes(app)[-1][:2] == ("Training finished", "information")
+        # A run that had already ended when we began watching is history, not news.
+        app.query_one(TrainPane).watch_run(run)
+        await wait_until(pilot, lambda s: s.state == "finished")
+        assert rung == [1]
+        assert notes(app)[-1][0] == "Run health"  # its two signals, in one notification

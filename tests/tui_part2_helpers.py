@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -46,12 +47,16 @@ def make_corrupted(run: str = "tiny-run", name: str = "broken") -> Path:
     return folder
 
 
-async def wait_until(pilot, condition, tries: int = 500) -> None:
-    """Let the app process messages until `condition()` holds (bounded)."""
-    for _ in range(tries):
+async def wait_until(pilot, condition, tries: int = 500, timeout_s: float = 60.0) -> None:
+    """Let the app process messages until `condition()` holds: at least `tries` polls
+    and up to `timeout_s` seconds (a loaded 2-core CI machine needs more than 5 s)."""
+    deadline = time.monotonic() + timeout_s
+    polls = 0
+    while polls < tries or time.monotonic() < deadline:
         if condition():
             return
         await pilot.pause(0.01)
+        polls += 1
     raise AssertionError("condition never became true")
 
 

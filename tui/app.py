@@ -1,5 +1,5 @@
-"""The gpt-tui Textual app: one tab bar over the Corpus, Train, Chat, Checkpoints
-and Models screens, a footer of keys, a help screen and command-palette actions.
+"""The gpt-tui Textual app: one tab bar over the Corpus, Train, Chat, Checkpoints,
+Models and Runs screens, a footer of keys, a help screen and command-palette actions.
 
 Start-up stays fast: nothing here imports torch or the engine modules that do;
 the screens import them inside their workers.
@@ -31,12 +31,13 @@ from .screens.chat import ChatPane
 from .screens.checkpoints import CheckpointsPane
 from .screens.corpus import CorpusPane
 from .screens.models import ModelsPane
+from .screens.runs import RunsPane
 from .screens.train import TrainPane
 from .settings import Settings, load_settings, save_settings
 
 STYLES = Path(__file__).parent
 # Each screen's layout, one .tcss file per screen (absolute paths: subclasses load them too).
-PANE_CSS = [STYLES / name for name in ("chat.tcss", "checkpoints.tcss", "models.tcss")]
+PANE_CSS = [STYLES / name for name in ("chat.tcss", "checkpoints.tcss", "models.tcss", "runs.tcss")]
 
 # (tab id, title, key, pane class): the order of the tab bar.
 SCREENS = [
@@ -45,6 +46,7 @@ SCREENS = [
     ("chat", "Chat", "3", ChatPane),
     ("checkpoints", "Checkpoints", "4", CheckpointsPane),
     ("models", "Models", "5", ModelsPane),
+    ("runs", "Runs", "6", RunsPane),
 ]
 
 
@@ -173,6 +175,12 @@ class GptTuiApp(PaneRouter):
         except OSError as exc:
             self.notify(f"could not save settings: {exc}", severity="warning")
 
+    def action_toggle_bell(self) -> None:
+        """The terminal bell when a run ends (live or watched), on or off (saved)."""
+        self.settings.bell = not self.settings.bell
+        self.save_settings()
+        self.notify(f"bell when a run ends: {'on' if self.settings.bell else 'off'}")
+
     def _theme_changed(self, theme: object) -> None:
         self.settings.theme = self.theme
         self.save_settings()
@@ -237,6 +245,10 @@ class GptTuiApp(PaneRouter):
         )
         corpus = self.query_one(CorpusPane)
         yield SystemCommand("Use the built-in corpus", "(b on Corpus)", corpus.action_use_builtin)
+        now = "on" if self.settings.bell else "off"
+        yield SystemCommand(
+            "Toggle bell", f"Ring when a run ends (now {now})", self.action_toggle_bell
+        )
         yield SystemCommand("Help", "Every key (?)", self.action_help)
 
     # ------------------------------------------------------------ quitting

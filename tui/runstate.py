@@ -15,10 +15,13 @@ from gptcore.events import (
     Event,
     Failed,
     Finished,
+    Overfitting,
     Phase,
     RunStarted,
     Sample,
+    Spike,
     StepEnd,
+    SystemSample,
 )
 from gptcore.fmt import format_duration
 
@@ -55,6 +58,9 @@ class RunState:
     evals: list[EvalEnd] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     checkpoints: list[CheckpointSaved] = field(default_factory=list)
+    # Health signals (overfitting, spikes), in order: notified, and marked on the curves.
+    health: list[Overfitting | Spike] = field(default_factory=list)
+    system: SystemSample | None = None  # what the training process last reported using
     # idle, starting, running, paused, stopping, finished, stopped, nan, error
     state: str = "idle"
     message: str = ""  # the words after the state; `short` when the line is narrow
@@ -94,6 +100,10 @@ class RunState:
         elif isinstance(event, CheckpointSaved):
             self.checkpoints.append(event)
             self._doing("step", event.time)
+        elif isinstance(event, Overfitting | Spike):
+            self.health.append(event)
+        elif isinstance(event, SystemSample):
+            self.system = event
         elif isinstance(event, Finished):
             self.state = "stopped" if event.reason == "cancelled" else "finished"
             wide, narrow = FINISH_WORDS.get(event.reason, (f"{event.reason}, step {{step:,}}", ""))

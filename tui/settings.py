@@ -1,9 +1,9 @@
-"""The app's settings (last corpus, last config, theme) as TOML in the config dir."""
+"""The app's settings (last corpus, last config, theme, bell) as TOML in the config dir."""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -23,6 +23,7 @@ class Settings:
     corpus: str = "builtin"
     config: str = ""  # a configs/*.toml path, a saved one, preset:NAME; "": the first run
     theme: str = "textual-dark"
+    bell: bool = True  # ring the terminal bell when a run (live or watched) ends
 
 
 def settings_path() -> Path:
@@ -35,8 +36,11 @@ def load_settings() -> Settings:
         data = tomllib.loads(settings_path().read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return Settings()
-    known = {f.name for f in fields(Settings)}
-    return Settings(**{k: v for k, v in data.items() if k in known and isinstance(v, str)})
+    # A value of the wrong type (hand-edited) keeps its default.
+    defaults = asdict(Settings())
+    return Settings(
+        **{k: v for k, v in data.items() if k in defaults and type(v) is type(defaults[k])}
+    )
 
 
 def save_settings(settings: Settings) -> None:

@@ -105,10 +105,13 @@ class ConsolePrinter:
             CheckpointSaved,
             EvalEnd,
             Finished,
+            Overfitting,
             RunStarted,
             Sample,
+            Spike,
             StepEnd,
         )
+        from ..health import health_text
 
         if isinstance(event, RunStarted):
             self.first_step, self.total = event.step, event.total_steps
@@ -136,6 +139,8 @@ class ConsolePrinter:
             self._line(event.text.replace("\n", " "))
         elif isinstance(event, CheckpointSaved):
             self._line(f"checkpoint ({event.reason}): {event.path}")
+        elif isinstance(event, Overfitting | Spike):
+            self._line(f"warning: {health_text(event)}")
         elif isinstance(event, Finished):
             if self.bar.enabled:
                 self.err.write("\r\033[K")

@@ -43,9 +43,13 @@ class OpenRunScreen(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="open-run-cancel")]
 
+    def __init__(self, title: str = "Watch a run (read-only): type its folder or pick one") -> None:
+        super().__init__()
+        self.title_text = title
+
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Static("Watch a run (read-only): type its folder or pick one", markup=False)
+            yield Static(self.title_text, markup=False)
             yield Input(placeholder="run directory, then Enter", id="run-path", compact=True)
             yield Static("", id="run-path-error", markup=False)
             yield OptionList(id="run-list")

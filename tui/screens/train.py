@@ -11,7 +11,6 @@ timer starts; what it read arrives as TrainEvents too.
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,9 +27,10 @@ from textual.worker import Worker, WorkerState
 
 from gptcore.config import PRESETS, GPTConfig, TrainConfig
 from gptcore.errors import GptTuiError
-from gptcore.events import CheckpointSaved, Event
-from gptcore.fmt import format_bytes, format_duration
+from gptcore.events import CheckpointSaved, Event, Failed, Finished, Overfitting, Spike
+from gptcore.fmt import format_duration
 from gptcore.runs import MetricsFollower, RunDir, checkpoint_label
+from gptcore.sysinfo import CpuMeter, SystemStats, describe, system_stats
 
 from ..configs import (
     FIELDS,
@@ -60,22 +60,6 @@ def _input_id(field: Field) -> str:
     return "f-" + field.key.replace(".", "-").replace("_", "-")
 
 
-def memory_text(device: str) -> str:
-    """GPU memory on CUDA, else this process's peak resident memory."""
-    torch = sys.modules.get("torch")
-    if device.startswith("cuda") and torch is not None and torch.cuda.is_available():
-        used = format_bytes(torch.cuda.memory_allocated())
-        return f"gpu {used}/{format_bytes(torch.cuda.max_memory_allocated())}"
-    try:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        scale = 1024 if sys.platform != "darwin" else 1  # KiB on Linux, bytes on macOS
-        return f"rss {format_bytes(peak * scale)}"
-    except (ImportError, OSError):
-        return "mem –"
-
-
 class TrainerReady(Message):
     """The worker built the run's Trainer: pause and checkpoint requests go to it."""
 
@@ -90,6 +74,14 @@ class DeviceRateMeasured(Message):
     def __init__(self, setting: str, device: str, rate: float) -> None:
         super().__init__()
         self.setting, self.device, self.rate = setting, device, rate
+
+
+class SystemRead(Message):
+    """The system line (gptcore.sysinfo), read off the UI thread for run `token`."""
+
+    def __init__(self, token: int, text: str) -> None:
+        super().__init__()
+        self.token, self.text = token, text
 
 
 class RunConfigRead(Message):
@@ -149,6 +141,7 @@ class TrainPane(Container, can_focus=True):
         self._worker: Worker | None = None  # the live run's worker
         self._run_ended: threading.Event | None = None  # set when its thread has ended
         self._samples_shown = 0
+        self._backlog = False  # the first read of a watched run: its past, not news
         self._validation_pending = False
         self._config_key: str | None = None
         # The watched or resumed run's own configs, under their config-list key.
@@ -156,6 +149,7 @@ class TrainPane(Container, can_focus=True):
         self._watch_config: str | None = None  # why the watched run's config is not shown
         # train.device setting -> (resolved device, effective FLOP/s), None while measuring.
         self._device_rates: dict[str, tuple[str, float] | None] = {}
+        self._cpu = CpuMeter()  # the live run's process (this app) between two refreshes
 
     # ------------------------------------------------------------ layout
 
@@ -184,6 +178,9 @@ class TrainPane(Container, can_focus=True):
             with Vertical(id="dashboard"):
                 yield Static("IDLE · press s to start", id="run-state")
                 yield Static("", id="run-stats")
+                system = Static("", id="run-system")
+                system.display = False  # only while a run is live or watched
+                yield system
                 yield LossChart(id="loss-chart")
                 with Horizontal(id="sparks"):
                     yield Label("loss", classes="spark-label")
@@ -552,6 +549,7 @@ class TrainPane(Container, can_focus=True):
 
     def _begin_live(self) -> None:
         self.live = True
+        self._backlog = False
         self._stop_requested = False
         self._cancel = threading.Event()
         self._run_ended = threading.Event()
@@ -620,13 +618,18 @@ class TrainPane(Container, can_focus=True):
         if message.source not in (f"live-{self._run_token}", f"watch-{self._run_token}"):
             return  # a message from an earlier run or watch
         self.apply_events(message.events)
+        self._backlog = False
 
     def apply_events(self, events: list[Event]) -> None:
-        n_evals = len(self.state.evals)
+        n_evals, n_health = len(self.state.evals), len(self.state.health)
         for event in events:
             self.state.apply(event)
             if isinstance(event, CheckpointSaved):
                 self.notify(f"{event.reason} checkpoint: {event.path}", title="Checkpoint")
+            elif isinstance(event, Overfitting | Spike) and not self._backlog:
+                self._notify_health([event])
+            elif isinstance(event, Finished | Failed) and not self._backlog:
+                self._announce_end()
             started = self.state.started
             if started is not None and self.run_dir is None and started.run_dir:
                 self._set_run_dir(Path(started.run_dir))
@@ -640,7 +643,38 @@ class TrainPane(Container, can_focus=True):
             log.write(Text(f"── epoch {sample.epoch + 1}, step {sample.step} ──", style="dim"))
             log.write(Text(sample.text))
         self._samples_shown = len(self.state.samples)
+        if self._backlog:  # a watched run's past signals: in one notification
+            self._notify_health(self.state.health[n_health:])
         self._render_state()
+
+    def _notify_health(self, found: list[Overfitting | Spike]) -> None:
+        """Warn about health signals; several at once in one notification."""
+        from gptcore.health import health_text
+
+        if not found:
+            return
+        text, title = health_text(found[-1]), type(found[-1]).__name__
+        if len(found) > 1:
+            text, title = f"{len(found)} health signals so far; the latest: {text}", "Run health"
+        self.notify(text, title=title, severity="warning", markup=False)
+
+    def _announce_end(self) -> None:
+        """A run ended: a notification and the terminal bell, for a user whose app is
+        in another tmux window. Not when the user stopped our run here."""
+        if self.live and self._stop_requested:
+            return
+        name = self.run_dir.name if self.run_dir is not None else "the run"
+        state = self.state.state
+        if state in ("nan", "error"):
+            title, severity = "Training failed", "error"
+        else:
+            title, severity = f"Training {state}", "information"
+        self.notify(f"{name}: {self.state.message}", title=title, severity=severity, markup=False)
+        self._ring()
+
+    def _ring(self) -> None:
+        if self.app.settings.bell:
+            self.app.bell()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "train" or event.worker is not self._worker:
@@ -648,6 +682,7 @@ class TrainPane(Container, can_focus=True):
         if event.state == WorkerState.ERROR:
             self.state.fail(str(event.worker.error))
             self.notify(self.state.message, title="Training stopped", severity="error")
+            self._ring()
         elif event.state in (WorkerState.SUCCESS, WorkerState.CANCELLED) and self.state.active:
             self.state.state = "stopped" if self._stop_requested else "finished"
             self.state.message = self.state.message or self.state.state
@@ -697,6 +732,7 @@ class TrainPane(Container, can_focus=True):
         self._lock_form(True)
         self._reset(RunState(message="waiting for events …"))
         self._run_token += 1
+        self._backlog = True  # until its first read: what happened before we watched
         self._follower = MetricsFollower(RunDir(self.watching).metrics)
         self._timer = self.set_interval(POLL_S, self.poll_watched)
         self.poll_watched()
@@ -765,7 +801,9 @@ class TrainPane(Container, can_focus=True):
         self.query_one("#spark-loss", Sparkline).data = []
         self.query_one("#spark-tps", Sparkline).data = []
         self.query_one("#samples", RichLog).clear()
+        self.query_one("#run-system", Static).display = False
         self._render_state()
+        self.call_later(self._poll_system)  # once the run or watch has begun
 
     def _set_run_dir(self, run_dir: Path | None) -> None:
         """The run's folder; the app passes it on to Chat (its "just trained" model)."""
@@ -776,6 +814,44 @@ class TrainPane(Container, can_focus=True):
     def _tick(self) -> None:
         if self.state.active:
             self._render_state()
+        self._poll_system()
+
+    def _system_shown(self) -> bool:
+        """The system line shows while a run of ours or a watched run is in progress."""
+        return self.state.active and (self.live or self.watching is not None)
+
+    def _poll_system(self) -> None:
+        """Refresh the system line (the 1 s timer calls this)."""
+        if not self._system_shown():
+            self.query_one("#run-system", Static).display = False
+            return
+        if self.watching is not None:  # the run's own numbers, from its metrics.jsonl
+            self.on_system_read(SystemRead(self._run_token, self._reported_system()))
+            return
+        started = self.state.started
+        self._read_system(self._run_token, started.device if started is not None else None)
+
+    def _reported_system(self) -> str:
+        """What the watched run's process last reported using (SystemSample events)."""
+        sample = self.state.system
+        if sample is None:
+            return ""
+        fields = {f: getattr(sample, f) for f in SystemStats.__dataclass_fields__}
+        age = max(0.0, time.time() - sample.time)
+        line = describe(SystemStats(**fields))
+        return f"run: {line} · {format_duration(age)} ago" if line else ""
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="sysinfo")
+    def _read_system(self, token: int, device: str | None) -> None:
+        # Off the UI thread: a CUDA query can wait on a device busy training.
+        self.post_message(SystemRead(token, describe(system_stats(device, self._cpu))))
+
+    def on_system_read(self, message: SystemRead) -> None:
+        if message.token != self._run_token:
+            return  # an earlier run's or watch's
+        widget = self.query_one("#run-system", Static)
+        widget.update(Text(message.text))
+        widget.display = self._system_shown() and bool(message.text)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._render_state)  # narrow or wide words
@@ -856,7 +932,6 @@ class TrainPane(Container, can_focus=True):
                 return self._plan_text()
             return f"device {device}"
         total = f"/{s.total_steps:,}" if s.total_steps else ""
-        memory = "" if self.watching is not None else " " + memory_text(device)
         last_eval = self.state.evals[-1] if self.state.evals else None
         losses = f" · val {last_eval.val_loss:.3f}" if last_eval else ""
         # No ETA once the run is over (a stale one would look like time left).
@@ -864,5 +939,5 @@ class TrainPane(Container, can_focus=True):
         return (
             f"step {s.step + 1:,}{total} · epoch {s.epoch + 1}{eta}\n"
             f"tokens {s.tokens_seen:,} · {s.tokens_per_s:,.0f} tok/s · lr {s.lr:.1e}\n"
-            f"loss {s.loss:.3f}{losses} · {device}{memory}"
+            f"loss {s.loss:.3f}{losses} · {device}"
         )

@@ -1,0 +1,111 @@
+"""`gpt-tui timeline`: one prompt generated from each checkpoint of a run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..config import TrainConfig
+
+# gptcore.timeline's defaults, without importing it (and torch) to build the parser.
+DEFAULT_PROMPT, DEFAULT_SEED = TrainConfig.start_context, TrainConfig.seed
+
+# The flag behind each sampling setting, for error messages.
+FLAGS = {
+    "seed": "--seed",
+    "max_new_tokens": "--max-new-tokens",
+    "temperature": "--temperature",
+    "top_k": "--top-k",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "timeline",
+        help="the same prompt and seed generated from each checkpoint of a run",
+        description="Generates the same prompt with the same seed and settings from each "
+        "checkpoint of RUN, oldest first, as `gpt-tui generate --checkpoint C --prompt P "
+        "--sample-seed S` would; samples are cached in RUN/timeline.json.",
+    )
+    p.add_argument("run", metavar="RUN", help="a run folder or run name")
+    p.add_argument(
+        "--prompt",
+        help=f"default: the run's own sample prompt (start_context), else {DEFAULT_PROMPT!r}",
+    )
+    p.add_argument("--seed", metavar="S", help=f"sampling seed (default: {DEFAULT_SEED})")
+    p.add_argument("--max-new-tokens", metavar="N", help="default: 50")
+    p.add_argument("--temperature", metavar="T", help="0 = greedy (default)")
+    p.add_argument("--top-k", metavar="K", help="keep the K most likely")
+    p.add_argument(
+        "--against",
+        metavar="SPEC",
+        help="a second model sampled with the same settings (RUN:best, a checkpoint, gpt2:124M)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--json", action="store_true", help="print one JSON object per checkpoint")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import find_run
+    from ..fmt import MISSING, format_count
+    from ..generate import GenerationError
+    from ..modelspec import describe_spec
+    from ..sampling_settings import settings_from_text
+    from ..timeline import run_prompt, sample_timeline
+    from .flags import name_flags
+
+    given = {
+        "seed": args.seed if args.seed is not None else str(DEFAULT_SEED),
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+    }
+    # The same parser and defaults as `gpt-tui generate`'s flags.
+    try:
+        settings = settings_from_text({k: v for k, v in given.items() if v is not None})
+    except GenerationError as exc:
+        raise name_flags(exc, FLAGS) from None
+    run_dir = find_run(args.run)
+    if args.prompt is None:
+        args.prompt = run_prompt(run_dir)
+
+    def progress(done: int, total: int) -> None:
+        if not args.json and sys.stderr.isatty():
+            print(f"\rgpt-tui: {done}/{total} models sampled", end="", file=sys.stderr)
+
+    try:
+        entries = sample_timeline(
+            run_dir,
+            args.prompt,
+            settings.seed,
+            settings,
+            other=args.against,
+            progress=progress,
+            device=args.device,
+        )
+    except GenerationError as exc:
+        raise name_flags(exc, FLAGS) from None
+    if not args.json and sys.stderr.isatty():
+        print(file=sys.stderr)
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry.to_record(), ensure_ascii=False))
+        return 0
+    if not entries:
+        print(f"run {run_dir} has no checkpoints yet")
+        return 0
+    if args.against is not None:
+        # Sampled once: shown once, above the run's checkpoints.
+        print(f"--- {describe_spec(args.against)} (against)")
+        print(args.prompt + (entries[0].other_text or "") + "\n")
+    for entry in entries:
+        loss = MISSING if entry.val_loss is None else f"{entry.val_loss:.3f}"
+        print(
+            f"--- {entry.label}  step {format_count(entry.step)}  "
+            f"tokens {format_count(entry.tokens_seen)}  val loss {loss}"
+        )
+        print(f"damaged: {entry.error}" if entry.error else args.prompt + (entry.text or ""))
+        print()
+    return 0
