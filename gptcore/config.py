@@ -28,6 +28,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 T = TypeVar("T")
 
 
+# "book": PyTorch's default initialisation in the book's parameter order (its seeded
+# numbers reproduce). "gpt2": GPT-2's recipe (nanoGPT, llm.c): normal(0, 0.02) weights,
+# residual output projections scaled by 1/sqrt(2 * n_layers), zero biases.
+INIT_SCHEMES = ("book", "gpt2")
+
+
 @dataclass(frozen=True)
 class GPTConfig:
     """GPT-2 architecture hyperparameters (the book's GPT_CONFIG_124M keys)."""
@@ -40,6 +46,8 @@ class GPTConfig:
     drop_rate: float = 0.1
     qkv_bias: bool = False
     tie_embeddings: bool = False
+    # Weight initialisation (see INIT_SCHEMES); "book" keeps the book's seeded numbers.
+    init: str = "book"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
@@ -53,6 +61,10 @@ class GPTConfig:
         rate = self.drop_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise ConfigError(f"model.drop_rate must be in [0, 1), got {rate!r}")
+        if self.init not in INIT_SCHEMES:
+            raise ConfigError(
+                f"model.init must be one of {', '.join(map(repr, INIT_SCHEMES))}, got {self.init!r}"
+            )
 
     @property
     def head_dim(self) -> int:
@@ -65,7 +77,9 @@ class GPTConfig:
 PRESETS: dict[str, GPTConfig] = {
     # The book's GPT_CONFIG_124M: short context, dropout, no qkv bias, untied head.
     "book-124m": GPTConfig(),
-    "gpt2-small": GPTConfig(context_length=1024, drop_rate=0.0, qkv_bias=True, tie_embeddings=True),
+    "gpt2-small": GPTConfig(
+        context_length=1024, drop_rate=0.0, qkv_bias=True, tie_embeddings=True, init="gpt2"
+    ),
     "gpt2-medium": GPTConfig(
         context_length=1024,
         emb_dim=1024,
@@ -74,6 +88,7 @@ PRESETS: dict[str, GPTConfig] = {
         drop_rate=0.0,
         qkv_bias=True,
         tie_embeddings=True,
+        init="gpt2",
     ),
     "gpt2-large": GPTConfig(
         context_length=1024,
@@ -83,6 +98,7 @@ PRESETS: dict[str, GPTConfig] = {
         drop_rate=0.0,
         qkv_bias=True,
         tie_embeddings=True,
+        init="gpt2",
     ),
     "gpt2-xl": GPTConfig(
         context_length=1024,
@@ -92,16 +108,23 @@ PRESETS: dict[str, GPTConfig] = {
         drop_rate=0.0,
         qkv_bias=True,
         tie_embeddings=True,
+        init="gpt2",
     ),
     # Small enough to train for a few epochs in under a minute on 2 CPU cores.
-    "tiny": GPTConfig(context_length=64, emb_dim=64, n_heads=4, n_layers=2, drop_rate=0.0),
+    "tiny": GPTConfig(
+        context_length=64, emb_dim=64, n_heads=4, n_layers=2, drop_rate=0.0, init="gpt2"
+    ),
 }
 
 
 def describe_model(config: GPTConfig) -> str:
-    """A model's preset name when it matches one, else its shape ("4x128 ctx128")."""
+    """A model's preset name when it matches one, else its shape ("4x128 ctx128").
+
+    The init scheme is ignored: it names how training started, not the model's shape
+    (and checkpoints written before the setting existed read back as "book").
+    """
     for name, preset in PRESETS.items():
-        if preset == config:
+        if dataclasses.replace(preset, init=config.init) == config:
             return name
     return f"{config.n_layers}x{config.emb_dim} ctx{config.context_length}"
 

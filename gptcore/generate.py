@@ -5,6 +5,12 @@ largest to -inf, then logits are divided by the temperature and a token is drawn
 with `torch.multinomial`; temperature 0 is greedy argmax. Nucleus (top-p)
 filtering is applied after temperature scaling.
 
+The whole chain (`apply_chain`, each stage off by default): logit bias and bans
+-> repetition penalty -> frequency/presence penalties -> no-repeat-ngram ->
+top-k -> temperature -> min-p -> top-p -> draw. The history stages read the
+tokens in the context window (prompt included); the penalties only its last
+`repetition_window` tokens.
+
 Decoding uses the model's KV cache, so each new token costs one position rather
 than a full recompute. When the context window is full, the window slides: the
 last `context_keep` tokens (default: the whole context, which reproduces the
@@ -40,6 +46,14 @@ MAX_NUM_SAMPLES = 64
 MAX_SEED = 2**63 - 1
 # Below this a non-zero temperature overflows float32 logits (|logit| up to ~3e8).
 MIN_TEMPERATURE = 1e-30
+
+# Sampler defaults and bounds. The window is llama.cpp's penalty_last_n default;
+# the penalty and bias ranges are OpenAI's (frequency/presence in [-2, 2], bias in
+# [-100, 100]); beyond them a penalty only ever bans or forces a token.
+DEFAULT_REPETITION_WINDOW = 64
+MAX_REPETITION_PENALTY = 100.0
+MAX_NO_REPEAT_NGRAM = 64
+MAX_LOGIT_BIAS = 100.0
 
 FINISH_LENGTH = "length"
 FINISH_EOS = "eos"
@@ -80,6 +94,8 @@ class GenerationError(GptTuiError):
 
 
 CancelCheck = threading.Event | Callable[[], bool] | None
+# Called with a step's raw logits [batch, vocab] and the tokens so far [batch, n].
+StepHook = Callable[[torch.Tensor, torch.Tensor], None]
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,15 @@ class GenerationSettings:
     seed: int | None = None
     num_samples: int = 1
     context_keep: int | None = None
+    # The sampler chain beyond the book (README "Samplers"); each is off by default.
+    repetition_penalty: float | None = None
+    repetition_window: int = DEFAULT_REPETITION_WINDOW
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    no_repeat_ngram: int | None = None
+    min_p: float | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    ban: tuple[int, ...] = ()
 
     def validated(self, vocab_size: int, context_length: int | None) -> GenerationSettings:
         """Check every field; returns a copy with `stop` normalised to a tuple.
@@ -140,7 +165,57 @@ class GenerationSettings:
         for s in stop:
             if not isinstance(s, str) or not s:
                 found.append(FieldError("stop", f"stop strings must be non-empty text, got {s!r}"))
+        found += sampler_problems(self, vocab_size)
         return [e for e in found if e is not None]
+
+
+def number_problem(
+    name: str, value: Any, low: float, high: float, low_open: bool = False
+) -> FieldError | None:
+    """A finite number in [low, high] (or (low, high] when `low_open`)."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    above = is_number and math.isfinite(value) and (value > low if low_open else value >= low)
+    if above and value <= high:
+        return None
+    span = f"({low:g}, {high:g}]" if low_open else f"[{low:g}, {high:g}]"
+    return FieldError(name, f"{name} must be a number in {span}, got {value!r}")
+
+
+def sampler_problems(settings: GenerationSettings, vocab_size: int) -> list[FieldError | None]:
+    """The rules of the samplers beyond the book (repetition penalty ... ban)."""
+    s = settings
+    found: list[FieldError | None] = [
+        int_problem("repetition_window", s.repetition_window, 1, MAX_NEW_TOKENS_LIMIT)
+    ]
+    if s.repetition_penalty is not None:
+        found.append(
+            number_problem(
+                "repetition_penalty", s.repetition_penalty, 0, MAX_REPETITION_PENALTY, True
+            )
+        )
+    for name in ("frequency_penalty", "presence_penalty"):
+        if getattr(s, name) is not None:
+            found.append(number_problem(name, getattr(s, name), -2, 2))
+    if s.no_repeat_ngram is not None:
+        found.append(int_problem("no_repeat_ngram", s.no_repeat_ngram, 1, MAX_NO_REPEAT_NGRAM))
+    if s.min_p is not None:
+        found.append(number_problem("min_p", s.min_p, 0, 1))
+    for pair in s.logit_bias:
+        token, bias = pair if isinstance(pair, tuple) and len(pair) == 2 else (pair, 0.0)
+        problem = int_problem("logit_bias", token, 0, vocab_size - 1, model_limit=True)
+        if problem is not None:
+            found.append(
+                replace(
+                    problem, message=problem.message.replace("logit_bias", "logit_bias token id", 1)
+                )
+            )
+        else:
+            found.append(number_problem("logit_bias", bias, -MAX_LOGIT_BIAS, MAX_LOGIT_BIAS))
+    for token in s.ban:
+        found.append(int_problem("ban", token, 0, vocab_size - 1, model_limit=True))
+    if len(set(s.ban)) >= vocab_size:
+        found.append(FieldError("ban", "ban leaves no token to generate"))
+    return found
 
 
 def int_problem(
@@ -205,25 +280,136 @@ def filter_logits(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    min_p: float | None = None,
 ) -> torch.Tensor:
-    """Book order: top-k mask, then divide by temperature (> 0), then top-p mask.
+    """Book order: top-k mask, then divide by temperature (> 0), then min-p and
+    top-p masks.
 
     Returns float32 logits [batch, vocab] whose softmax is the sampling
-    distribution. Top-p keeps the smallest set of most likely tokens whose
-    probability reaches p (always at least one token); p = 1 keeps everything.
+    distribution. Min-p keeps tokens whose probability (after temperature) is at
+    least min_p times the most likely one's. Top-p keeps the smallest set of most
+    likely tokens whose probability reaches p (always at least one token); p = 1
+    keeps everything.
     """
-    logits = logits.float()
+    stages = _book_stages(logits.float(), temperature, top_k, top_p, min_p)
+    return stages[-1][1]
+
+
+def _book_stages(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    min_p: float | None,
+) -> list[tuple[str, torch.Tensor]]:
+    """(stage, logits after it) for top-k, temperature, min-p, top-p (active ones only;
+    temperature always, so the list is never empty)."""
+    out = []
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
+        out.append(("top-k", logits))
     logits = logits / temperature
+    out.append(("temperature", logits))
+    if min_p is not None and min_p > 0:
+        probs = torch.softmax(logits, dim=-1)
+        floor = min_p * probs.max(dim=-1, keepdim=True).values
+        logits = logits.masked_fill(probs < floor, float("-inf"))
+        out.append(("min-p", logits))
     if top_p is not None and top_p < 1.0:
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
         probs = torch.softmax(sorted_logits, dim=-1)
         mass_before = probs.cumsum(dim=-1) - probs
         sorted_logits = sorted_logits.masked_fill(mass_before >= top_p, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    return logits
+        out.append(("top-p", logits))
+    return out
+
+
+def _banned_by_ngram(row: list[int], n: int) -> list[int]:
+    """Tokens that would complete an n-gram already in `row` (Hugging Face's
+    no_repeat_ngram_size): those that followed an earlier copy of the last n-1 tokens."""
+    if len(row) < n - 1:
+        return []
+    prefix = row[len(row) - n + 1 :] if n > 1 else []
+    return [row[i + n - 1] for i in range(len(row) - n + 1) if row[i : i + n - 1] == prefix]
+
+
+def _history_stages(
+    logits: torch.Tensor, history: torch.Tensor | None, settings: GenerationSettings
+) -> list[tuple[str, torch.Tensor]]:
+    """(stage, logits after it) for the stages before the book's: logit bias and
+    bans, repetition penalty, frequency/presence penalties, no-repeat-ngram.
+    `history` [batch, seq] holds the tokens so far (prompt included)."""
+    s = settings
+    out = []
+    if s.logit_bias or s.ban:
+        logits = logits.clone()
+        for token, bias in s.logit_bias:
+            logits[:, token] += bias
+        if s.ban:
+            logits[:, list(s.ban)] = float("-inf")
+        out.append(("bias/ban", logits))
+    if history is None or history.shape[-1] == 0:
+        return out
+    recent = history[:, -s.repetition_window :].to(logits.device)
+    if s.repetition_penalty is not None and s.repetition_penalty != 1:
+        seen = logits.gather(-1, recent)
+        seen = torch.where(seen < 0, seen * s.repetition_penalty, seen / s.repetition_penalty)
+        logits = logits.scatter(-1, recent, seen)
+        out.append(("repetition", logits))
+    if s.frequency_penalty or s.presence_penalty:
+        counts = torch.zeros_like(logits).scatter_add(
+            -1, recent, torch.ones_like(recent, dtype=logits.dtype)
+        )
+        logits = logits - (s.frequency_penalty or 0.0) * counts
+        logits = logits - (s.presence_penalty or 0.0) * (counts > 0).to(logits.dtype)
+        out.append(("frequency/presence", logits))
+    if s.no_repeat_ngram is not None:
+        logits = logits.clone()
+        for b, row in enumerate(history.tolist()):
+            banned = _banned_by_ngram(row, s.no_repeat_ngram)
+            if banned:
+                logits[b, banned] = float("-inf")
+        out.append(("no-repeat-ngram", logits))
+    return out
+
+
+def chain_stages(
+    logits: torch.Tensor, history: torch.Tensor | None, settings: GenerationSettings
+) -> list[tuple[str, torch.Tensor]]:
+    """The logits [batch, vocab] after each active stage of the sampler chain, in order:
+
+    bias/ban -> repetition -> frequency/presence -> no-repeat-ngram -> top-k ->
+    temperature -> min-p -> top-p (then sampling). The first entry is ("logits", the
+    raw float32 logits). Temperature 0 (greedy) stops before temperature: argmax
+    of the last stage is the token. `history` [batch, seq] is the tokens so far.
+    """
+    out = [("logits", logits.float())]
+    out += _history_stages(out[-1][1], history, settings)
+    s = settings
+    if s.temperature == 0:
+        return out
+    return out + _book_stages(out[-1][1], s.temperature, s.top_k, s.top_p, s.min_p)
+
+
+def apply_chain(
+    logits: torch.Tensor, history: torch.Tensor | None, settings: GenerationSettings
+) -> torch.Tensor:
+    """Logits [batch, vocab] after the whole chain (see chain_stages): their
+    softmax is the sampling distribution (temperature 0: their argmax is the token)."""
+    return chain_stages(logits, history, settings)[-1][1]
+
+
+def sampling_distribution(
+    logits: torch.Tensor, settings: GenerationSettings, history: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Probabilities [batch, vocab] the next token is drawn from under `settings`
+    (temperature 0: all the mass on the chain's argmax)."""
+    chained = apply_chain(logits, history, settings)
+    if settings.temperature == 0:
+        return torch.zeros_like(chained).scatter(-1, chained.argmax(-1, keepdim=True), 1.0)
+    return torch.softmax(chained, dim=-1)
 
 
 def token_probabilities(
@@ -240,11 +426,13 @@ def select_next(
     logits: torch.Tensor,
     settings: GenerationSettings,
     generator: torch.Generator | None = None,
+    history: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Next token ids [batch] from last-position logits [batch, vocab]."""
+    """Next token ids [batch] from last-position logits [batch, vocab] and the
+    tokens so far `history` [batch, seq] (the penalties and no-repeat-ngram read it)."""
     if settings.temperature == 0:
-        return torch.argmax(logits, dim=-1)
-    probs = token_probabilities(logits, settings.temperature, settings.top_k, settings.top_p)
+        return torch.argmax(apply_chain(logits, history, settings), dim=-1)
+    probs = torch.softmax(apply_chain(logits, history, settings), dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
@@ -268,8 +456,12 @@ def generate_token_ids(
     prompt_ids: list[int],
     settings: GenerationSettings,
     cancel: CancelCheck = None,
+    on_step: StepHook | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token ids [num_samples] (on the model's device), one step each.
+
+    `on_step(logits, history)` (opt-in: token-confidence records) sees each
+    step's raw last-position logits and the tokens so far, before the draw.
 
     Stops after `max_new_tokens` steps or when `cancel` fires (checked before
     every step). Stopping on eos/stop strings is the caller's business, since
@@ -305,7 +497,9 @@ def generate_token_ids(
         return
     logits = forward(window)
     for step in range(settings.max_new_tokens):
-        next_ids = select_next(logits, settings, generator)
+        if on_step is not None:
+            on_step(logits, window)
+        next_ids = select_next(logits, settings, generator, window)
         yield next_ids
         if step + 1 == settings.max_new_tokens or _is_cancelled(cancel):
             return
@@ -380,15 +574,75 @@ class TextDelta:
     text: str
 
 
+MAX_LOGPROBS = 20  # alternatives per token a record may keep (OpenAI's limit)
+
+
+@dataclass(frozen=True)
+class TokenChoice:
+    """One candidate at a position: its probability under the raw model
+    distribution (softmax of the logits, temperature 1) and under the
+    distribution actually sampled from (after the settings; 0 if filtered out)."""
+
+    id: int
+    text: str
+    raw_prob: float
+    prob: float
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A generated token's confidence: the drawn token as a TokenChoice, the
+    `top` alternatives at its position (most likely first under the raw
+    distribution) and `end`, the character offset in the sample's text where
+    this token's text ends (a token can end mid-character; a stop string cuts)."""
+
+    token: TokenChoice
+    top: tuple[TokenChoice, ...]
+    end: int
+
+    @property
+    def id(self) -> int:
+        return self.token.id
+
+
+def token_label(token_id: int) -> str:
+    """A token's text; bytes that are not whole UTF-8 characters show as \\xNN."""
+    raw = get_tokenizer().decode_single_token_bytes(token_id)
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def _log(p: float) -> float | None:
+    return math.log(p) if p > 0 else None  # None: impossible (JSON has no -inf)
+
+
+def _choice_dict(c: TokenChoice) -> dict[str, Any]:
+    return {"id": c.id, "text": c.text, "logprob": _log(c.prob), "raw_logprob": _log(c.raw_prob)}
+
+
 @dataclass
 class Sample:
     """One finished sample: the continuation text (without the prompt), the
     generated token ids (eos excluded; the tokens of a stop string included)
-    and why it ended: "length", "eos", "stop" or "cancelled"."""
+    and why it ended: "length", "eos", "stop" or "cancelled". `tokens` holds
+    one TokenRecord per token id when confidence was asked for (else None)."""
 
     text: str
     token_ids: list[int]
     finish_reason: str
+    tokens: list[TokenRecord] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "text": self.text,
+            "token_ids": self.token_ids,
+            "finish_reason": self.finish_reason,
+        }
+        if self.tokens is not None:
+            out["tokens"] = [
+                {**_choice_dict(r.token), "top": [_choice_dict(c) for c in r.top]}
+                for r in self.tokens
+            ]
+        return out
 
 
 @dataclass
@@ -423,10 +677,7 @@ class GenerationResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "prompt": self.prompt,
-            "samples": [
-                {"text": s.text, "token_ids": s.token_ids, "finish_reason": s.finish_reason}
-                for s in self.samples
-            ],
+            "samples": [s.to_dict() for s in self.samples],
         }
 
 
@@ -440,6 +691,7 @@ class _SampleText:
         self.text = ""  # everything decoded so far
         self.emitted = 0  # characters of `text` already handed out
         self.token_ids: list[int] = []
+        self.records: list[TokenRecord] = []
         self.finish_reason: str | None = None
 
     def push(self, token_id: int, token_bytes: bytes) -> str:
@@ -494,10 +746,39 @@ def encode_prompt(prompt: str) -> list[int]:
     return ids if ids else [END_OF_TEXT_ID]
 
 
+def _step_choices(
+    raw: torch.Tensor, sampled: torch.Tensor, next_ids: torch.Tensor, k: int
+) -> list[tuple[TokenChoice, tuple[TokenChoice, ...]]]:
+    """Per sample: the drawn token and the top `k` by raw probability."""
+    top_raw, top_ids = torch.topk(raw, k, dim=-1)
+    top_sampled = sampled.gather(-1, top_ids)
+    chosen = next_ids.unsqueeze(-1)
+    chosen_raw, chosen_sampled = raw.gather(-1, chosen), sampled.gather(-1, chosen)
+    out = []
+    rows = zip(
+        next_ids.tolist(),
+        chosen_raw.squeeze(-1).tolist(),
+        chosen_sampled.squeeze(-1).tolist(),
+        top_ids.tolist(),
+        top_raw.tolist(),
+        top_sampled.tolist(),
+        strict=True,
+    )
+    for token, p_raw, p, ids, raws, probs in rows:
+        top = tuple(
+            TokenChoice(i, token_label(i), r, q) for i, r, q in zip(ids, raws, probs, strict=True)
+        )
+        out.append((TokenChoice(token, token_label(token), p_raw, p), top))
+    return out
+
+
 class TextStream:
     """Iterate to get `TextDelta`s as tokens are produced; afterwards `.result`
     holds the finished samples. Safe to drive from a worker thread; `cancel`
     (a threading.Event or a callable returning True) is checked between tokens.
+
+    `logprobs=K` (0..MAX_LOGPROBS; None, the default, is off and costs nothing)
+    records each token's confidence and its K top alternatives in `Sample.tokens`.
     """
 
     def __init__(
@@ -506,8 +787,14 @@ class TextStream:
         prompt: str,
         settings: GenerationSettings,
         cancel: CancelCheck = None,
+        logprobs: int | None = None,
     ) -> None:
         config = model.config
+        if logprobs is not None:
+            problem = int_problem("logprobs", logprobs, 0, min(MAX_LOGPROBS, config.vocab_size))
+            if problem:
+                raise GenerationError(problem)
+        self.logprobs = logprobs
         self.settings = settings.validated(config.vocab_size, config.context_length)
         self.model = model
         self.prompt = prompt
@@ -522,8 +809,21 @@ class TextStream:
         samples = [_SampleText(s.stop) for _ in range(s.num_samples)]
         started = time.perf_counter()
         steps = 0
-        for next_ids in generate_token_ids(self.model, self.prompt_ids, s, self.cancel):
+        step_probs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def on_step(logits: torch.Tensor, history: torch.Tensor) -> None:
+            raw = torch.softmax(logits.float(), dim=-1)
+            # What select_next draws from (greedy: the chain before temperature,
+            # whose argmax is the token; with no penalties, the raw softmax).
+            sampled = torch.softmax(apply_chain(logits, history, s), dim=-1)
+            step_probs[:] = [(raw, sampled)]
+
+        hook = on_step if self.logprobs is not None else None
+        for next_ids in generate_token_ids(self.model, self.prompt_ids, s, self.cancel, hook):
             steps += 1
+            choices = None
+            if self.logprobs is not None:
+                choices = _step_choices(*step_probs[0], next_ids, self.logprobs)
             for i, token in enumerate(next_ids.tolist()):
                 sample = samples[i]
                 if sample.finish_reason is not None:
@@ -532,6 +832,9 @@ class TextStream:
                     piece = sample.finish(FINISH_EOS)
                 else:
                     piece = sample.push(token, token_bytes(token))
+                    if choices is not None:
+                        drawn, top = choices[i]
+                        sample.records.append(TokenRecord(drawn, top, len(sample.text)))
                 if piece:
                     yield TextDelta(i, piece)
             if all(sample.finish_reason is not None for sample in samples):
@@ -545,12 +848,23 @@ class TextStream:
             prompt=self.prompt,
             prompt_ids=self.prompt_ids,
             samples=[
-                Sample(x.text, x.token_ids, x.finish_reason or FINISH_LENGTH) for x in samples
+                Sample(
+                    x.text,
+                    x.token_ids,
+                    x.finish_reason or FINISH_LENGTH,
+                    _clamped(x.records, len(x.text)) if self.logprobs is not None else None,
+                )
+                for x in samples
             ],
             prompt_tokens_dropped=max(0, len(self.prompt_ids) - ctx),
             elapsed_s=time.perf_counter() - started,
             settings=s,
         )
+
+
+def _clamped(records: list[TokenRecord], length: int) -> list[TokenRecord]:
+    """Records whose `end` lies past a stop string's cut end at the cut."""
+    return [r if r.end <= length else replace(r, end=length) for r in records]
 
 
 def stream(
@@ -559,10 +873,11 @@ def stream(
     settings: GenerationSettings | None = None,
     *,
     cancel: CancelCheck = None,
+    logprobs: int | None = None,
     **overrides: Any,
 ) -> TextStream:
-    """Stream text increments for `prompt` (see TextStream)."""
-    return TextStream(model, prompt, make_settings(settings, **overrides), cancel)
+    """Stream text increments for `prompt` (see TextStream; `logprobs` records confidence)."""
+    return TextStream(model, prompt, make_settings(settings, **overrides), cancel, logprobs)
 
 
 def generate(
@@ -571,10 +886,11 @@ def generate(
     settings: GenerationSettings | None = None,
     *,
     cancel: CancelCheck = None,
+    logprobs: int | None = None,
     **overrides: Any,
 ) -> GenerationResult:
     """Generate all samples at once."""
-    text_stream = stream(model, prompt, settings, cancel=cancel, **overrides)
+    text_stream = stream(model, prompt, settings, cancel=cancel, logprobs=logprobs, **overrides)
     for _ in text_stream:
         pass
     assert text_stream.result is not None

@@ -4,12 +4,15 @@ Parameters are created in the book's order (token embedding, position
 embedding, then per block query/key/value/output projections and the two
 feed-forward layers, then the final norm and the output head) with PyTorch's
 default initialisation, so `torch.manual_seed(123)` right before construction
-gives the book's initial weights. Attention runs through PyTorch's fused
+gives the book's initial weights (`init = "book"`). `init = "gpt2"` then redraws
+them with GPT-2's recipe (`init_gpt2`). Attention runs through PyTorch's fused
 `scaled_dot_product_attention`; LayerNorm and tanh-GELU are the native modules.
 A `KVCache` lets generation feed one new token at a time.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -129,6 +132,8 @@ class GPTModel(nn.Module):
         if config.tie_embeddings:
             # Created (and its RNG draws consumed) as in the book, then shared.
             self.out_head.weight = self.tok_emb.weight
+        if config.init == "gpt2":  # after construction, so "book" draws exactly as before
+            init_gpt2(self)
 
     def forward(
         self, idx: torch.Tensor, cache: KVCache | None = None, last_only: bool = False
@@ -163,3 +168,30 @@ class GPTModel(nn.Module):
     def num_parameters(self) -> int:
         """Parameter count with tied tensors counted once."""
         return sum(p.numel() for p in self.parameters())
+
+
+def init_gpt2(model: GPTModel) -> None:
+    """GPT-2's initialisation (as nanoGPT and llm.c do it), in place.
+
+    Linear and embedding weights ~ normal(0, 0.02), biases 0, LayerNorm scale 1 and
+    shift 0; the two projections that write into the residual stream (attention's
+    out_proj, the feed-forward's second Linear) use 0.02 / sqrt(2 * n_layers) so the
+    stream's variance stays put as layers add up. A tied head shares the embedding.
+    """
+    residual_std = 0.02 / math.sqrt(2 * model.config.n_layers)
+    residual = set()
+    for block in model.trf_blocks:
+        residual.update((block.att.out_proj, block.ff.layers[2]))
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                std = residual_std if module in residual else 0.02
+                if not (module is model.out_head and model.config.tie_embeddings):
+                    module.weight.normal_(0.0, std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.Embedding):
+                module.weight.normal_(0.0, 0.02)
+            elif isinstance(module, nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.zero_()

@@ -1,4 +1,4 @@
-"""The next-token distribution, before and after temperature / top-k / top-p.
+"""The next-token distribution, before and after each stage of the sampler chain.
 
 The model runs once per prompt (`next_token_logits`); every control change
 only re-runs the cheap post-processing (`distribution`), which uses the same
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .generate import filter_logits
+from .generate import GenerationSettings, chain_stages, filter_logits, sampling_distribution
 from .model import GPTModel
 
 # The chapter's toy example: a 9-word vocabulary and the logits after "every effort moves you".
@@ -62,16 +62,38 @@ def distribution(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    chain: GenerationSettings | None = None,
+    history: Sequence[int] = (),
 ) -> Distribution:
-    """The sampling distribution; temperature 0 is greedy (all mass on the argmax)."""
+    """The sampling distribution; temperature 0 is greedy (all mass on the argmax).
+    `chain` (its own temperature, top-k and top-p win) adds the samplers beyond the
+    book, reading `history`, the tokens before this one."""
     logits = logits.float()
     raw = torch.softmax(logits, dim=-1)
-    if temperature == 0:
+    if chain is not None:
+        probs = sampling_distribution(logits[None], chain, _history(history))[0]
+    elif temperature == 0:
         probs = torch.zeros_like(raw)
         probs[int(logits.argmax())] = 1.0
     else:
         probs = torch.softmax(filter_logits(logits[None], temperature, top_k, top_p)[0], dim=-1)
     return Distribution(logits, raw, probs, probs > 0)
+
+
+def _history(ids: Sequence[int]) -> torch.Tensor:
+    return torch.tensor([list(ids)], dtype=torch.long).reshape(1, -1)
+
+
+def chain_distributions(
+    logits: torch.Tensor, settings: GenerationSettings, history: Sequence[int] = ()
+) -> list[tuple[str, torch.Tensor]]:
+    """(stage, probabilities [vocab]) after each active stage of the sampler chain
+    (gptcore.generate.chain_stages), starting from the raw softmax ("logits")."""
+    stages = chain_stages(logits.float()[None], _history(history), settings)
+    out = [(name, torch.softmax(x[0], dim=-1)) for name, x in stages]
+    if settings.temperature == 0:
+        out.append(("greedy", sampling_distribution(logits[None], settings, _history(history))[0]))
+    return out
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,7 @@ def config_from_hparams(hparams: dict[str, Any], where: Path) -> GPTConfig:
             drop_rate=0.0,
             qkv_bias=True,
             tie_embeddings=True,
+            init="gpt2",  # how GPT-2 was trained; loaded weights replace it anyway
         )
     except ConfigError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
@@ -248,6 +249,7 @@ def config_from_hf(cfg: dict[str, Any], where: Path) -> GPTConfig:
             drop_rate=0.0,
             qkv_bias=True,
             tie_embeddings=bool(cfg.get("tie_word_embeddings", True)),
+            init="gpt2",  # transformers' GPT-2 recipe; loaded weights replace it anyway
         )
     except ConfigError as exc:
         raise CheckpointError(f"{where}: {exc}") from None

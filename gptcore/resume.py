@@ -11,7 +11,7 @@ says why a checkpoint cannot continue under a config.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .checkpoint import Checkpoint, find_run, load_checkpoint, newest_healthy
@@ -119,7 +119,9 @@ def check_resume(
     ckpt: Checkpoint, model: GPTConfig, train: TrainConfig, processes: int = 1
 ) -> None:
     """Raise CheckpointError when `ckpt` cannot continue as this run."""
-    if not train.init and ckpt.model_config != model:
+    # The init scheme only chose the starting weights; the checkpoint's replace them.
+    same_init = replace(model, init=ckpt.model_config.init)
+    if not train.init and ckpt.model_config != same_init:
         raise CheckpointError(
             f"checkpoint {ckpt.path} does not match the model configuration "
             f"(checkpoint vs config: {_config_diff(ckpt.model_config, model)})"

@@ -22,7 +22,7 @@ from .generate import (
     int_problem,
     temperature_problem,
 )
-from .tokenizer import END_OF_TEXT_ID, VOCAB_SIZE
+from .tokenizer import END_OF_TEXT_ID, VOCAB_SIZE, encode
 
 # Draws are one multinomial call each, as the chapter does: this bounds the wait.
 MAX_DRAWS = 100_000
@@ -33,6 +33,15 @@ RANDOM = (*OFF, "random")
 
 # field -> (type, the words that leave it unset, or None: required)
 FieldSpec = tuple[type, tuple[str, ...] | None]
+# The samplers beyond the book (generate, inspect, Chat, the inspector): blank = off.
+SAMPLER_FIELDS: dict[str, FieldSpec] = {
+    "repetition_penalty": (float, OFF),
+    "repetition_window": (int, None),
+    "frequency_penalty": (float, OFF),
+    "presence_penalty": (float, OFF),
+    "no_repeat_ngram": (int, OFF),
+    "min_p": (float, OFF),
+}
 GENERATION_FIELDS: dict[str, FieldSpec] = {
     "temperature": (float, None),
     "top_k": (int, OFF),
@@ -41,6 +50,7 @@ GENERATION_FIELDS: dict[str, FieldSpec] = {
     "seed": (int, RANDOM),
     "num_samples": (int, None),
     "context_keep": (int, OFF),
+    **SAMPLER_FIELDS,
 }
 
 
@@ -49,6 +59,8 @@ def settings_from_text(
     *,
     stop_at_eos: bool = True,
     stop: Sequence[str] = (),
+    logit_bias: Sequence[str] = (),
+    ban: Sequence[str] = (),
     vocab_size: int = VOCAB_SIZE,
     context_length: int | None = None,
 ) -> GenerationSettings:
@@ -56,12 +68,15 @@ def settings_from_text(
 
     A field left out of `text` keeps GenerationSettings' default. `stop_at_eos`
     (a checkbox, a flag) stops at `<|endoftext|>` when the vocabulary has it;
-    `stop` are stop strings. `context_length=None`: not known yet (no model).
+    `stop` are stop strings; `logit_bias` ("ID=VALUE") and `ban` (a token's text
+    or id) as typed, see parse_token_lists. `context_length=None`: not known yet.
     Raises GenerationError naming every bad field.
     """
     values, errors = _parse(text, GENERATION_FIELDS)
     eos = END_OF_TEXT_ID if stop_at_eos and vocab_size > END_OF_TEXT_ID else None
-    settings = GenerationSettings(eos_id=eos, stop=tuple(stop), **values)
+    bias, ban, list_errors = parse_token_lists(logit_bias, ban)
+    errors += list_errors
+    settings = GenerationSettings(eos_id=eos, stop=tuple(stop), logit_bias=bias, ban=ban, **values)
     errors += settings.problems(vocab_size, context_length)
     if errors:
         raise GenerationError(*errors)
@@ -80,6 +95,21 @@ class InspectSettings:
     temperatures: tuple[float, ...] = (1.0, 0.1, 5.0)
     draws: int = 1000
     seed: int = 123
+    repetition_penalty: float | None = None
+    repetition_window: int = GenerationSettings.repetition_window
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    no_repeat_ngram: int | None = None
+    min_p: float | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    ban: tuple[int, ...] = ()
+
+    def sampling(self) -> GenerationSettings:
+        """The sampler chain these controls set (for gptcore.nexttoken.chain_distributions)."""
+        chain = {name: getattr(self, name) for name in (*SAMPLER_FIELDS, "logit_bias", "ban")}
+        return GenerationSettings(
+            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, eos_id=None, **chain
+        )
 
 
 INSPECT_FIELDS: dict[str, FieldSpec] = {
@@ -88,19 +118,31 @@ INSPECT_FIELDS: dict[str, FieldSpec] = {
     "top_p": (float, OFF),
     "draws": (int, None),
     "seed": (int, None),  # the lab's draws are always reproducible
+    **SAMPLER_FIELDS,
 }
 
 
-def inspect_settings_from_text(text: Mapping[str, str], vocab_size: int) -> InspectSettings:
+def inspect_settings_from_text(
+    text: Mapping[str, str],
+    vocab_size: int,
+    logit_bias: Sequence[str] = (),
+    ban: Sequence[str] = (),
+) -> InspectSettings:
     """Validated InspectSettings from the text of INSPECT_FIELDS plus "temperatures"
-    (comma- or semicolon-separated). A field left out keeps its default.
-    Raises GenerationError naming every bad field."""
+    (comma- or semicolon-separated); `logit_bias` and `ban` as in settings_from_text.
+    A field left out keeps its default. Raises GenerationError naming every bad field."""
     values, errors = _parse({k: v for k, v in text.items() if k != "temperatures"}, INSPECT_FIELDS)
+    bias, banned, list_errors = parse_token_lists(logit_bias, ban)
+    errors += list_errors
+    chain = {k: v for k, v in values.items() if k in SAMPLER_FIELDS}
     sampling = GenerationSettings(
         temperature=values.get("temperature", InspectSettings.temperature),
         top_k=values.get("top_k"),
         top_p=values.get("top_p"),
         eos_id=None,
+        logit_bias=bias,
+        ban=banned,
+        **chain,
     )
     temperatures, temperatures_problem = InspectSettings.temperatures, None
     if "temperatures" in text:
@@ -114,7 +156,57 @@ def inspect_settings_from_text(text: Mapping[str, str], vocab_size: int) -> Insp
     errors += [e for e in found if e is not None]
     if errors:
         raise GenerationError(*errors)
-    return InspectSettings(**values, temperatures=temperatures)
+    return InspectSettings(**values, temperatures=temperatures, logit_bias=bias, ban=banned)
+
+
+def parse_ban(item: str) -> int | FieldError:
+    """A banned token: an id ("198"), or the text of exactly one token, with the
+    escapes \\n and \\t understood ("\\n", "<|endoftext|>", " the")."""
+    if item.strip().isdigit():
+        return int(item.strip())
+    text = item.replace("\\n", "\n").replace("\\t", "\t")
+    ids = encode(text) if text else []
+    if len(ids) == 1:
+        return ids[0]
+    if not ids:
+        return FieldError("ban", "ban needs a token's text or id, got nothing")
+    # Banning only the first piece of several would ban far more than was asked.
+    return FieldError(
+        "ban",
+        f"ban {item!r} is {len(ids)} tokens {ids}; give one token's text or id",
+    )
+
+
+def parse_token_lists(
+    logit_bias: Sequence[str], ban: Sequence[str]
+) -> tuple[tuple[tuple[int, float], ...], tuple[int, ...], list[FieldError]]:
+    """Logit biases ("ID=VALUE", e.g. "198=-5") and banned tokens (parse_ban) as typed."""
+    errors: list[FieldError] = []
+    bias: list[tuple[int, float]] = []
+    for item in logit_bias:
+        token, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            bias.append((int(token.strip()), float(value.strip())))
+        except ValueError:
+            errors.append(
+                FieldError("logit_bias", f"logit_bias must be ID=VALUE (e.g. 198=-5), got {item!r}")
+            )
+    banned: list[int] = []
+    for item in ban:
+        parsed = parse_ban(item)
+        if isinstance(parsed, FieldError):
+            errors.append(parsed)
+        else:
+            banned.append(parsed)
+    return tuple(bias), tuple(banned), errors
+
+
+def split_ban_list(text: str) -> list[str]:
+    """A screen's one-line ban list: comma-separated items, each stripped (blank:
+    none); a comma, or a token that starts with a space, is banned by its id."""
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def messages_by_label(error: GenerationError, labels: Mapping[str, str]) -> dict[str, str]:

@@ -112,7 +112,8 @@ def format_summary(summary: ModelSummary, batch_size: int = 2, context: int | No
     c = summary.config
     lines = [
         f"model: {c.n_layers} layers, {c.n_heads} heads, emb {c.emb_dim}, context {c.context_length}, "
-        f"vocab {c.vocab_size}, {'tied' if summary.tied else 'untied'} output head",
+        f"vocab {c.vocab_size}, {'tied' if summary.tied else 'untied'} output head, "
+        f"init {c.init}",
         f"parameters: {summary.total:,}",
     ]
     for name in COMPONENTS:

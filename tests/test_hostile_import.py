@@ -31,7 +31,7 @@ from .conftest import SHARED
 from .run_helpers import book_train_model_simple
 
 BOOK_STYLE = SHARED / "bench" / "book_style.py"
-TINY = GPTConfig(context_length=16, emb_dim=16, n_heads=2, n_layers=1, drop_rate=0.0)
+TINY = GPTConfig(context_length=16, emb_dim=16, n_heads=2, n_layers=1, drop_rate=0.0, init="gpt2")
 TINY_SETS = ["--preset", "tiny"] + [
     arg
     for key in ("context_length=16", "emb_dim=16", "n_heads=2", "n_layers=1")

@@ -101,7 +101,7 @@ def test_hf_layout_matches_transformers(hf_model, hf_dir):
     model = pretrained.model_from_spec(f"weights:{hf_dir}")
     assert model.config == GPTConfig(
         context_length=128, emb_dim=64, n_heads=4, n_layers=2, drop_rate=0.0,
-        qkv_bias=True, tie_embeddings=True,
+        qkv_bias=True, tie_embeddings=True, init="gpt2",
     )  # fmt: skip
     assert model.out_head.weight is model.tok_emb.weight  # tied again after assign=True
     assert not model.training

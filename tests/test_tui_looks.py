@@ -256,3 +256,21 @@ def test_transcript_says_what_the_model_saw() -> None:
         "User: hello\n"
         "Assistant: hi there\n"
     )
+
+
+@run_async
+async def test_a_tab_chosen_during_start_up_stays_chosen() -> None:
+    """The start-up focus of the first screen used to land after a quick switch (it
+    was deferred) and switched the tabs back, so the new screen never loaded."""
+    from tui.app import GptTuiApp
+    from tui.screens.chat import ChatPane
+    from tui.settings import Settings
+
+    for _ in range(3):  # it happened about every other start
+        app = GptTuiApp(settings=Settings())
+        async with app.run_test(size=(80, 24)) as pilot:
+            while not app.query(ChatPane):  # the other screens are being mounted
+                await pilot.pause(0.01)
+            app.action_show_tab("checkpoints")
+            await pilot.pause(0.5)
+            assert app.query_one(TabbedContent).active == "checkpoints"

@@ -47,7 +47,7 @@ def make_corrupted(run: str = "tiny-run", name: str = "broken") -> Path:
     return folder
 
 
-async def wait_until(pilot, condition, tries: int = 500, timeout_s: float = 60.0) -> None:
+async def wait_until(pilot, condition, tries: int = 500, timeout_s: float = 120.0) -> None:
     """Let the app process messages until `condition()` holds: at least `tries` polls
     and up to `timeout_s` seconds (a loaded 2-core CI machine needs more than 5 s)."""
     deadline = time.monotonic() + timeout_s

@@ -206,7 +206,9 @@ class GptTuiApp(PaneRouter):
     def _focus_active(self) -> None:
         tabs = self.query_one(TabbedContent)
         for pane in self.query(f"#{tabs.active}-pane") if tabs.active else []:
-            pane.focus()
+            # At once, not pane.focus(): that defers the focus, and a deferred focus of
+            # a pane whose tab has since been left switches the tabs back to it.
+            self.screen.set_focus(pane)
 
     def action_focus_screen(self) -> None:
         """Escape: leave an input so the screen's single-key bindings work again."""

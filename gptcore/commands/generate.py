@@ -7,8 +7,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .flags import SAMPLER_FLAGS, add_sampler_arguments, sampler_text
 from .model_args import add_model_arguments, load_from_args
+
+if TYPE_CHECKING:
+    from ..generate import Sample
 
 PRECISION_CHOICES = ("fp32", "bf16", "fp16", "int8")
 
@@ -37,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", metavar="T", help="0 = greedy (default)")
     p.add_argument("--top-k", metavar="K", help="keep the K most likely")
     p.add_argument("--top-p", metavar="P", help="nucleus sampling, (0, 1]")
+    add_sampler_arguments(p)
     p.add_argument(
         "--no-eos", action="store_true", help="do not stop at <|endoftext|> (the default stop)"
     )
@@ -80,6 +86,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help='print {"prompt": ..., "samples": [{"text", "token_ids", "finish_reason"}]}',
     )
+    p.add_argument(
+        "--logprobs",
+        metavar="K",
+        help="token confidence, K alternatives per token (1-20): with --json each sample "
+        "gains 'tokens' [{id, text, logprob, raw_logprob, top}]; without, a table follows "
+        "the text",
+    )
     p.set_defaults(func=run)
 
 
@@ -115,6 +128,7 @@ FLAGS = {
     "num_samples": "--num-samples",
     "context_keep": "--context-keep",
     "precision": "--precision",
+    **SAMPLER_FLAGS,
 }
 
 
@@ -129,7 +143,36 @@ def sampling_text(args: argparse.Namespace) -> dict[str, str]:
         "num_samples": args.num_samples,
         "context_keep": args.context_keep,
     }
-    return {name: text for name, text in flags.items() if text is not None}
+    given = {name: text for name, text in flags.items() if text is not None}
+    return {**given, **sampler_text(args)}
+
+
+def parse_logprobs(text: str | None) -> int | None:
+    """--logprobs K: 1..MAX_LOGPROBS alternatives per token (None: not asked for)."""
+    from ..generate import MAX_LOGPROBS, FieldError, GenerationError
+
+    if text is None:
+        return None
+    try:
+        k = int(text)
+    except ValueError:
+        k = None
+    if k is None or not 1 <= k <= MAX_LOGPROBS:
+        message = f"--logprobs: must be an integer in [1, {MAX_LOGPROBS}], got {text!r}"
+        raise GenerationError(FieldError("logprobs", message))
+    return k
+
+
+def confidence_table(sample: Sample, index: int | None) -> str:
+    """One line per generated token: its probability as drawn (after the settings),
+    under the raw model, then the top alternatives (raw probability)."""
+    title = "token confidence" + (f" (sample {index + 1})" if index is not None else "")
+    lines = [f"--- {title}: p drawn · p raw · token · alternatives (p raw) ---"]
+    for n, record in enumerate(sample.tokens or [], 1):
+        t = record.token
+        alts = ", ".join(f"{c.text!r} {c.raw_prob:.3f}" for c in record.top if c.id != t.id)
+        lines.append(f"{n:4d} {t.prob:.3f} {t.raw_prob:.3f} {t.text!r:<14} {alts}")
+    return "\n".join(lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,7 +184,11 @@ def run(args: argparse.Namespace) -> int:
     # that depend on the model (top-k vs its vocabulary, context_keep vs its window).
     try:
         settings = settings_from_text(
-            sampling_text(args), stop_at_eos=not args.no_eos, stop=args.stop
+            sampling_text(args),
+            stop_at_eos=not args.no_eos,
+            stop=args.stop,
+            logit_bias=args.logit_bias,
+            ban=args.ban,
         )
     except GenerationError as exc:
         raise name_flags(exc, FLAGS) from None
@@ -154,11 +201,12 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    logprobs = parse_logprobs(args.logprobs)
     prompt = read_prompt(args)
     # load_spec checks the precision against the device before loading.
     try:
         model = load_from_args(args, args.device, args.precision).model
-        text_stream = TextStream(model, prompt, settings)
+        text_stream = TextStream(model, prompt, settings, logprobs=logprobs)
     except GenerationError as exc:
         raise name_flags(exc, FLAGS) from None
 
@@ -187,6 +235,9 @@ def run(args: argparse.Namespace) -> int:
         if len(result.samples) > 1:
             out.write(f"--- sample {i + 1} ---\n")
         out.write(prompt + sample.text + "\n")
+    if logprobs is not None:  # one table per sample, after the text
+        for i, sample in enumerate(result.samples):
+            out.write(confidence_table(sample, i if len(result.samples) > 1 else None))
     out.flush()
     if live:
         print(

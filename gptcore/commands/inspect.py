@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from .flags import SAMPLER_FLAGS, add_sampler_arguments, sampler_text
 from .model_args import add_model_arguments, load_from_args
 
 BAR = 24
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", default="1", help="default 1 (0 = greedy)")
     p.add_argument("--top-k")
     p.add_argument("--top-p")
+    add_sampler_arguments(p)
     p.add_argument("--top", type=int, default=20, help="how many candidates to list (default 20)")
     p.add_argument(
         "--temperatures", default="1,0.1,5", help="comma-separated temperatures to compare"
@@ -59,6 +61,7 @@ FLAGS = {
     "temperatures": "--temperatures",
     "draws": "--samples",
     "seed": "--sample-seed",
+    **SAMPLER_FLAGS,
 }
 
 
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from ..nexttoken import (
         TOY_LOGITS,
         TOY_VOCAB,
+        chain_distributions,
         covered,
         distribution,
         next_token_logits,
@@ -90,14 +94,17 @@ def run(args: argparse.Namespace) -> int:
         "temperatures": args.temperatures,
         "draws": args.samples,
         "seed": args.sample_seed,
+        **sampler_text(args),
     }
+    lists = {"logit_bias": args.logit_bias, "ban": args.ban}
     vocab = len(TOY_VOCAB) if args.toy else VOCAB_SIZE
     try:  # before the (possibly slow) model load
-        controls = inspect_settings_from_text(text, vocab)
+        controls = inspect_settings_from_text(text, vocab, **lists)
     except GenerationError as exc:
         raise name_flags(exc, FLAGS) from None
     if args.toy:
         logits = torch.tensor(TOY_LOGITS)
+        history: list[int] = []
 
         def label(i: int) -> str:
             return TOY_VOCAB[i]
@@ -108,10 +115,11 @@ def run(args: argparse.Namespace) -> int:
         model = loaded.model
         if model.config.vocab_size != vocab:
             try:
-                controls = inspect_settings_from_text(text, model.config.vocab_size)
+                controls = inspect_settings_from_text(text, model.config.vocab_size, **lists)
             except GenerationError as exc:
                 raise name_flags(exc, FLAGS) from None
         ids = encode(args.prompt) if args.prompt else [get_tokenizer().eot_token]
+        history = ids[-model.config.context_length :]
         logits = next_token_logits(model, ids)
         enc = get_tokenizer()
 
@@ -120,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
 
         source = loaded.label
     temps = controls.temperatures
-    dist = distribution(logits, controls.temperature, controls.top_k, controls.top_p)
+    chain = controls.sampling()
+    dist = distribution(logits, chain=chain, history=history)
+    stages = chain_distributions(logits, chain, history)
     cands = top_candidates(dist, args.top)
     table = temperature_table(logits, temps, [c.id for c in cands])
     counts = sample_counts(dist.probs, controls.draws, controls.seed) if controls.draws else {}
@@ -152,6 +162,16 @@ def run(args: argparse.Namespace) -> int:
                     "sampling_entropy": dist.entropy,
                     "temperatures": {str(t): v for t, v in table.items()},
                     "samples": controls.draws,
+                    "stages": [
+                        {
+                            "stage": name,
+                            "top": [
+                                {"id": int(i), "token": label(int(i)), "probability": float(q)}
+                                for q, i in zip(*torch.topk(probs, 5), strict=True)
+                            ],
+                        }
+                        for name, probs in stages
+                    ],
                 }
             )
         )
@@ -170,6 +190,13 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"these {len(cands)} cover {covered(cands):.2%}; entropy {dist.raw_entropy:.3f} nats, after the controls {dist.entropy:.3f}"
     )
+    print("\nafter each stage of the chain (top 5):")
+    for name, probs in stages:
+        cells = ", ".join(
+            f"{label(int(i))[:12]} {float(q):.1%}"
+            for q, i in zip(*torch.topk(probs, 5), strict=True)
+        )
+        print(f"{name:<19} {cells}")
     print("\nprobability by temperature: " + ", ".join(f"T={t:g}" for t in temps))
     for row, c in enumerate(cands[:10]):
         cells = "  ".join(

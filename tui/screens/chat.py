@@ -27,14 +27,14 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Checkbox, Input, Label, Select, Static
+from textual.widgets import Checkbox, Collapsible, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from gptcore.errors import GptTuiError
 from gptcore.modelspec import LATEST, ModelChoice, choice_for, describe_spec
 
 if TYPE_CHECKING:
-    from gptcore.generate import GenerationResult, GenerationSettings
+    from gptcore.generate import GenerationResult, GenerationSettings, TokenRecord
     from gptcore.model import GPTModel
 
 POST_INTERVAL_S = 0.1  # at most ~10 transcript updates a second
@@ -51,9 +51,69 @@ CONTROLS = (
     ("seed", "seed", ""),
     ("num_samples", "samples", "1"),
 )
+# The samplers beyond the book, in a collapsed "samplers" section (blank = off);
+# "ban" is a comma-separated list of token texts or ids (split_ban_list).
+SAMPLER_CONTROLS = (
+    ("repetition_penalty", "rep pen", ""),
+    ("repetition_window", "rep win", "64"),
+    ("frequency_penalty", "freq pen", ""),
+    ("presence_penalty", "pres pen", ""),
+    ("no_repeat_ngram", "no-rep n", ""),
+    ("min_p", "min-p", ""),
+    ("ban", "ban", ""),
+)
 
+
+# The confidence view (ctrl+f): alternatives recorded per generated token, and the
+# colour bands of the probability a token had when drawn (after the settings).
+CONFIDENCE_TOP = 5
+BANDS = ((0.9, "green", "≥.9"), (0.5, "yellow", "≥.5"), (0.1, "dark_orange", "≥.1"))
+LOW_BAND = ("red", "<.1")
 
 # ---------------------------------------------------------------- pure helpers
+
+
+def band_style(prob: float) -> str:
+    """The colour of a token drawn with probability `prob`."""
+    return next((style for floor, style, _ in BANDS if prob >= floor), LOW_BAND[0])
+
+
+def confidence_text(text: str, records: list[TokenRecord], selected: int | None = None) -> Text:
+    """`text` verbatim, each token's characters coloured by its band; the
+    selected token reversed. A token ending mid-character colours nothing; the
+    next one, which completes the character, carries it."""
+    out = Text()
+    start = 0
+    for i, record in enumerate(records):
+        style = band_style(record.token.prob) + (" reverse" if i == selected else "")
+        out.append(text[start : record.end], style=style)
+        start = max(start, record.end)
+    out.append(text[start:])
+    return out
+
+
+def _p(prob: float) -> str:
+    """A probability in 7 characters: an untrained model's are ~2e-05, not 0.000."""
+    return f"{prob:.3f}" if prob >= 0.001 or prob == 0 else f"{prob:.1e}"
+
+
+def confidence_panel(record: TokenRecord | None, position: str) -> Text:
+    """The legend, then the selected token and its top alternatives, with their
+    probability under the raw model and after the sampling settings."""
+    out = Text("p ")
+    for _, style, label in BANDS:
+        out.append(f"■{label} ", style=style)
+    out.append(f"■{LOW_BAND[1]}", style=LOW_BAND[0])
+    out.append(" · ←/→ token · ctrl+f off")
+    if record is None:
+        out.append("\nno token recorded yet: generate an answer")
+        return out
+    t = record.token
+    out.append(f"\n#{position} {t.text!r} p {_p(t.prob)} (raw {_p(t.raw_prob)})")
+    for c in record.top:
+        mark = "▸" if c.id == t.id else " "
+        out.append(f"\n{mark} {c.text!r:<18.18} raw {_p(c.raw_prob)} → {_p(c.prob)}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -132,6 +192,9 @@ class ChatPane(Container, can_focus=True):
         Binding("ctrl+n", "inspect", "Inspect", id="chat-inspect"),
         Binding("ctrl+r", "new_seed", "New seed", id="chat-seed"),
         Binding("ctrl+y", "copy", "Copy answer", id="chat-copy"),
+        Binding("ctrl+f", "confidence", "Confidence", id="chat-confidence"),
+        Binding("left", "select_token(-1)", "Prev token", id="chat-token-prev", show=False),
+        Binding("right", "select_token(1)", "Next token", id="chat-token-next", show=False),
         Binding("ctrl+s", "save", "Save", id="chat-save"),
         Binding("ctrl+o", "choose_model", "Model", id="chat-model", show=False),
         Binding("ctrl+l", "clear", "Clear", id="chat-clear", show=False),
@@ -157,6 +220,10 @@ class ChatPane(Container, can_focus=True):
         self._cancel: threading.Event | None = None
         self._live: dict[int, Static] = {}
         self._live_text: dict[int, str] = {}
+        # The latest answer(s): (block, text, records) per sample, for the confidence view.
+        self._answers: list[tuple[Static, str, list[TokenRecord]]] = []
+        self.confidence = False
+        self.selected_token = 0
         self._pending_user: str | None = None
         self._timer: Timer | None = None
         self._choices: list[ModelChoice] = []
@@ -173,6 +240,7 @@ class ChatPane(Container, can_focus=True):
                 yield Static("no model loaded", id="chat-status", markup=False)
                 # Not focusable: focus that leaves the model menu lands on the prompt.
                 yield VerticalScroll(id="chat-log", can_focus=False)
+                yield Static("", id="chat-confidence", markup=False)
                 yield Input(
                     placeholder="prompt: Enter generates · Esc stops/leaves",
                     id="chat-prompt",
@@ -192,6 +260,11 @@ class ChatPane(Container, can_focus=True):
                     with Horizontal(classes="chat-row"):
                         yield Label(label, classes="chat-label")
                         yield Input(initial, id=f"chat-{key}", compact=True)
+                with Collapsible(title="samplers", collapsed=True, id="chat-samplers"):
+                    for key, label, initial in SAMPLER_CONTROLS:
+                        with Horizontal(classes="chat-row"):
+                            yield Label(label, classes="chat-label")
+                            yield Input(initial, id=f"chat-{key}", compact=True)
                 yield Checkbox("stop at end-of-text", True, id="chat-eos", compact=True)
                 with Horizontal(classes="chat-row"):
                     yield Label("dtype", classes="chat-label")
@@ -204,8 +277,8 @@ class ChatPane(Container, can_focus=True):
                     )
                 yield Static("", id="chat-reason", markup=False)
                 yield Static(
-                    "ctrl+n inspect\nctrl+r new seed\nctrl+y copy answer\n"
-                    "ctrl+s save transcript\nctrl+l clear\nctrl+o model",
+                    "ctrl+n inspect\nctrl+f confidence\nctrl+r new seed\n"
+                    "ctrl+y copy answer\nctrl+s save transcript\nctrl+l clear\nctrl+o model",
                     id="chat-keys",
                     markup=False,
                 )
@@ -330,10 +403,12 @@ class ChatPane(Container, can_focus=True):
 
     def _validate(self) -> None:
         from gptcore.generate import GenerationError
-        from gptcore.sampling_settings import messages_by_label, settings_from_text
+        from gptcore.sampling_settings import messages_by_label, settings_from_text, split_ban_list
 
         self._active = True  # from now on, every change is validated as typed
-        values = {k: self.query_one(f"#chat-{k}", Input).value for k, _, _ in CONTROLS}
+        controls = (*CONTROLS, *SAMPLER_CONTROLS)
+        values = {k: self.query_one(f"#chat-{k}", Input).value for k, _, _ in controls}
+        ban = split_ban_list(values.pop("ban"))
         # Without a model: GPT-2's vocabulary, and the context is not known yet.
         limits: dict[str, int] = {}
         if self.model is not None:
@@ -341,13 +416,13 @@ class ChatPane(Container, can_focus=True):
             limits = {"vocab_size": config.vocab_size, "context_length": config.context_length}
         eos = self.query_one("#chat-eos", Checkbox).value
         try:
-            self.settings = settings_from_text(values, stop_at_eos=eos, **limits)
+            self.settings = settings_from_text(values, stop_at_eos=eos, ban=ban, **limits)
             errors: dict[str, str] = {}
         except GenerationError as exc:
-            labels = {key: label for key, label, _ in CONTROLS}
+            labels = {key: label for key, label, _ in controls}
             self.settings, errors = None, messages_by_label(exc, labels)
         self.errors = errors
-        for key, _, _ in CONTROLS:
+        for key, _, _ in controls:
             widget = self.query_one(f"#chat-{key}", Input)
             widget.set_class(key in errors, "-invalid")
             widget.tooltip = Text(errors[key]) if key in errors else None
@@ -437,7 +512,8 @@ class ChatPane(Container, can_focus=True):
                     )
                 )
             prompt = built.text
-        text_stream = TextStream(model, prompt, settings, cancel)
+        # Recorded always (one softmax and top-k a token): ctrl+f can colour any answer.
+        text_stream = TextStream(model, prompt, settings, cancel, logprobs=CONFIDENCE_TOP)
         pending: dict[int, str] = {}
         last = time.monotonic()
         for delta in text_stream:
@@ -477,6 +553,15 @@ class ChatPane(Container, can_focus=True):
             for i, text in enumerate(texts):
                 if i in self._live:
                     self._live[i].update(Text(text))
+            for block, text, _ in self._answers:
+                block.update(Text(text))  # only the latest answer is coloured
+            self._answers = [
+                (self._live[i], s.text, s.tokens or [])
+                for i, s in enumerate(result.samples)
+                if i in self._live
+            ]
+            self.selected_token = 0
+            self._render_confidence()
             reasons = {s.finish_reason for s in result.samples}
             tail = f"{result.new_tokens} tokens · {result.tokens_per_s:,.1f} tok/s"
             if "cancelled" in reasons:
@@ -550,6 +635,8 @@ class ChatPane(Container, can_focus=True):
             return self.generating  # False: Esc falls through to the app (leave input)
         if action == "copy":
             return True if self.last_answer else None
+        if action == "select_token":
+            return self.confidence  # False: ←/→ fall through
         if action == "save":
             return True if self.transcript else None
         return True
@@ -585,8 +672,42 @@ class ChatPane(Container, can_focus=True):
     def action_new_seed(self) -> None:
         self.query_one("#chat-seed", Input).value = str(random.randrange(2**31))
 
+    def action_confidence(self) -> None:
+        """Colour the latest answer(s) by each token's probability; ←/→ select a token."""
+        self.confidence = not self.confidence
+        if self.confidence:
+            self.focus()  # so ←/→ reach the pane, not the prompt
+        self._render_confidence()
+        self.refresh_bindings()
+
+    def action_select_token(self, step: int) -> None:
+        total = sum(len(records) for _, _, records in self._answers)
+        if total:
+            self.selected_token = (self.selected_token + step) % total
+            self._render_confidence()
+
+    def _render_confidence(self) -> None:
+        panel = self.query_one("#chat-confidence", Static)
+        panel.set_class(self.confidence, "-on")
+        offset, chosen, position = 0, None, ""
+        total = sum(len(records) for _, _, records in self._answers)
+        for block, text, records in self._answers:
+            if not self.confidence:
+                block.update(Text(text))
+                continue
+            local = self.selected_token - offset
+            selected = local if 0 <= local < len(records) else None
+            if selected is not None:
+                chosen, position = records[selected], f"{self.selected_token + 1}/{total}"
+            block.update(confidence_text(text, records, selected))
+            offset += len(records)
+        if self.confidence:
+            panel.update(confidence_panel(chosen, position))
+
     def action_clear(self) -> None:
         self._stop_generation()
+        self._answers = []
+        self._render_confidence()
         self.history.clear()
         self.transcript.clear()
         self.last_answer = ""
@@ -640,10 +761,13 @@ class ChatPane(Container, can_focus=True):
 
         if history is not None:
             prompt = chat_prompt(history, prompt, ctx).text
-        logits = next_token_logits(model, encode_prompt(prompt))
+        ids = encode_prompt(prompt)
+        logits = next_token_logits(model, ids)
         shown = prompt if len(prompt) <= 40 else "…" + prompt[-39:]
         source = f"{model_name} after {shown!r}"
-        self.post_message(InspectReady(logits, source))
+        ready = InspectReady(logits, source)
+        ready.ids = ids[-ctx:]  # the history the penalties read
+        self.post_message(ready)
 
     def on_inspect_ready(self, message: InspectReady) -> None:
         from gptcore.tokenizer import get_tokenizer
@@ -664,6 +788,8 @@ class ChatPane(Container, can_focus=True):
                 temperature=s.temperature if s and s.temperature > 0 else 1.0,
                 top_k=s.top_k if s else None,
                 top_p=s.top_p if s else None,
+                samplers=s,
+                history=getattr(message, "ids", ()),
             )
         )
 

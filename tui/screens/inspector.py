@@ -12,7 +12,8 @@ can be reproduced without any model.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ from ..widgets.bars import bar, percent, token_label
 if TYPE_CHECKING:
     import torch
 
+    from gptcore.generate import GenerationSettings
     from gptcore.sampling_settings import InspectSettings
 
 TOP_N = 20
@@ -80,8 +82,14 @@ class InspectorScreen(Screen[None]):
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
+        samplers: GenerationSettings | None = None,
+        history: Sequence[int] = (),
     ) -> None:
         super().__init__()
+        # The samplers beyond the book (the Chat controls') and the tokens they read;
+        # this screen's own temperature / top-k / top-p replace theirs.
+        self.samplers = samplers
+        self.history = list(history)
         self.model_logits = logits
         self.model_label = label
         self.source = source
@@ -97,6 +105,7 @@ class InspectorScreen(Screen[None]):
         self.controls: InspectSettings | None = None
         self.errors: dict[str, str] = {}
         self.dist = None
+        self.stages: list[tuple[str, torch.Tensor]] = []
         self.candidates: list = []
         self.counts: Counter | None = None
         self._token = 0  # which computation the next DrawsDone must match
@@ -122,6 +131,8 @@ class InspectorScreen(Screen[None]):
                 yield Static("", id="insp-temps-view", markup=False)
             with TabPane("Sampling lab", id="insp-lab"), VerticalScroll():
                 yield Static("", id="insp-lab-view", markup=False)
+            with TabPane("Stages", id="insp-stages"), VerticalScroll():
+                yield Static("", id="insp-stages-view", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -156,7 +167,7 @@ class InspectorScreen(Screen[None]):
     def recompute(self) -> None:
         """Validate the controls; redo only the post-processing and the draws."""
         from gptcore.generate import GenerationError
-        from gptcore.nexttoken import distribution, top_candidates
+        from gptcore.nexttoken import chain_distributions, distribution, top_candidates
         from gptcore.sampling_settings import inspect_settings_from_text, messages_by_label
 
         logits = self.logits
@@ -177,9 +188,20 @@ class InspectorScreen(Screen[None]):
         if controls is None:
             return  # keep showing the last valid view
         self.controls = controls
-        self.dist = distribution(logits, controls.temperature, controls.top_k, controls.top_p)
+        chain = controls.sampling()
+        if self.samplers is not None and not self.toy:
+            chain = replace(
+                self.samplers,
+                temperature=controls.temperature,
+                top_k=controls.top_k,
+                top_p=controls.top_p,
+            )
+        history = [] if self.toy else self.history
+        self.dist = distribution(logits, chain=chain, history=history)
+        self.stages = chain_distributions(logits, chain, history)
         self.candidates = top_candidates(self.dist, TOP_N)
         self.counts = None
+        self._render_stages()
         self._render_title()
         self._render_distribution()
         self._render_temperatures()
@@ -278,6 +300,21 @@ class InspectorScreen(Screen[None]):
             style="italic",
         )
         self.query_one("#insp-summary", Static).update(summary)
+
+    def _render_stages(self) -> None:
+        """The top 5 after each active stage of the sampler chain, in its order."""
+        import torch
+
+        lines = ["after each stage of the sampler chain (top 5):"]
+        for name, probs in self.stages:
+            values, ids = torch.topk(probs, min(5, probs.numel()))
+            cells = "  ".join(
+                f"{self.label(int(i))[:10]} {float(q):.0%}"
+                for q, i in zip(values, ids, strict=True)
+                if q > 0
+            )
+            lines.append(f"{name:<18} {cells}")
+        self.query_one("#insp-stages-view", Static).update(Text("\n".join(lines)))
 
     def _render_temperatures(self) -> None:
         from gptcore.nexttoken import temperature_table

@@ -44,12 +44,18 @@ class SummaryRequest:
 
 
 def model_name(config: GPTConfig) -> str:
-    """The preset a config is, or is but for its context length; else "custom model"."""
+    """The preset a config is, or is but for its context length; else "custom model".
+
+    The init scheme is no part of the shape: the summary line shows it separately.
+    """
     for name, preset in PRESETS.items():
-        if preset == config:
+        if dataclasses.replace(preset, init=config.init) == config:
             return name
     for name, preset in PRESETS.items():
-        if dataclasses.replace(preset, context_length=config.context_length) == config:
+        same_but_context = dataclasses.replace(
+            preset, context_length=config.context_length, init=config.init
+        )
+        if same_but_context == config:
             return f"{name} at context {config.context_length:,}"
     return "custom model"
 
@@ -71,7 +77,8 @@ def summary_text(
     out.append(f"{model_name(c)}\n", style="bold")
     out.append(
         f"{c.n_layers} layers · {c.n_heads} heads · emb {c.emb_dim} · context "
-        f"{c.context_length:,} · vocab {c.vocab_size:,} · {head} output head\n\n",
+        f"{c.context_length:,} · vocab {c.vocab_size:,} · {head} output head · "
+        f"init {c.init}\n\n",
         style="dim",
     )
     out.append(f"{'parameters':<16}{summary.total:>13,}\n", style="bold")
