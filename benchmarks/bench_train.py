@@ -1,6 +1,6 @@
 """Training speed: our Trainer against the book-style model and transformers' GPT-2.
 
-    python benchmarks/bench_train.py [--steps 3] [--repeats 3] [--batches 2,8]
+    python benchmarks/bench_train.py [--steps 3] [--repeats 3] [--batches 2,8] [--isa avx2]
 
 The book's workload: book-124m (context 256), AdamW(lr 4e-4, weight decay 0.1),
 on the current device. Every variant runs in its own fresh process (so peak
@@ -97,6 +97,16 @@ print(json.dumps({"tokens_per_s": steps * batch * 256 / elapsed,
 """
 
 
+# PyTorch's kernel dispatch and oneDNN capped at AVX2, bf16 detection off: an AVX2-only
+# CPU's code paths on a newer one (same memory system, so ratios carry over best).
+AVX2_ONLY = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "GPT_TUI_CPU_BF16": "0",
+}
+
+
 def run_worker(code: str, *argv: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
     out = subprocess.run(
@@ -142,7 +152,16 @@ def main() -> None:
         "--modes", default=None, help="our precision modes (default: all the device has)"
     )
     parser.add_argument("--no-hf", action="store_true", help="skip transformers' GPT-2")
+    parser.add_argument(
+        "--isa",
+        choices=["native", "avx2"],
+        default="native",
+        help="avx2: every variant (yardsticks included) runs PyTorch's and oneDNN's AVX2 "
+        "kernels and sees no native bf16, as on an AVX2-only CPU",
+    )
     args = parser.parse_args()
+    if args.isa == "avx2":  # inherited by every worker process (run_worker copies os.environ)
+        os.environ.update(AVX2_ONLY)
     if not BOOK_STYLE.exists():
         sys.exit(f"the book-style yardstick is not at {BOOK_STYLE} (set GPT_TUI_SHARED)")
     modes = args.modes.split(",") if args.modes else precisions()
@@ -173,7 +192,8 @@ def main() -> None:
                     file=sys.stderr,
                 )
     print(
-        f"\nbook-124m, context 256, {args.steps} timed steps, {args.repeats} repetitions; tokens/s min/median/max"
+        f"\nbook-124m, context 256, {args.steps} timed steps, {args.repeats} repetitions, "
+        f"{args.isa} kernels; tokens/s min/median/max"
     )
     for batch in batches:
         book = statistics.median(r["tokens_per_s"] for r in results[("book-style", batch)])

@@ -758,8 +758,11 @@ def export_book_pth(ckpt: str | Path | Checkpoint, out_path: str | Path) -> Path
         ckpt = load_checkpoint(resolve_checkpoint(ckpt))
     config = ckpt.model_config
     state = {_to_book_name(k): v for k, v in ckpt.state_dict().items()}
-    if config.tie_embeddings:
-        state["out_head.weight"] = state["out_head.weight"].clone()
+    padded = config.padded_vocab_size != config.vocab_size
+    for key in ("tok_emb.weight", "out_head.weight"):
+        if padded or (config.tie_embeddings and key == "out_head.weight"):
+            # The book's model has vocab_size rows; a tied head needs its own tensor.
+            state[key] = state[key][: config.vocab_size].clone()
     # The book also saves each attention's causal mask (a persistent buffer).
     book_state = dict(state)
     n = config.context_length
@@ -767,7 +770,7 @@ def export_book_pth(ckpt: str | Path | Checkpoint, out_path: str | Path) -> Path
         book_state[f"trf_blocks.{i}.att.mask"] = torch.triu(torch.ones(n, n), diagonal=1)
     payload: dict[str, Any] = {"model_state_dict": book_state}
     opt = ckpt.optimizer_state() if ckpt.has_optimizer else None
-    if opt is not None and not config.tie_embeddings:
+    if opt is not None and not config.tie_embeddings and not padded:  # shapes fit the book's
         payload["optimizer_state_dict"] = opt["optimizer"]
     out_path = Path(out_path)
     with atomic_open(out_path, "wb") as f:

@@ -33,6 +33,7 @@ COMMANDS = [
     "runs",
     "watch",
     "timeline",
+    "speedlab",
 ]
 
 

@@ -48,12 +48,19 @@ class GPTConfig:
     tie_embeddings: bool = False
     # Weight initialisation (see INIT_SCHEMES); "book" keeps the book's seeded numbers.
     init: str = "book"
+    # The embedding and output head get vocab_size rounded up to a multiple of this
+    # (64: 50,304 rows), which GPU matmul kernels run faster; the padding rows never
+    # reach the logits (GPTModel.forward slices them off). 1 = no padding, the book's.
+    vocab_multiple: int = 1
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"model.{name} must be a positive integer, got {value!r}")
+        multiple = self.vocab_multiple
+        if isinstance(multiple, bool) or not isinstance(multiple, int) or not 1 <= multiple <= 4096:
+            raise ConfigError(f"model.vocab_multiple must be between 1 and 4096, got {multiple!r}")
         if self.emb_dim % self.n_heads != 0:
             raise ConfigError(
                 f"model.emb_dim ({self.emb_dim}) must be divisible by model.n_heads ({self.n_heads})"
@@ -69,6 +76,12 @@ class GPTConfig:
     @property
     def head_dim(self) -> int:
         return self.emb_dim // self.n_heads
+
+    @property
+    def padded_vocab_size(self) -> int:
+        """Rows of the token embedding and output head: vocab_size rounded up to a
+        multiple of vocab_multiple (50,257 -> 50,304 with 64)."""
+        return -(-self.vocab_size // self.vocab_multiple) * self.vocab_multiple
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -122,11 +135,16 @@ def describe_model(config: GPTConfig) -> str:
 
     The init scheme is ignored: it names how training started, not the model's shape
     (and checkpoints written before the setting existed read back as "book").
+    A padded vocabulary is named after the shape: "gpt2-small (padded to 50,304)".
     """
+    padded = ""
+    if config.padded_vocab_size != config.vocab_size:
+        padded = f" (padded to {config.padded_vocab_size:,})"
     for name, preset in PRESETS.items():
-        if dataclasses.replace(preset, init=config.init) == config:
-            return name
-    return f"{config.n_layers}x{config.emb_dim} ctx{config.context_length}"
+        same = dataclasses.replace(preset, init=config.init, vocab_multiple=config.vocab_multiple)
+        if same == config:
+            return name + padded
+    return f"{config.n_layers}x{config.emb_dim} ctx{config.context_length}{padded}"
 
 
 def get_preset(name: str) -> GPTConfig:

@@ -5,11 +5,15 @@ English help topics that ship with every CPython, so it works offline). The
 text is split by characters at `train_ratio` as the book does, each part is
 tokenized once (in parallel, in chunks that cannot change the tokens) into a
 uint16 file keyed by the content's hash, and later runs memory-map that file.
+The text is streamed (read, decoded, cut and tokenized a block at a time), so a
+corpus of gigabytes never sits in memory whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -17,7 +21,7 @@ import re
 import select
 import stat
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +40,7 @@ BUILTIN = "builtin"
 TEXT_SUFFIXES = {".txt", ".md", ".rst", ".text", ".markdown", ".org", ".tex", ".csv", ".json"}
 CACHE_FORMAT = 2  # 2: meta.json counts the whole text's tokens
 CHUNK_CHARS = 1 << 20  # 1 MiB of text per tokenizer task
+READ_BYTES = 1 << 23  # a corpus is read (and decoded) 8 MiB at a time
 MAX_PIPE_BYTES = 1 << 30  # a pipe is held in memory once: beyond this, use a file
 PIPE_WAIT_S = 60.0  # how long a pipe may stay silent before its first byte
 
@@ -124,19 +129,6 @@ class NotUtf8Error(CorpusError):
         return f"{self.reason}; {hint}"
 
 
-def _decode(data: bytes, path: Path, errors: str) -> str:
-    if b"\x00" in data[:8192]:
-        raise CorpusError(
-            f"{_display(path)} looks like a binary file (it contains NUL bytes), not text"
-        )
-    try:
-        return data.decode("utf-8", errors=errors)
-    except UnicodeDecodeError as exc:
-        raise NotUtf8Error(
-            f"{_display(path)} is not valid UTF-8 (bad byte at offset {exc.start})"
-        ) from None
-
-
 def _text_files(folder: Path) -> list[Path]:
     return sorted(
         p
@@ -219,22 +211,100 @@ def corpus_name(source: str | Path) -> str:
     return _display(Path(path.name)) if path.name else _display(path)
 
 
-def _file_corpus(data: bytes, path: Path, errors: str) -> CorpusText:
-    text = _decode(data, path, errors)
-    if not text or text.isspace():  # isspace: no copy of a large text
-        raise CorpusError(f"corpus file {_display(path)} is empty")
-    return CorpusText(corpus_name(path), text, 1)
+def _utf8_cut(data: bytes) -> int:
+    """Where to cut `data` so no UTF-8 sequence straddles the cut: before a lead
+    byte among the last four bytes, else at the end. Decoding the two sides apart
+    then gives exactly the characters (and errors) of decoding them together."""
+    for i in range(len(data) - 1, max(-1, len(data) - 5), -1):
+        if data[i] >= 0xC0:
+            return i
+        if data[i] < 0x80:
+            break
+    return len(data)
 
 
-def read_corpus(source: str | Path, errors: str = "strict") -> CorpusText:
-    """Read a corpus: BUILTIN, a text file, a pipe, or a folder of text files.
+def _decode_blocks(blocks: Iterable[bytes], path: Path, errors: str) -> Iterator[str]:
+    """The text of a stream of byte blocks, decoded block by block (see _decode)."""
+    carry, offset = b"", 0
+    for block in blocks:
+        data = carry + block if carry else block
+        if offset < 8192 and b"\x00" in data[: 8192 - offset]:
+            raise CorpusError(
+                f"{_display(path)} looks like a binary file (it contains NUL bytes), not text"
+            )
+        cut = _utf8_cut(data)
+        yield _decode_at(data[:cut], offset, path, errors)
+        offset += cut
+        carry = data[cut:]
+    if carry:
+        yield _decode_at(carry, offset, path, errors)
+
+
+def _decode_at(data: bytes, offset: int, path: Path, errors: str) -> str:
+    try:
+        return data.decode("utf-8", errors=errors)
+    except UnicodeDecodeError as exc:
+        raise NotUtf8Error(
+            f"{_display(path)} is not valid UTF-8 (bad byte at offset {offset + exc.start})"
+        ) from None
+
+
+def _file_blocks(path: Path) -> Iterator[bytes]:
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(READ_BYTES):
+                yield block
+    except OSError as exc:
+        raise CorpusError(f"cannot read corpus {_display(path)}: {exc.strerror or exc}") from None
+
+
+def _memory_blocks(data: bytes) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(data), READ_BYTES):
+        yield bytes(view[start : start + READ_BYTES])
+
+
+@dataclass
+class CorpusSource:
+    """A corpus checked and measured but not held in memory: `blocks()` reads
+    its text again, in blocks of about READ_BYTES, each time it is called."""
+
+    name: str
+    files: int
+    n_chars: int
+    docs: list[Callable[[], Iterator[str]]]
+
+    def blocks(self) -> Iterator[str]:
+        """The text: the documents joined with `<|endoftext|>`."""
+        for i, doc in enumerate(self.docs):
+            if i:
+                yield END_OF_TEXT
+            yield from doc()
+
+
+def _measure(doc: Callable[[], Iterator[str]]) -> tuple[int, bool]:
+    """(characters, blank) of a document, read once through."""
+    chars, blank = 0, True
+    for block in doc():
+        chars += len(block)
+        blank = blank and block.isspace() if block else blank
+    return chars, blank
+
+
+def open_corpus(
+    source: str | Path, errors: str = "strict", piped: bytes | None = None
+) -> CorpusSource:
+    """Check and measure a corpus (BUILTIN, a text file, a pipe, or a folder of text
+    files) by reading it through once, keeping only a block of it in memory.
 
     Files in a folder are joined with `<|endoftext|>` between documents, as
     GPT-2's training data was. `errors="replace"` decodes bad UTF-8 with U+FFFD.
-    Devices are refused; special files inside a folder are skipped.
+    Devices are refused; special files inside a folder are skipped. `piped`:
+    the bytes of a pipe already read (a pipe can be read only once).
     """
     if str(source) == BUILTIN:
-        return CorpusText(corpus_name(source), builtin_text(), 1)
+        text = builtin_text()
+        return CorpusSource(corpus_name(source), 1, len(text), [lambda: iter([text])])
     path = Path(source).expanduser()
     if not path.exists():
         raise CorpusError(f"corpus not found: {_display(path)}")
@@ -243,21 +313,38 @@ def read_corpus(source: str | Path, errors: str = "strict") -> CorpusText:
         if not files:
             suffixes = ", ".join(sorted(TEXT_SUFFIXES))
             raise CorpusError(f"folder {_display(path)} holds no text files ({suffixes})")
-        texts = [_decode(_read_file(p), p, errors) for p in files]
-        texts = [t for t in texts if t and not t.isspace()]
-        if not texts:
+        docs, chars = [], 0
+        for file in files:
+            doc = functools.partial(_decode_blocks_of, file, errors)
+            n, blank = _measure(doc)
+            if not blank:
+                docs.append(doc)
+                chars += n
+        if not docs:
             raise CorpusError(f"every text file in {_display(path)} is empty")
-        return CorpusText(corpus_name(path), END_OF_TEXT.join(texts), len(texts))
-    if _refuse_special(path):
-        return _file_corpus(read_pipe(path), path, errors)
-    return _file_corpus(_read_file(path), path, errors)
+        chars += len(END_OF_TEXT) * (len(docs) - 1)
+        return CorpusSource(corpus_name(path), len(docs), chars, docs)
+    if piped is None and _refuse_special(path):
+        piped = read_pipe(path)
+    if piped is not None:
+        data = piped
+        doc = lambda: _decode_blocks(_memory_blocks(data), path, errors)  # noqa: E731
+    else:
+        doc = functools.partial(_decode_blocks_of, path, errors)
+    chars, blank = _measure(doc)
+    if blank:
+        raise CorpusError(f"corpus file {_display(path)} is empty")
+    return CorpusSource(corpus_name(path), 1, chars, [doc])
 
 
-def _read_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CorpusError(f"cannot read corpus {_display(path)}: {exc.strerror or exc}") from None
+def _decode_blocks_of(path: Path, errors: str) -> Iterator[str]:
+    return _decode_blocks(_file_blocks(path), path, errors)
+
+
+def read_corpus(source: str | Path, errors: str = "strict") -> CorpusText:
+    """Read a whole corpus into memory (see open_corpus, which streams it)."""
+    opened = open_corpus(source, errors)
+    return CorpusText(opened.name, "".join(opened.blocks()), opened.files)
 
 
 # ---------------------------------------------------------------- tokenizing
@@ -288,79 +375,148 @@ def split_for_tokenizing(text: str, chunk_chars: int = CHUNK_CHARS) -> list[str]
     return [text[a:b] for a, b in chunk_spans(text, chunk_chars=chunk_chars)]
 
 
-def _encode_spans(
-    text: str, spans: list[tuple[int, int]], progress: ProgressFn | None, threads: int | None
-) -> Iterator[np.ndarray]:
-    """uint16 token arrays for each span, in order, encoded on a thread pool.
+def _encode_parallel(
+    chunks: Iterable[tuple[int, str]], threads: int | None
+) -> Iterator[tuple[int, str, np.ndarray]]:
+    """(part, chunk, uint16 ids) for each (part, chunk), in order, encoded on a thread pool.
 
     tiktoken releases the GIL while encoding, so threads scale; at most
-    2 x threads spans are in flight, which bounds memory on huge corpora.
+    2 x threads chunks are in flight (and `chunks` is read only that far ahead),
+    which bounds memory on huge corpora.
     """
-    threads = threads or max(1, min(8, os.cpu_count() or 1))
-
-    def encode(span: tuple[int, int]) -> np.ndarray:
-        return encode_to_uint16(text[span[0] : span[1]])
-
-    total = spans[-1][1] - spans[0][0] if spans else 0
-    done = 0
+    # One thread per core, as tiktoken's encode_ordinary_batch uses; capped so the
+    # chunks being encoded (~10 MB each at their peak) stay well under 1 GB.
+    threads = threads or max(1, min(32, os.cpu_count() or 1))
+    pending: deque = deque()
     with ThreadPoolExecutor(threads) as pool:
-        pending: deque = deque()
-        for span in spans:
-            pending.append((span, pool.submit(encode, span)))
-            if len(pending) >= 2 * threads:
-                (a, b), future = pending.popleft()
-                yield future.result()
-                done += b - a
-                if progress:
-                    progress(done, total)
-        while pending:
-            (a, b), future = pending.popleft()
-            yield future.result()
-            done += b - a
-            if progress:
-                progress(done, total)
+        try:
+            for part, chunk in chunks:
+                pending.append((part, chunk, pool.submit(encode_to_uint16, chunk)))
+                if len(pending) >= 2 * threads:
+                    part, chunk, future = pending.popleft()
+                    yield part, chunk, future.result()
+            while pending:
+                part, chunk, future = pending.popleft()
+                yield part, chunk, future.result()
+        finally:  # an error or a cancel: drop the queued work instead of finishing it
+            for *_, future in pending:
+                future.cancel()
 
 
 def tokenize(
     text: str, progress: ProgressFn | None = None, threads: int | None = None
 ) -> np.ndarray:
     """Encode text to a uint16 array, in parallel chunks, reporting progress."""
-    parts = list(_encode_spans(text, chunk_spans(text), progress, threads))
+    parts, done = [], 0
+    for _, chunk, ids in _encode_parallel(((0, c) for c in split_for_tokenizing(text)), threads):
+        parts.append(ids)
+        done += len(chunk)
+        if progress:
+            progress(done, len(text))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
 
 
-def _tokenize_to_file(
-    text: str, start: int, end: int, path: Path, progress: ProgressFn | None
-) -> int:
-    """Stream the tokens of text[start:end] into `path` atomically; returns the count."""
-    count = 0
-    with atomic_open(path, "wb") as f:
-        if end > start:
-            for ids in _encode_spans(text, chunk_spans(text, start, end), progress, None):
-                f.write(ids.tobytes())
-                count += len(ids)
-    return count
+def _split_blocks(blocks: Iterable[str], split: int) -> Iterator[tuple[int, str]]:
+    """(part, block): part 0 for the text before character `split`, 1 after it."""
+    seen = 0
+    for block in blocks:
+        if seen < split < seen + len(block):
+            yield 0, block[: split - seen]
+            yield 1, block[split - seen :]
+        else:
+            yield (0 if seen < split else 1), block
+        seen += len(block)
 
 
-def _count_across_split(text: str, split: int) -> int:
-    """How many tokens fewer the whole text has than its two halves encoded apart.
+def stream_chunks(
+    blocks: Iterable[str], split: int, chunk_chars: int = CHUNK_CHARS
+) -> Iterator[tuple[int, str]]:
+    """(part, chunk) over a text given in blocks: part 0 is the text before
+    character `split` (train), part 1 the rest (validation), each cut at safe
+    boundaries into ~chunk_chars chunks whose separate encodings concatenate to
+    exactly the encoding of the part. Holds about one block plus one chunk."""
+    buf, buf_part, scan = "", 0, 0  # scan: where in buf a boundary is sought next
+    for part, block in _split_blocks(blocks, split):
+        if part != buf_part:
+            if buf:
+                yield buf_part, buf
+            buf, buf_part, scan = "", part, 0
+        buf += block
+        start = 0
+        while len(buf) - start > chunk_chars:
+            match = _SAFE_SPLIT.search(buf, max(start + chunk_chars, scan))
+            if match is None:
+                # No boundary yet (a very long word): look again once more text is in,
+                # from just before the end (the pattern sees two characters back).
+                scan = max(0, len(buf) - 2)
+                break
+            yield part, buf[start : match.start()]
+            start = match.start()
+        if start:
+            buf = buf[start:]
+            scan = max(0, scan - start)
+    if buf:
+        yield buf_part, buf
 
-    Cutting at a character can split a word (or a run of spaces) in two, which then
-    encodes to more tokens; only the span between the nearest safe boundaries
-    around the cut is affected, so only it is encoded again.
+
+def _count_across_split(before: str, after: str) -> int:
+    """How many tokens fewer the whole text has than its two parts encoded apart.
+
+    Cutting at a character can split a word (or a run of spaces) in two, which
+    then encodes to more tokens; only the span between the nearest safe
+    boundaries around the cut is affected, so only it is encoded again. `before`
+    ends at the cut and starts at a safe boundary (or the text's start), `after`
+    starts at the cut and ends at one (or the text's end).
     """
-    if split <= 0 or split >= len(text):
+    if not before or not after:
         return 0
-    before = [m.start() for m in _SAFE_SPLIT.finditer(text, max(0, split - 4096), split)]
-    after = _SAFE_SPLIT.search(text, split + 1, min(len(text), split + 4096))
-    a = before[-1] if before else 0
-    b = after.start() if after else len(text)
+    boundaries = [m.start() for m in _SAFE_SPLIT.finditer(before, max(0, len(before) - 4096))]
+    if boundaries:
+        before = before[boundaries[-1] :]
+    match = _SAFE_SPLIT.search(after, 1, 4096)
+    if match is not None:
+        after = after[: match.start()]
     tokenizer = get_tokenizer()
 
     def count(part: str) -> int:
         return len(tokenizer.encode(part, allowed_special={END_OF_TEXT}))
 
-    return count(text[a:split]) + count(text[split:b]) - count(text[a:b])
+    return count(before) + count(after) - count(before + after)
+
+
+def _write_token_cache(
+    corpus: CorpusSource,
+    split: int,
+    folder: Path,
+    progress: ProgressFn | None,
+    chunk_chars: int = CHUNK_CHARS,
+    threads: int | None = None,
+) -> tuple[int, int, int]:
+    """Stream the corpus's tokens into folder/train.bin and folder/val.bin.
+
+    Both files are written to temporary files that take their names only once
+    every token is in: an error or a cancel (an exception from `progress`)
+    leaves neither. Returns (train tokens, val tokens, tokens of the whole text).
+    """
+    counts, done = [0, 0], 0
+    last_train, first_val = "", ""
+    chunks = stream_chunks(corpus.blocks(), split, chunk_chars)
+    encoded = _encode_parallel(chunks, threads)
+    with contextlib.ExitStack() as stack:
+        names = ("train.bin", "val.bin")
+        files = [stack.enter_context(atomic_open(folder / name, "wb")) for name in names]
+        stack.callback(encoded.close)  # runs first: stops the pool, then the files go
+        for part, chunk, ids in encoded:
+            files[part].write(ids.tobytes())
+            counts[part] += len(ids)
+            if part == 0:
+                last_train = chunk
+            elif not first_val:
+                first_val = chunk
+            done += len(chunk)
+            if progress:
+                progress(done, corpus.n_chars)
+    return counts[0], counts[1], counts[0] + counts[1] - _count_across_split(last_train, first_val)
 
 
 def _load_tokens(path: Path) -> np.ndarray:
@@ -392,7 +548,7 @@ def corpus_fingerprint(source: str | Path) -> str:
             # fsencode: a name that is not UTF-8 hashes as its bytes on disk
             digest.update(os.fsencode(file.relative_to(path).as_posix()) + b"\0")
         with open(file, "rb") as f:
-            while block := f.read(1 << 23):
+            while block := f.read(READ_BYTES):
                 digest.update(block)
     return digest.hexdigest()
 
@@ -419,7 +575,7 @@ def prepare_corpus(
         try:
             fingerprint = corpus_fingerprint(source)
         except OSError:
-            fingerprint = None  # read_corpus below names the problem
+            fingerprint = None  # open_corpus below names the problem
     if fingerprint is not None:
         key = f"{fingerprint[:32]}-r{train_ratio:g}-{errors}-v{CACHE_FORMAT}"
         folder = (cache_dir or token_cache_dir()) / key
@@ -430,30 +586,19 @@ def prepare_corpus(
             # The cache is keyed by content: the same text under another name (a
             # pasted text saved to a file) is named after this source, not the first.
             return dataclasses.replace(cached, name=corpus_name(source))
-    if piped is not None and path is not None:
-        corpus = _file_corpus(piped, path, errors)
-    else:
-        corpus = read_corpus(source, errors)
+    corpus = open_corpus(source, errors, piped)
     if fingerprint is None:  # readable now: the earlier failure was transient
         return prepare_corpus(source, train_ratio, errors, progress, cache_dir)
-    text = corpus.text
-    split = int(train_ratio * len(text))
-
-    def part_progress(offset: int) -> ProgressFn | None:
-        if progress is None:
-            return None
-        return lambda done, _total: progress(offset + done, len(text))
-
-    n_train = _tokenize_to_file(text, 0, split, folder / "train.bin", part_progress(0))
-    n_val = _tokenize_to_file(text, split, len(text), folder / "val.bin", part_progress(split))
+    split = int(train_ratio * corpus.n_chars)
+    n_train, n_val, n_tokens = _write_token_cache(corpus, split, folder, progress, CHUNK_CHARS)
     meta = {
         "name": corpus.name,
         "files": corpus.files,
-        "chars": len(text),
+        "chars": corpus.n_chars,
         "train_chars": split,
         "train_tokens": n_train,
         "val_tokens": n_val,
-        "tokens": n_train + n_val - _count_across_split(text, split),
+        "tokens": n_tokens,
         "train_ratio": train_ratio,
     }
     atomic_write_bytes(folder / "meta.json", json.dumps(meta).encode())  # last: marks completeness

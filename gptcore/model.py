@@ -123,12 +123,13 @@ class GPTModel(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.config = config
-        self.tok_emb = nn.Embedding(config.vocab_size, config.emb_dim)
+        # padded_vocab_size is vocab_size unless the config pads it (vocab_multiple).
+        self.tok_emb = nn.Embedding(config.padded_vocab_size, config.emb_dim)
         self.pos_emb = nn.Embedding(config.context_length, config.emb_dim)
         self.drop_emb = nn.Dropout(config.drop_rate)
         self.trf_blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
         self.final_norm = nn.LayerNorm(config.emb_dim, eps=1e-5)
-        self.out_head = nn.Linear(config.emb_dim, config.vocab_size, bias=False)
+        self.out_head = nn.Linear(config.emb_dim, config.padded_vocab_size, bias=False)
         if config.tie_embeddings:
             # Created (and its RNG draws consumed) as in the book, then shared.
             self.out_head.weight = self.tok_emb.weight
@@ -138,7 +139,7 @@ class GPTModel(nn.Module):
     def forward(
         self, idx: torch.Tensor, cache: KVCache | None = None, last_only: bool = False
     ) -> torch.Tensor:
-        """Logits [batch, tokens, vocab] for token ids [batch, tokens].
+        """Logits [batch, tokens, vocab_size] for token ids [batch, tokens].
 
         With a cache, `idx` holds only the new tokens; their positions continue
         from `cache.length`, and the cache advances past them. `last_only`
@@ -159,7 +160,11 @@ class GPTModel(nn.Module):
             cache.length += t
         if last_only:
             x = x[:, -1:]
-        return self.out_head(self.final_norm(x))
+        logits = self.out_head(self.final_norm(x))
+        if self.config.padded_vocab_size != self.config.vocab_size:
+            # Padding rows are no tokens: the loss, sampler and inspector never see them.
+            logits = logits[..., : self.config.vocab_size]
+        return logits
 
     def new_cache(self, batch_size: int) -> KVCache:
         param = self.out_head.weight

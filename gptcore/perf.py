@@ -10,7 +10,14 @@ Hopper. Unknown devices (CPUs included) have no peak: MFU is then None.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import functools
 import os
+import threading
+import time
+from collections.abc import Iterator
 
 import torch
 
@@ -40,7 +47,7 @@ def matmul_parameters(config: GPTConfig) -> int:
     out_proj = d * d + d
     feed_forward = (d * 4 * d + 4 * d) + (4 * d * d + d)
     per_block = qkv + out_proj + feed_forward
-    return config.n_layers * per_block + d * config.vocab_size
+    return config.n_layers * per_block + d * config.padded_vocab_size  # padding rows do FLOPs
 
 
 def flops_per_token(config: GPTConfig, seq_len: int | None = None) -> float:
@@ -86,17 +93,71 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+# bf16 autocast must beat fp32 by this much on the probe to be worth its rounding.
+BF16_MIN_SPEEDUP = 1.2
+_PROBE_ROWS, _PROBE_WIDTH = 256, 768  # 256 tokens through book-124m's feed-forward
+_PROBE_ROUNDS = 3
+
+
+def _bf16_probe_speedup() -> float:
+    """fp32 time over bf16-autocast time for a feed-forward layer's forward and backward.
+
+    Book-124m's feed-forward on one context of tokens, weights cast every call as in
+    training: it catches both emulated bf16 and a CPU whose casts eat the matmul gain.
+    Each precision's fastest round counts, alternating, so a busy machine skews both.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        layer = torch.nn.Sequential(
+            torch.nn.Linear(_PROBE_WIDTH, 4 * _PROBE_WIDTH),
+            torch.nn.GELU(approximate="tanh"),
+            torch.nn.Linear(4 * _PROBE_WIDTH, _PROBE_WIDTH),
+        )
+        x = torch.randn(_PROBE_ROWS, _PROBE_WIDTH)
+
+    def once(bf16: bool) -> float:
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = layer(x)
+        out.float().sum().backward()
+        return time.perf_counter() - start
+
+    once(False), once(True)  # warm-up: kernels chosen, memory touched
+    fp32 = bf16 = float("inf")
+    for _ in range(_PROBE_ROUNDS):
+        fp32, bf16 = min(fp32, once(False)), min(bf16, once(True))
+    return fp32 / bf16
+
+
+@functools.cache
+def measured_bf16_speedup() -> float:
+    """`_bf16_probe_speedup`, measured once per process."""
+    return _bf16_probe_speedup()
+
+
+def cpu_bf16_pays() -> bool:
+    """Whether bf16 autocast trains faster than fp32 on this CPU.
+
+    GPT_TUI_CPU_BF16=1/0 answers without measuring. Without native bf16 the answer is
+    no (emulated bf16 is slower); with it, a short probe decides, once per process.
+    """
+    forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return cpu_has_native_bf16() and measured_bf16_speedup() >= BF16_MIN_SPEEDUP
+
+
 def default_precision(device: torch.device) -> str:
     """What precision "auto" means on a device.
 
     CUDA: bf16 where the GPU has it, else fp16 (with a GradScaler). CPU: bf16 autocast
-    only where the CPU runs bf16 natively (measured about 1.1x the fp32 step there,
-    issue 18); emulated bf16 is slower than fp32, so fp32 everywhere else. MPS: fp32.
-    Runs that must reproduce the book's numbers set precision = "fp32" explicitly.
+    where it measures faster than fp32 (`cpu_bf16_pays`: native bf16, AVX512-BF16 or
+    AMX), fp32 everywhere else. MPS: fp32. Runs that must reproduce the book's numbers
+    set precision = "fp32" explicitly.
     """
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "cpu" and cpu_has_native_bf16():
+    if device.type == "cpu" and cpu_bf16_pays():
         return "bf16"
     return "fp32"
 
@@ -134,3 +195,56 @@ def make_adamw(
     if impl == "foreach":
         return torch.optim.AdamW(params, foreach=True, **kwargs), "foreach"
     return torch.optim.AdamW(params, **kwargs), "default"
+
+
+# glibc mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_GLIBC_MMAP_MAX = 65536  # glibc's defaults, restored afterwards
+_GLIBC_TRIM_THRESHOLD = 128 * 1024
+# "0" turns the heap reuse off (to measure it, or if a platform misbehaves).
+REUSE_MEMORY_ENV = "GPT_TUI_REUSE_MEMORY"
+_reuse_lock = threading.Lock()
+_reuse_users = 0
+
+
+def _glibc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def reuse_freed_memory() -> Iterator[bool]:
+    """While inside, large CPU tensors are served from memory the process already holds.
+
+    glibc gives every allocation over 32 MB its own fresh mapping and unmaps it on
+    free, so each training step page-faults (and the kernel zeroes) its big
+    temporaries again: the logits and their gradient, the embedding's gradient.
+    On book-124m at batch 2 that was a quarter of a bf16 step. Inside this context
+    such blocks come from the heap and stay there for reuse; on leaving, glibc's
+    defaults return and the heap is trimmed. Process-wide and nestable; yields
+    whether it took effect (glibc only, and not turned off by GPT_TUI_REUSE_MEMORY=0).
+    """
+    global _reuse_users
+    libc = None if os.environ.get(REUSE_MEMORY_ENV, "").strip() == "0" else _glibc()
+    if libc is None:
+        yield False
+        return
+    with _reuse_lock:
+        _reuse_users += 1
+        if _reuse_users == 1:
+            libc.mallopt(_M_MMAP_MAX, 0)
+            libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    try:
+        yield True
+    finally:
+        with _reuse_lock:
+            _reuse_users -= 1
+            if _reuse_users == 0:
+                libc.mallopt(_M_MMAP_MAX, _GLIBC_MMAP_MAX)
+                libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_TRIM_THRESHOLD)
+                libc.malloc_trim(0)

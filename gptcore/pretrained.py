@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -370,12 +370,50 @@ def _check_names(
         )
 
 
+def _pad_vocab(config: GPTConfig, sd: dict[str, Tensor]) -> None:
+    """Give the token embedding and output head of `sd` (vocab_size rows, or already
+    padded ones) exactly config.padded_vocab_size rows, the extra rows zeros, in place."""
+    import torch
+
+    v, rows = config.vocab_size, config.padded_vocab_size
+
+    def fit(w: Tensor) -> Tensor:
+        if w.shape[0] == rows:
+            return w
+        zeros = torch.zeros((rows - v, w.shape[1]), dtype=w.dtype, device=w.device)
+        return torch.cat([w[:v], zeros])
+
+    sd["tok_emb.weight"] = fit(sd["tok_emb.weight"])
+    tied = config.tie_embeddings
+    sd["out_head.weight"] = sd["tok_emb.weight"] if tied else fit(sd["out_head.weight"])
+
+
+def _unpadded(config: GPTConfig, w: Tensor) -> Tensor:
+    """The first vocab_size rows of a padded embedding or head (its own storage, so
+    safetensors writes only them); `w` itself when the model is not padded."""
+    return w if w.shape[0] == config.vocab_size else w[: config.vocab_size].clone()
+
+
+def with_vocab_multiple(model: GPTModel, multiple: int) -> GPTModel:
+    """`model` with its vocabulary padded to a multiple of `multiple` (padding rows
+    zero; the logits are unchanged); `model` itself when it already is. The new
+    model shares every other tensor with `model`, which callers then drop."""
+    if model.config.vocab_multiple == multiple:
+        return model
+    config = replace(model.config, vocab_multiple=multiple)
+    sd = dict(model.state_dict())
+    return _assemble(config, sd, model.tok_emb.weight.device).train(model.training)
+
+
 def _assemble(config: GPTConfig, sd: dict[str, Tensor], device: str | torch.device) -> GPTModel:
-    """Build the model on the meta device and assign the loaded tensors (no second copy)."""
+    """Build the model on the meta device and assign the loaded tensors (no second copy).
+
+    The weights files hold vocab_size rows; a padded config gets zero rows appended."""
     import torch
 
     from .model import GPTModel
 
+    _pad_vocab(config, sd)
     with torch.device("meta"):
         model = GPTModel(config)
     model.load_state_dict(sd, strict=True, assign=True)
@@ -680,12 +718,15 @@ def to_hf_state_dict(model: GPTModel) -> dict[str, Tensor]:
     c = model.config
     sd = {k: v.detach() for k, v in model.state_dict().items()}
     out: dict[str, Tensor] = {
-        "transformer.wte.weight": sd["tok_emb.weight"],
+        # GPT2LMHeadModel has no padding rows: they are stripped (they never reach logits).
+        "transformer.wte.weight": _unpadded(c, sd["tok_emb.weight"]),
         "transformer.wpe.weight": sd["pos_emb.weight"],
         "transformer.ln_f.weight": sd["final_norm.weight"],
         "transformer.ln_f.bias": sd["final_norm.bias"],
-        "lm_head.weight": sd["out_head.weight"],
+        "lm_head.weight": _unpadded(c, sd["out_head.weight"]),
     }
+    if c.tie_embeddings:  # one tensor, as the docstring promises
+        out["lm_head.weight"] = out["transformer.wte.weight"]
     for i in range(c.n_layers):
         b, h = f"trf_blocks.{i}.", f"transformer.h.{i}."
         qkv = [sd[f"{b}att.{n}.weight"] for n in ("W_query", "W_key", "W_value")]

@@ -89,7 +89,7 @@ def activation_bytes(
     per_block = 16 * btd + batch_size * config.n_heads * context * context
     if config.drop_rate > 0:
         per_block += 3 * btd  # attention-output and two residual dropout masks
-    logits = 2 * batch_size * context * config.vocab_size
+    logits = 2 * batch_size * context * config.padded_vocab_size
     return (config.n_layers * per_block + logits + 2 * btd) * bytes_per_value
 
 
@@ -110,9 +110,10 @@ def training_memory(
 def format_summary(summary: ModelSummary, batch_size: int = 2, context: int | None = None) -> str:
     """The text `gpt-tui summary` prints and the Train screen shows."""
     c = summary.config
+    padded = f" (padded to {c.padded_vocab_size:,})" if c.padded_vocab_size != c.vocab_size else ""
     lines = [
         f"model: {c.n_layers} layers, {c.n_heads} heads, emb {c.emb_dim}, context {c.context_length}, "
-        f"vocab {c.vocab_size}, {'tied' if summary.tied else 'untied'} output head, "
+        f"vocab {c.vocab_size}{padded}, {'tied' if summary.tied else 'untied'} output head, "
         f"init {c.init}",
         f"parameters: {summary.total:,}",
     ]

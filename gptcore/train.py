@@ -63,7 +63,14 @@ from .events import (
 from .health import OverfitDetector, SpikeDetector
 from .model import GPTModel
 from .paths import verdict_file
-from .perf import default_precision, enable_tf32, make_adamw, mfu, peak_flops
+from .perf import (
+    default_precision,
+    enable_tf32,
+    make_adamw,
+    mfu,
+    peak_flops,
+    reuse_freed_memory,
+)
 from .plan import BatchPlan, batch_plan
 from .resume import check_resume, check_schedule, open_checkpoint
 from .runlock import RunLock, check_run_dir_unused
@@ -304,8 +311,9 @@ class Trainer:
         """Train until done, a limit, cancel() or an error; never raises for user errors."""
         try:
             try:
-                self._setup()
-                return self._loop()
+                with reuse_freed_memory():
+                    self._setup()
+                    return self._loop()
             except _Stop as stop:
                 self.result = stop.failed
                 self._emit(stop.failed)
@@ -368,9 +376,11 @@ class Trainer:
         if ckpt is not None:
             model = GPTModel(ckpt.model_config)
         elif cfg.init:
-            from .pretrained import model_from_spec
+            from .pretrained import model_from_spec, with_vocab_multiple
 
             model = model_from_spec(cfg.init, "cpu")
+            # The weights bring their shape; padding is the run's speed setting.
+            model = with_vocab_multiple(model, self.model_config.vocab_multiple)
         else:
             model = GPTModel(self.model_config)
         self.model_config = model.config

@@ -1,5 +1,6 @@
 import json
 import random
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gptcore import data
 from gptcore.data import (
     BUILTIN,
     RandomWindowSampler,
@@ -24,7 +26,7 @@ from gptcore.data import (
 from gptcore.errors import CorpusError
 from gptcore.paths import token_cache_dir
 from gptcore.plan import count_batches, count_windows
-from gptcore.tokenizer import get_tokenizer
+from gptcore.tokenizer import encode_to_uint16, get_tokenizer
 
 
 def test_verdict_split_and_book_batch_counts(verdict_path):
@@ -199,3 +201,91 @@ def test_corpus_too_short_for_one_window_says_how_many_tokens(tmp_path):
         match=r"has \d+ tokens, but one window of context length 256 needs at least 257",
     ):
         require_windows(corpus.train_tokens, 256, "training")
+
+
+# ---------------------------------------------------------------- streaming (large corpora)
+
+
+def _awkward_text(seed: int, n: int = 3000) -> str:
+    """Words, runs of spaces, multibyte characters and special tokens, in random order."""
+    pieces = ["ab", " xy", "  ", "\n", "\t ", ".", "'s", "é", "漢", "😀", " 123", "<|endoftext|>"]
+    rng = random.Random(seed)
+    return "".join(rng.choice(pieces) for _ in range(n))
+
+
+@pytest.mark.parametrize("seed, read_bytes, chunk", [(0, 5, 1), (1, 7, 3), (2, 64, 17)])
+def test_streamed_cache_equals_one_shot_tokenizing(tmp_path, monkeypatch, seed, read_bytes, chunk):
+    # Tiny read blocks cut multibyte characters; tiny chunks cut everywhere a cut is safe.
+    monkeypatch.setattr(data, "READ_BYTES", read_bytes)
+    monkeypatch.setattr(data, "CHUNK_CHARS", chunk)
+    text = _awkward_text(seed)
+    path = tmp_path / "c.txt"
+    path.write_text(text, encoding="utf-8")
+    corpus = prepare_corpus(path, train_ratio=0.7)
+    split = int(0.7 * len(text))
+    enc = get_tokenizer()
+    assert corpus.n_chars == len(text) and corpus.train_chars == split
+    assert corpus.train_tokens.tolist() == enc.encode(text[:split], allowed_special="all")
+    assert corpus.val_tokens.tolist() == enc.encode(text[split:], allowed_special="all")
+    assert corpus.n_tokens == len(enc.encode(text, allowed_special="all"))
+    # Training reads windows from the mapped file, not from a copy in memory.
+    assert isinstance(corpus.train_tokens, np.memmap)
+    assert isinstance(corpus.val_tokens, np.memmap)
+
+
+def test_streamed_folder_and_bad_bytes_match_whole_reads(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "READ_BYTES", 3)
+    (tmp_path / "a.txt").write_bytes("café 漢字 ".encode() * 20)
+    (tmp_path / "b.txt").write_bytes(b" \n ")  # blank: skipped, as a whole read skips it
+    (tmp_path / "c.txt").write_bytes(b"ok \xe6\xbc x \xff\xfe end " * 10)
+    streamed = data.open_corpus(tmp_path, errors="replace")
+    expected = "<|endoftext|>".join(
+        (tmp_path / n).read_bytes().decode("utf-8", "replace") for n in ("a.txt", "c.txt")
+    )
+    assert "".join(streamed.blocks()) == expected
+    assert streamed.n_chars == len(expected) and streamed.files == 2
+    with pytest.raises(CorpusError, match=r"c.txt is not valid UTF-8 \(bad byte at offset 3\)"):
+        data.open_corpus(tmp_path)
+
+
+def test_cancel_while_tokenizing_leaves_no_cache_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "CHUNK_CHARS", 50)
+    path = tmp_path / "c.txt"
+    path.write_text("some words to tokenize here " * 100)
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_in_validation_part(done: int, total: int) -> None:
+        if done > 0.95 * total:  # the train part is already complete by now
+            raise Cancelled
+
+    cache = tmp_path / "cache"
+    with pytest.raises(Cancelled):
+        prepare_corpus(path, progress=cancel_in_validation_part, cache_dir=cache)
+    assert [p.name for p in cache.rglob("*") if p.is_file()] == []
+    corpus = prepare_corpus(path, cache_dir=cache)  # the next try builds it whole
+    assert sorted(p.name for p in (cache / corpus.key).iterdir()) == [
+        "meta.json",
+        "train.bin",
+        "val.bin",
+    ]
+
+
+def test_prepare_corpus_never_holds_the_whole_text(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "READ_BYTES", 1 << 16)
+    monkeypatch.setattr(data, "CHUNK_CHARS", 1 << 12)
+    path = tmp_path / "big.txt"
+    path.write_text(_awkward_text(3, 40_000) * 60, encoding="utf-8")  # ~8 MB
+    size = path.stat().st_size
+    encode_to_uint16("warm up  the tokenizer's tables")  # built once per process: not counted
+    tracemalloc.start()
+    try:
+        corpus = prepare_corpus(path, cache_dir=tmp_path / "cache")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert corpus.n_tokens > 0
+    # A whole read holds the bytes and the decoded text at once (> 2 x size); a
+    # streamed one about a block and the chunks in flight, whatever the size.
+    assert peak < size / 2, (peak, size)

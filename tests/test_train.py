@@ -306,18 +306,41 @@ def test_lr_schedule() -> None:
     assert lr_at(TrainConfig(lr=0.5), 100, 10) == 0.5
 
 
-@pytest.mark.parametrize("native_bf16", [False, True])
-def test_precision_resolution(native_bf16: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """auto on a CPU is bf16 only where the CPU has native bf16 (detection patched, so
-    both branches run on any machine); explicit settings ignore the detection."""
+@pytest.mark.parametrize(
+    ("native_bf16", "speedup", "expected"),
+    [(False, 2.0, "fp32"), (True, 2.0, "bf16"), (True, 1.05, "fp32")],
+)
+def test_precision_resolution(
+    native_bf16: bool, speedup: float, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """auto on a CPU is bf16 only where the CPU has native bf16 and the probe measures
+    it faster than fp32 (detection and probe patched, so every branch runs on any
+    machine); explicit settings ignore both."""
+    monkeypatch.delenv(perf.NATIVE_BF16_ENV, raising=False)
     monkeypatch.setattr(perf, "cpu_has_native_bf16", lambda: native_bf16)
-    cpu = torch.device("cpu")
-    expected = ("bf16", torch.bfloat16) if native_bf16 else ("fp32", None)
-    assert resolve_precision("auto", cpu) == expected
-    assert resolve_precision("fp32", cpu) == ("fp32", None)
-    assert resolve_precision("bf16", cpu) == ("bf16", torch.bfloat16)
-    with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
-        resolve_precision("fp16", cpu)
+    probes = []
+    monkeypatch.setattr(perf, "_bf16_probe_speedup", lambda: probes.append(1) or speedup)
+    perf.measured_bf16_speedup.cache_clear()
+    try:
+        cpu = torch.device("cpu")
+        assert resolve_precision("auto", cpu) == (
+            expected,
+            torch.bfloat16 if expected == "bf16" else None,
+        )
+        assert resolve_precision("auto", cpu)[0] == expected
+        assert len(probes) == (1 if native_bf16 else 0)  # measured once, only where it can pay
+        assert resolve_precision("fp32", cpu) == ("fp32", None)
+        assert resolve_precision("bf16", cpu) == ("bf16", torch.bfloat16)
+        with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
+            resolve_precision("fp16", cpu)
+    finally:
+        perf.measured_bf16_speedup.cache_clear()
+
+
+def test_bf16_probe_measures_both_precisions() -> None:
+    """The probe really runs the layer in both precisions and returns a finite ratio."""
+    speedup = perf._bf16_probe_speedup()
+    assert math.isfinite(speedup) and speedup > 0
 
 
 def test_bf16_autocast_trains_on_cpu(corpus_file: Path) -> None:

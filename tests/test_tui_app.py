@@ -54,7 +54,7 @@ async def test_tabs_keys_help_palette_and_theme(corpus: Path) -> None:
         await settle(pilot, "corpus")
         tabs = app.query_one(TabbedContent)
         titles = [str(tab.label) for tab in tabs.query("ContentTab")]
-        assert titles == ["Corpus", "Train", "Chat", "Checkpoints", "Models", "Runs"]
+        assert titles == ["Corpus", "Train", "Chat", "Checkpoints", "Models", "Runs", "Speed"]
         for tab, _title, key, pane in SCREENS:
             await pilot.press(key)
             await pilot.pause()

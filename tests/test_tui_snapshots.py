@@ -129,3 +129,42 @@ def test_help_screen(snap_compare, tmp_path: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(write_corpus(tmp_path)), terminal_size=SIZE, run_before=before)
+
+
+def test_speed_lab_screen(snap_compare, tmp_path: Path) -> None:
+    """The Speed Lab with a saved result (a fixed report: no timing on screen)."""
+    from gptcore.speedlab import RUNGS, RungResult, SpeedReport, save_report
+
+    skipped = {
+        "tf32": "CUDA only (NVIDIA tensor cores)",
+        "pinned": "CUDA only (copies to a GPU)",
+        "compile": "compiling takes minutes on a CPU; --compile to include it",
+        "max_batch": "no fixed memory ceiling on a CPU",
+    }
+    rungs = []
+    for i, rung in enumerate(RUNGS):
+        if rung.key in skipped:
+            rungs.append(RungResult(i, rung.key, rung.title, skipped=skipped[rung.key]))
+        else:
+            rungs.append(RungResult(i, rung.key, rung.title, 50.0 + 12.5 * i, 1.0, 10**9, 2))
+    save_report(
+        SpeedReport(
+            device="cpu",
+            device_name="Example CPU [x86_64]",
+            torch_version="2.5.1",
+            model="book-124m",
+            context=256,
+            batch_size=2,
+            steps=3,
+            started="2025-01-31T14:02:00+00:00",
+            memory_kind="peak RSS rise",
+            rungs=rungs,
+        )
+    )
+
+    async def before(pilot: Pilot) -> None:
+        await settle(pilot, "corpus")
+        await pilot.press("7")
+        await settle(pilot, "speedlab-saved")
+
+    assert snap_compare(make_app(write_corpus(tmp_path)), terminal_size=SIZE, run_before=before)

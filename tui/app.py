@@ -1,5 +1,5 @@
 """The gpt-tui Textual app: one tab bar over the Corpus, Train, Chat, Checkpoints,
-Models and Runs screens, a footer of keys, a help screen and command-palette actions.
+Models, Runs and Speed Lab screens, a footer of keys, a help screen and command-palette actions.
 
 Start-up stays fast: nothing here imports torch or the engine modules that do;
 the screens import them inside their workers.
@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 from gptcore.config import GPTConfig, TrainConfig
 from gptcore.errors import GptTuiError
@@ -32,12 +32,23 @@ from .screens.checkpoints import CheckpointsPane
 from .screens.corpus import CorpusPane
 from .screens.models import ModelsPane
 from .screens.runs import RunsPane
+from .screens.speedlab import SpeedLabPane
 from .screens.train import TrainPane
 from .settings import Settings, load_settings, save_settings
+from .widgets.footer import StableFooter
 
 STYLES = Path(__file__).parent
 # Each screen's layout, one .tcss file per screen (absolute paths: subclasses load them too).
-PANE_CSS = [STYLES / name for name in ("chat.tcss", "checkpoints.tcss", "models.tcss", "runs.tcss")]
+PANE_CSS = [
+    STYLES / name
+    for name in (
+        "chat.tcss",
+        "checkpoints.tcss",
+        "models.tcss",
+        "runs.tcss",
+        "speedlab.tcss",
+    )
+]
 
 # (tab id, title, key, pane class): the order of the tab bar.
 SCREENS = [
@@ -47,6 +58,7 @@ SCREENS = [
     ("checkpoints", "Checkpoints", "4", CheckpointsPane),
     ("models", "Models", "5", ModelsPane),
     ("runs", "Runs", "6", RunsPane),
+    ("speedlab", "Speed", "7", SpeedLabPane),
 ]
 
 
@@ -147,7 +159,7 @@ class GptTuiApp(PaneRouter):
                 with TabPane(title, id=tab):
                     if tab == initial:  # the others are mounted after the first frame
                         yield pane(id=f"{tab}-pane")
-        yield Footer(compact=True)
+        yield StableFooter(compact=True)
 
     def on_mount(self) -> None:
         self._event_loop = asyncio.get_running_loop()
@@ -328,8 +340,20 @@ def _abort(signum: int) -> None:
     os._exit(exit_code(signum))
 
 
+def quiet_idle_threads(environ: dict[str, str] | os._Environ[str] = os.environ) -> None:
+    """Let torch's OpenMP threads sleep, not spin, between parallel regions.
+
+    libgomp busy-waits after each parallel region by default; while a run trains
+    in this process, those spinning threads hold both cores of a small machine and
+    keys wait for the CPU. Passive waiting costs the step little (a wake-up per
+    region). Set only in the app (headless `gpt-tui train` keeps the default) and
+    before torch loads; a value the user set is kept."""
+    environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def run(args: argparse.Namespace) -> int:
     """Open the app (`gpt-tui`, or `gpt-tui watch RUN_DIR` straight on a run)."""
+    quiet_idle_threads()
     watch_dir = None
     if getattr(args, "command", None) == "watch":
         from .screens.open_run import run_dir_problem

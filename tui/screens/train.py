@@ -32,6 +32,7 @@ from gptcore.fmt import format_duration
 from gptcore.runs import MetricsFollower, RunDir, checkpoint_label
 from gptcore.sysinfo import CpuMeter, SystemStats, describe, system_stats
 
+from ..background import lower_thread_priority
 from ..configs import (
     FIELDS,
     Field,
@@ -574,6 +575,7 @@ class TrainPane(Container, can_focus=True):
     ) -> None:
         from gptcore.train import Trainer  # torch is imported here, off the UI thread
 
+        lower_thread_priority()  # before torch starts its threads from this one
         pump = EventPump(self, source=source)
         try:
             checkpoint = None

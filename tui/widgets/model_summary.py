@@ -46,15 +46,15 @@ class SummaryRequest:
 def model_name(config: GPTConfig) -> str:
     """The preset a config is, or is but for its context length; else "custom model".
 
-    The init scheme is no part of the shape: the summary line shows it separately.
+    The init scheme and vocabulary padding are no part of the shape: the summary line
+    shows them separately.
     """
+    kept = {"init": config.init, "vocab_multiple": config.vocab_multiple}
     for name, preset in PRESETS.items():
-        if dataclasses.replace(preset, init=config.init) == config:
+        if dataclasses.replace(preset, **kept) == config:
             return name
     for name, preset in PRESETS.items():
-        same_but_context = dataclasses.replace(
-            preset, context_length=config.context_length, init=config.init
-        )
+        same_but_context = dataclasses.replace(preset, context_length=config.context_length, **kept)
         if same_but_context == config:
             return f"{name} at context {config.context_length:,}"
     return "custom model"
@@ -67,6 +67,11 @@ def _summary(model: GPTConfig) -> ModelSummary:
     return summarize_config(model)
 
 
+def _padding(c: GPTConfig) -> str:
+    padded = c.padded_vocab_size
+    return f" (padded to {padded:,})" if padded != c.vocab_size else ""
+
+
 def summary_text(
     summary: ModelSummary, memory: TrainingMemory, request: SummaryRequest, dtypes: list[str]
 ) -> Text:
@@ -77,7 +82,7 @@ def summary_text(
     out.append(f"{model_name(c)}\n", style="bold")
     out.append(
         f"{c.n_layers} layers · {c.n_heads} heads · emb {c.emb_dim} · context "
-        f"{c.context_length:,} · vocab {c.vocab_size:,} · {head} output head · "
+        f"{c.context_length:,} · vocab {c.vocab_size:,}{_padding(c)} · {head} output head · "
         f"init {c.init}\n\n",
         style="dim",
     )

@@ -1,0 +1,283 @@
+"""GPU check: the CUDA tests, then gpt2-small training and generation speed, as one JSON.
+
+    python benchmarks/gpu_check.py [--steps 20] [--batch 8] [--budget-s 450]
+
+On one GPU it takes under 8 minutes: `pytest -m cuda -q` first (pass/fail
+counts), then gpt2-small (context 1024) trained by the Trainer for `--steps`
+timed steps after warm-up in each variant below, then KV-cache generation.
+Every variant runs in its own process, so its peak memory is its own and a
+failure (out of memory, a compile error) is recorded in its result, not fatal.
+Variants left when the time budget runs out are reported as skipped.
+
+Each training result: tokens/s (steady state, after warm-up), peak memory
+(torch.cuda.max_memory_allocated), and MFU against the card's peak
+(gptcore.perf.peak_flops; null for a card it does not know). Without CUDA the
+script prints {"cuda": false, "reason": ...} and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(REPO))
+
+# The chapter's ladder, in the order worth having if the budget runs short.
+VARIANTS: list[dict[str, Any]] = [
+    {"name": "fp32+tf32", "precision": "fp32", "compile": False, "vocab_multiple": 1},
+    {"name": "bf16", "precision": "bf16", "compile": False, "vocab_multiple": 1},
+    {"name": "fp16", "precision": "fp16", "compile": False, "vocab_multiple": 1},
+    {"name": "bf16 vocab64", "precision": "bf16", "compile": False, "vocab_multiple": 64},
+    {"name": "bf16 compile", "precision": "bf16", "compile": True, "vocab_multiple": 1},
+    {"name": "bf16 compile vocab64", "precision": "bf16", "compile": True, "vocab_multiple": 64},
+]
+WARMUP_STEPS = 3  # first touch, cuBLAS autotuning, compilation, the step-0 evaluation
+TESTS_TIMEOUT_S = 240
+VARIANT_TIMEOUT_S = 150
+COMPILE_TIMEOUT_S = 240
+GENERATE_TIMEOUT_S = 120
+RESULT_MARK = "GPU_CHECK_RESULT "
+
+
+# ---------------------------------------------------------------- children (one process each)
+
+
+def train_variant(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train gpt2-small for warm-up + spec["steps"] steps with the Trainer; the speed."""
+    import dataclasses
+
+    import torch
+
+    from gptcore.config import TrainConfig, get_preset
+    from gptcore.events import StepEnd
+    from gptcore.perf import mfu
+    from gptcore.train import Trainer
+
+    marks: list[tuple[float, int]] = []
+
+    def listen(event: object) -> None:
+        if isinstance(event, StepEnd):
+            marks.append((event.elapsed_s, event.tokens_seen))
+
+    model = dataclasses.replace(get_preset("gpt2-small"), vocab_multiple=spec["vocab_multiple"])
+    cfg = TrainConfig(
+        corpus="builtin",
+        batch_size=spec["batch"],
+        epochs=1000,  # max_steps ends the run; the built-in corpus is ~11 steps an epoch
+        max_steps=WARMUP_STEPS + spec["steps"],
+        eval_freq=10**6,  # one evaluation, after step 0 (inside the warm-up)
+        eval_iter=1,
+        sample_tokens=0,
+        device=spec.get("device", "cuda"),
+        precision=spec["precision"],
+        compile=spec["compile"],
+        keep_last=1,
+    )
+    torch.cuda.reset_peak_memory_stats()
+    trainer = Trainer(model, cfg, listeners=[listen])
+    result = trainer.run()
+    if getattr(result, "reason", "") != "max_steps":
+        raise RuntimeError(f"the run ended with {result}")
+    (t0, n0), (t1, n1) = marks[WARMUP_STEPS - 1], marks[-1]
+    speed = (n1 - n0) / (t1 - t0)
+    seq = trainer.plan.length if trainer.plan else model.context_length
+    util = mfu(speed, model, seq, trainer.peak_flops)
+    return {
+        "tokens_per_s": round(speed),
+        "peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20),
+        "mfu": round(util, 4) if util is not None else None,
+        "precision": trainer.precision,
+        "adamw": trainer.adamw_impl,
+        "timed_steps": spec["steps"],
+    }
+
+
+def generate_variant(spec: dict[str, Any]) -> dict[str, Any]:
+    """Tokens/s of greedy KV-cache generation (gptcore.generate) with gpt2-small."""
+    import torch
+
+    from gptcore.config import get_preset
+    from gptcore.generate import generate_token_ids, make_settings, prepare_for_inference
+    from gptcore.model import GPTModel
+
+    torch.manual_seed(123)
+    model = GPTModel(get_preset("gpt2-small")).to("cuda")
+    model = prepare_for_inference(model, spec["precision"])
+    prompt = list(range(1000, 1016))
+    n = spec["tokens"]
+
+    def timed(count: int) -> float:
+        settings = make_settings(max_new_tokens=count, temperature=0.0, eos_id=None)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in generate_token_ids(model, prompt, settings):
+            pass
+        torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    timed(8)  # warm-up: kernels, allocator
+    elapsed = timed(n)
+    return {
+        "tokens_per_s": round(n / elapsed, 1),
+        "new_tokens": n,
+        "precision": spec["precision"],
+        "peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20),
+    }
+
+
+def child_main(spec: dict[str, Any]) -> int:
+    os.environ.setdefault("GPT_TUI_HOME", tempfile.mkdtemp(prefix="gpu-check-"))
+    job = generate_variant if spec["kind"] == "generate" else train_variant
+    print(RESULT_MARK + json.dumps(job(spec)), flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------- the parent
+
+
+def run_child(command: list[str], timeout_s: float) -> dict[str, Any]:
+    """Run one child; its result line, or why there is none (exit code, last stderr)."""
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timed out after {timeout_s:.0f} s"}
+    wall = round(time.monotonic() - start, 1)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_MARK):
+            return {"ok": True, "wall_s": wall, **json.loads(line[len(RESULT_MARK) :])}
+    lines = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
+    why = lines[-1] if lines else "no output"
+    return {"ok": False, "wall_s": wall, "error": f"exit code {proc.returncode}: {why}"}
+
+
+def pytest_counts(output: str) -> dict[str, int]:
+    """{"passed": 5, "skipped": 1, ...} from pytest's last summary line."""
+    counts: dict[str, int] = {}
+    for number, word in re.findall(r"(\d+) (passed|failed|skipped|errors?|deselected)", output):
+        counts["errors" if word.startswith("error") else word] = int(number)
+    return counts
+
+
+def run_cuda_tests(timeout_s: float) -> dict[str, Any]:
+    command = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider"]
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timed out after {timeout_s:.0f} s"}
+    counts = pytest_counts(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "")
+    return {
+        "ok": proc.returncode == 0,
+        "exit_code": proc.returncode,
+        "wall_s": round(time.monotonic() - start, 1),
+        **counts,
+    }
+
+
+def no_cuda_report() -> dict[str, Any] | None:
+    """The whole report when this machine has no usable CUDA device, else None."""
+    try:
+        import torch
+    except ImportError as exc:
+        return {"cuda": False, "reason": f"torch is not importable: {exc}"}
+    if torch.cuda.is_available():
+        return None
+    if torch.version.cuda is None:
+        reason = f"this torch build ({torch.__version__}) has no CUDA support"
+    else:
+        reason = "no CUDA device is visible (driver missing or CUDA_VISIBLE_DEVICES empty)"
+    return {"cuda": False, "reason": reason, "torch": torch.__version__}
+
+
+def device_info() -> dict[str, Any]:
+    import torch
+
+    from gptcore.perf import peak_flops
+
+    device = torch.device("cuda")
+    props = torch.cuda.get_device_properties(device)
+    return {
+        "cuda": True,
+        "card": torch.cuda.get_device_name(device),
+        "memory_gb": round(props.total_memory / 2**30, 1),
+        "compute_capability": f"{props.major}.{props.minor}",
+        "torch": torch.__version__,
+        "cuda_version": torch.version.cuda,
+        "bf16_supported": torch.cuda.is_bf16_supported(),
+        "peak_bf16_tflops": (peak_flops(device, "bf16") or 0) / 1e12 or None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per variant")
+    parser.add_argument("--batch", type=int, default=8, help="batch size (context 1024)")
+    parser.add_argument("--gen-tokens", type=int, default=256, help="new tokens to generate")
+    parser.add_argument("--budget-s", type=float, default=450, help="stop starting variants after")
+    parser.add_argument("--skip-tests", action="store_true", help="do not run pytest -m cuda")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child_main(json.loads(args.child))
+
+    started = time.monotonic()
+    report = no_cuda_report()
+    if report is not None:
+        print(json.dumps(report, indent=2))
+        return 0
+    report = device_info()
+    report["settings"] = {"model": "gpt2-small", "context": 1024, "batch": args.batch}
+    report["tests"] = (
+        {"skipped": "--skip-tests"} if args.skip_tests else run_cuda_tests(TESTS_TIMEOUT_S)
+    )
+    precision = "bf16" if report["bf16_supported"] else "fp16"
+    jobs = [
+        {**v, "kind": "train", "steps": args.steps, "batch": args.batch}
+        for v in VARIANTS
+        if report["bf16_supported"] or v["precision"] != "bf16"
+    ]
+    jobs.append(
+        {
+            "name": f"generate {precision}",
+            "kind": "generate",
+            "precision": precision,
+            "tokens": args.gen_tokens,
+        }  # fmt: skip
+    )
+    results = []
+    for job in jobs:
+        timeout = (
+            GENERATE_TIMEOUT_S if job["kind"] == "generate"
+            else COMPILE_TIMEOUT_S if job.get("compile") else VARIANT_TIMEOUT_S
+        )  # fmt: skip
+        left = args.budget_s - (time.monotonic() - started)
+        if left < 30:
+            results.append({"name": job["name"], "ok": False, "error": "skipped: time budget"})
+            continue
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(job)]
+        results.append({"name": job["name"], **run_child(command, min(timeout, left))})
+        print(f"# {job['name']}: {results[-1]}", file=sys.stderr, flush=True)
+    report["training"] = [r for r in results if not r["name"].startswith("generate")]
+    report["generation"] = [r for r in results if r["name"].startswith("generate")]
+    report["wall_s"] = round(time.monotonic() - started, 1)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
