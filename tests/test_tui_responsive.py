@@ -10,7 +10,7 @@ import sys
 import threading
 
 import pytest
-from textual.widgets import Footer
+from textual.widgets import Footer, TabPane
 
 import tui.app
 import tui.screens.train
@@ -39,7 +39,14 @@ async def test_footer_is_not_rebuilt_when_no_key_changed(monkeypatch: pytest.Mon
         await pilot.press("2")
         await settle(pilot)
         train = app.query_one(TrainPane)
-        before = len(rebuilt)
+        # Start-up work may still change the keys on a busy machine (focus arriving,
+        # screens finishing their loads): wait until no rebuild came for a while.
+        quiet, before = 0, len(rebuilt)
+        for _ in range(500):
+            await pilot.pause(0.02)
+            quiet, before = (quiet + 1, before) if len(rebuilt) == before else (0, len(rebuilt))
+            if quiet >= 25:
+                break
         # What a training run does many times a minute: status redraws and step events.
         for step in range(5):
             train.apply_events([StepEnd(step, 0, 5.0, 4e-4, 512 * step, 50.0, 1.0)])
@@ -109,3 +116,56 @@ def test_the_training_worker_lowers_its_priority_first(monkeypatch: pytest.Monke
         # The undecorated worker body, run in this thread.
         TrainPane.run_training.__wrapped__(pane, None, None, "live-0", threading.Event())
     assert calls == [threading.get_ident(), "trainer"]
+
+
+@run_async
+async def test_the_app_freezes_its_long_lived_objects_once_the_screens_exist(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Full GC passes over the app's widgets (and later torch) paused keys for 250-365 ms:
+    once every screen is mounted, the objects alive are frozen out of the collector."""
+    frozen_with = []
+    monkeypatch.setattr(
+        tui.app, "freeze_long_lived_objects", lambda: frozen_with.append(len(app.query(TabPane)))
+    )
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert frozen_with == [len(tui.app.SCREENS)]  # once, with every screen mounted
+
+
+def test_freezing_moves_live_objects_out_of_the_collectors_reach() -> None:
+    import gc
+
+    from tui.background import freeze_long_lived_objects
+
+    before = gc.get_freeze_count()
+    try:
+        keep = [object() for _ in range(10)]  # noqa: F841 - alive while frozen
+        freeze_long_lived_objects()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
+
+
+def test_the_training_worker_freezes_the_engine_before_it_trains(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    order = []
+    monkeypatch.setattr(tui.screens.train, "lower_thread_priority", lambda: None)
+    monkeypatch.setattr(
+        tui.screens.train, "freeze_long_lived_objects", lambda: order.append("freeze")
+    )
+
+    class FakeTrainer:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            order.append("built")
+
+        def run(self) -> None:
+            order.append("run")
+
+    monkeypatch.setattr("gptcore.train.Trainer", FakeTrainer)
+    pane = TrainPane()
+    monkeypatch.setattr(pane, "post_message", lambda message: True)
+    TrainPane.run_training.__wrapped__(pane, None, None, "live-0", threading.Event())
+    assert order == ["built", "freeze", "run"]

@@ -26,6 +26,7 @@ from gptcore.config import GPTConfig, TrainConfig
 from gptcore.errors import GptTuiError
 from gptcore.stopsignals import StopSignals, exit_code, signal_name
 
+from .background import freeze_long_lived_objects
 from .messages import CheckpointsChanged, OpenInChat, ResumeRun, RunFolderChanged
 from .screens.chat import ChatPane
 from .screens.checkpoints import CheckpointsPane
@@ -175,6 +176,7 @@ class GptTuiApp(PaneRouter):
             if not self.query(f"#{tab}-pane"):
                 await self.query_one(f"TabPane#{tab}").mount(pane(id=f"{tab}-pane"))
         self._train = self.query_one(TrainPane)
+        freeze_long_lived_objects()  # the screens are built: spare them the full GC passes
         self.query_one(CorpusPane).start()
         if self.watch_dir is not None:
             self.query_one(TrainPane).watch_run(self.watch_dir)

@@ -32,7 +32,7 @@ from gptcore.fmt import format_duration
 from gptcore.runs import MetricsFollower, RunDir, checkpoint_label
 from gptcore.sysinfo import CpuMeter, SystemStats, describe, system_stats
 
-from ..background import lower_thread_priority
+from ..background import freeze_long_lived_objects, lower_thread_priority
 from ..configs import (
     FIELDS,
     Field,
@@ -593,6 +593,7 @@ class TrainPane(Container, can_focus=True):
             trainer = Trainer(
                 model, train, listeners=(pump,), resume=checkpoint, cancel_event=cancel
             )
+            freeze_long_lived_objects()  # torch and the engine are loaded by now
             self.post_message(TrainerReady(source, trainer))
             trainer.run()
         finally:
