@@ -47,14 +47,16 @@ print(json.dumps({"reason": result.reason, "evals": evals, "wall_s": wall, **inf
 
 
 def train(corpus: Path, precision: str, adamw: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "GPT_TUI_HOME": tempfile.mkdtemp()}
-    out = subprocess.run(
-        [sys.executable, "-c", WORKER, str(corpus), precision, adamw],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    # A private home for the run's checkpoints (1.5 GB each), removed after it.
+    with tempfile.TemporaryDirectory(prefix="book-loss-") as home:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "GPT_TUI_HOME": home}
+        out = subprocess.run(
+            [sys.executable, "-c", WORKER, str(corpus), precision, adamw],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
     if out.returncode != 0:
         raise SystemExit(f"training failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

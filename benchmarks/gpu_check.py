@@ -136,9 +136,11 @@ def generate_variant(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def child_main(spec: dict[str, Any]) -> int:
-    os.environ.setdefault("GPT_TUI_HOME", tempfile.mkdtemp(prefix="gpu-check-"))
-    job = generate_variant if spec["kind"] == "generate" else train_variant
-    print(RESULT_MARK + json.dumps(job(spec)), flush=True)
+    # A private home for the run's checkpoints (over 1 GB each), removed afterwards.
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as home:
+        os.environ.setdefault("GPT_TUI_HOME", home)
+        job = generate_variant if spec["kind"] == "generate" else train_variant
+        print(RESULT_MARK + json.dumps(job(spec)), flush=True)
     return 0
 
 
