@@ -33,7 +33,7 @@ BOOK_STYLE = (
 
 # Each worker prints one JSON line: tokens/s, peak memory (MB), and MFU when known.
 OURS = r"""
-import json, resource, sys, tempfile, os
+import json, resource, sys, os
 args = json.loads(sys.argv[1])
 import torch
 from gptcore.config import TrainConfig, get_preset

@@ -147,18 +147,13 @@ def book_modules() -> tuple[type, type, type]:
     return _modules
 
 
-def has_vocab_padding() -> bool:
-    """Whether GPTConfig pads the vocabulary (`vocab_multiple`)."""
-    return any(f.name == "vocab_multiple" for f in dataclasses.fields(GPTConfig))
-
-
 def build_model(config: GPTConfig, flags: set[str]) -> Any:
     """GPTModel for a rung: the book's modules wherever `flags` has not switched to
     the fast ones ("sdpa" for attention, "native" for LayerNorm/GELU)."""
     from .model import GPTModel
 
     if "vocab_pad" in flags:
-        config = dataclasses.replace(config, vocab_multiple=VOCAB_MULTIPLE)  # type: ignore[call-arg]
+        config = dataclasses.replace(config, vocab_multiple=VOCAB_MULTIPLE)
     model = GPTModel(config)
     attention, layer_norm, gelu = book_modules()
     for block in model.trf_blocks:
@@ -311,19 +306,16 @@ def skip_reasons(device: Any, compile: bool | None = None) -> dict[str, str]:
         reasons["compile"] = "turned off"
     elif compile is None and not cuda:
         reasons["compile"] = COMPILE_ON_CPU
-    if not has_vocab_padding():
-        reasons["vocab_pad"] = "this gpt-tui has no vocabulary padding (GPTConfig.vocab_multiple)"
     return reasons
 
 
 def _fused_adamw_available(device: Any) -> bool:
     import torch
 
-    try:
-        torch.optim.AdamW([torch.zeros(1, device=device, requires_grad=True)], fused=True)
-    except (RuntimeError, ValueError, TypeError):
-        return False
-    return True
+    from .perf import make_adamw
+
+    param = torch.zeros(1, device=device, requires_grad=True)
+    return make_adamw([param], LR, WEIGHT_DECAY, (0.9, 0.999))[1] == "fused"
 
 
 def flags_for(index: int, skipped: dict[str, str]) -> set[str]:
