@@ -13,9 +13,10 @@ import pytest
 from textual.widgets import Footer, TabPane
 
 import tui.app
+import tui.background
 import tui.screens.train
 from gptcore.events import StepEnd
-from tui.background import TRAIN_NICENESS, lower_thread_priority
+from tui.background import TRAIN_NICENESS, IdleCollector, lower_thread_priority
 from tui.screens.train import TrainPane
 
 from .tui_helpers import make_app, run_async, settle
@@ -169,3 +170,118 @@ def test_the_training_worker_freezes_the_engine_before_it_trains(
     monkeypatch.setattr(pane, "post_message", lambda message: True)
     TrainPane.run_training.__wrapped__(pane, None, None, "live-0", threading.Event())
     assert order == ["built", "freeze", "run"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeGC:
+    """The three gc calls IdleCollector makes, with counts a test sets."""
+
+    def __init__(self) -> None:
+        self.threshold = (700, 10, 10)
+        self.count = (0, 0, 0)
+        self.collections = 0
+
+    def get_threshold(self) -> tuple[int, int, int]:
+        return self.threshold
+
+    def set_threshold(self, *values: int) -> None:
+        self.threshold = values
+
+    def get_count(self) -> tuple[int, int, int]:
+        return self.count
+
+    def collect(self) -> int:
+        self.collections += 1
+        self.count = (0, 0, 0)
+        return 0
+
+
+def test_full_collections_wait_for_a_pause_in_the_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_gc, clock = FakeGC(), FakeClock()
+    monkeypatch.setattr(tui.background, "gc", fake_gc)
+    collector = IdleCollector(quiet_s=1.5, max_defer_s=60.0, clock=clock)
+    assert not collector.tick()  # not started: CPython's own schedule
+    collector.start()
+    assert fake_gc.threshold == (700, 10, IdleCollector.FULL_PASS_THRESHOLD)
+    fake_gc.count = (5, 3, 9)  # fewer middle passes than CPython waits for
+    clock.now += 10
+    assert not collector.tick()
+    fake_gc.count = (5, 3, 10)  # due, but a key just came
+    collector.input_seen()
+    clock.now += 1.0
+    assert not collector.tick()
+    clock.now += 0.6  # keys quiet for 1.6 s
+    assert collector.tick()
+    assert fake_gc.collections == 1
+    collector.stop()
+    assert fake_gc.threshold == (700, 10, 10)
+
+
+def test_steady_typing_still_gets_a_full_collection_after_the_longest_deferral(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_gc, clock = FakeGC(), FakeClock()
+    monkeypatch.setattr(tui.background, "gc", fake_gc)
+    collector = IdleCollector(quiet_s=1.5, max_defer_s=60.0, clock=clock)
+    collector.start()
+    for _ in range(59 * 5):  # a key every 0.2 s for 59 s: never quiet, not yet overdue
+        clock.now += 0.2
+        collector.input_seen()
+        fake_gc.count = (0, 0, 50)
+        assert not collector.tick()
+    clock.now += 1.2
+    collector.input_seen()
+    assert collector.tick()  # 60 s since the last pass
+    clock.now += 120
+    assert not collector.tick()  # overdue, but nothing pending since
+    assert fake_gc.collections == 1
+
+
+def test_a_due_pass_at_a_quiet_moment_frees_cyclic_garbage() -> None:
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    clock = FakeClock()
+    collector = IdleCollector(clock=clock)
+    collector.start()
+    try:
+        for _ in range(gc.get_threshold()[1] + 1):
+            gc.collect(1)  # each middle pass counts towards a full one
+        gc.disable()  # no young pass may free the cycle first
+        try:
+            node = Node()
+            node.self = node
+            alive = weakref.ref(node)
+            del node
+            clock.now += collector.quiet_s
+            assert collector.tick()
+        finally:
+            gc.enable()
+        assert alive() is None
+    finally:
+        collector.stop()
+
+
+@run_async
+async def test_the_app_defers_full_collections_while_it_runs_and_restores_them() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert gc.get_threshold()[2] == IdleCollector.FULL_PASS_THRESHOLD
+        seen = app._collector._last_input
+        await pilot.press("2")
+        assert app._collector._last_input > seen  # keys count as input
+    assert gc.get_threshold() == before

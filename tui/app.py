@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
@@ -26,7 +27,7 @@ from gptcore.config import GPTConfig, TrainConfig
 from gptcore.errors import GptTuiError
 from gptcore.stopsignals import StopSignals, exit_code, signal_name
 
-from .background import freeze_long_lived_objects
+from .background import IdleCollector, freeze_long_lived_objects
 from .messages import CheckpointsChanged, OpenInChat, ResumeRun, RunFolderChanged
 from .screens.chat import ChatPane
 from .screens.checkpoints import CheckpointsPane
@@ -152,6 +153,7 @@ class GptTuiApp(PaneRouter):
         self.signal_exit_code: int | None = None  # 128 + signum once a stop signal came
         self._train: TrainPane | None = None  # kept past unmount: run() waits for its run
         self._event_loop: asyncio.AbstractEventLoop | None = None
+        self._collector = IdleCollector()
 
     def compose(self) -> ComposeResult:
         initial = "train" if self.watch_dir else "corpus"
@@ -177,9 +179,19 @@ class GptTuiApp(PaneRouter):
                 await self.query_one(f"TabPane#{tab}").mount(pane(id=f"{tab}-pane"))
         self._train = self.query_one(TrainPane)
         freeze_long_lived_objects()  # the screens are built: spare them the full GC passes
+        self._collector.start()
+        self.set_interval(0.5, self._collector.tick, name="idle-gc")
         self.query_one(CorpusPane).start()
         if self.watch_dir is not None:
             self.query_one(TrainPane).watch_run(self.watch_dir)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self._collector.input_seen()  # a full GC pass now would delay what it shows
+        await super().on_event(event)
+
+    def on_unmount(self) -> None:
+        self._collector.stop()
 
     # ------------------------------------------------------------ settings
 
