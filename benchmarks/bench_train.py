@@ -1,6 +1,7 @@
 """Training speed: our Trainer against the book-style model and transformers' GPT-2.
 
     python benchmarks/bench_train.py [--steps 3] [--repeats 3] [--batches 2,8] [--isa avx2]
+                                     [--fast-masks]
 
 The book's workload: book-124m (context 256), AdamW(lr 4e-4, weight decay 0.1),
 on the current device. Every variant runs in its own fresh process (so peak
@@ -11,6 +12,7 @@ yardstick (../shared/bench/book_style.py train) are printed at the end.
 Variants: our engine in each precision mode the device offers ("auto" is the
 default mode), the book-style model, and transformers' GPT2LMHeadModel with the
 same shape (untied head, dropout 0.1). The batch-8 run shows scaling.
+`--fast-masks` adds the default mode with `dropout_masks = "fast"` (gptcore.dropout).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def listen(event):
 warm = 2  # step 0 (first-touch allocations) and the step-0 evaluation
 cfg = TrainConfig(corpus="builtin", batch_size=args["batch"], max_steps=warm + args["steps"],
                   eval_freq=10**6, eval_iter=1, sample_tokens=0, precision=args["precision"],
-                  keep_last=1)
+                  keep_last=1, dropout_masks=args["masks"])
 trainer = Trainer(get_preset("book-124m"), cfg, listeners=[listen])
 result = trainer.run()
 assert result.reason == "max_steps", result
@@ -154,6 +156,11 @@ def main() -> None:
     )
     parser.add_argument("--no-hf", action="store_true", help="skip transformers' GPT-2")
     parser.add_argument(
+        "--fast-masks",
+        action="store_true",
+        help='also time the default mode with train.dropout_masks = "fast" at every batch',
+    )
+    parser.add_argument(
         "--isa",
         choices=["native", "avx2"],
         default="native",
@@ -171,7 +178,10 @@ def main() -> None:
     for rep in range(args.repeats):
         for i, batch in enumerate(batches):
             # The larger batches only compare our default mode with the yardstick.
-            variants = [f"ours-{m}" for m in (modes if i == 0 else ["auto"])] + ["book-style"]
+            variants = [f"ours-{m}" for m in (modes if i == 0 else ["auto"])]
+            if args.fast_masks:
+                variants.append("ours-auto+fast-masks")
+            variants.append("book-style")
             if i == 0 and not args.no_hf:
                 variants.append("transformers")
             for name in variants:
@@ -180,13 +190,15 @@ def main() -> None:
                 elif name == "transformers":
                     r = run_worker(HF, str(args.steps), str(batch))
                 else:
+                    mode, _, masks = name.removeprefix("ours-").partition("+")
                     spec = {
                         "batch": batch,
                         "steps": args.steps,
-                        "precision": name.removeprefix("ours-"),
+                        "precision": mode,
+                        "masks": "fast" if masks else "torch",
                     }
                     r = run_worker(OURS, json.dumps(spec))
-                    name = f"ours-{name.removeprefix('ours-')} ({r['precision']} on {r['device']})"
+                    name = f"{name} ({r['precision']} on {r['device']})"
                 results.setdefault((name, batch), []).append(r)
                 print(
                     f"rep {rep + 1} batch {batch} {name}: {r['tokens_per_s']:.1f} tok/s",

@@ -7,6 +7,7 @@ default initialisation, so `torch.manual_seed(123)` right before construction
 gives the book's initial weights (`init = "book"`). `init = "gpt2"` then redraws
 them with GPT-2's recipe (`init_gpt2`). Attention runs through PyTorch's fused
 `scaled_dot_product_attention`; LayerNorm and tanh-GELU are the native modules.
+`train.dropout_masks = "fast"` draws dropout masks faster under CPU autocast (`dropout.py`).
 A `KVCache` lets generation feed one new token at a time.
 """
 
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import GPTConfig
+from .dropout import Dropout, causal_attention_with_dropout, cpu_autocast_on
 
 
 class KVCache:
@@ -75,7 +77,10 @@ class MultiHeadAttention(nn.Module):
             self._heads(self.W_value(x)),
         )
         dropout = self.dropout_p if self.training else 0.0
-        if cache is None:
+        if cache is None and dropout > 0 and cpu_autocast_on(x):
+            # SDPA's CPU path with dropout, written out: the same masks, fewer passes.
+            out = causal_attention_with_dropout(q, k, v, dropout)
+        elif cache is None:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
         else:
             start, end = cache.length, cache.length + t
@@ -110,7 +115,7 @@ class TransformerBlock(nn.Module):
         self.ff = FeedForward(config)
         self.norm1 = nn.LayerNorm(config.emb_dim, eps=1e-5)
         self.norm2 = nn.LayerNorm(config.emb_dim, eps=1e-5)
-        self.drop_shortcut = nn.Dropout(config.drop_rate)
+        self.drop_shortcut = Dropout(config.drop_rate)
 
     def forward(
         self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
@@ -126,7 +131,7 @@ class GPTModel(nn.Module):
         # padded_vocab_size is vocab_size unless the config pads it (vocab_multiple).
         self.tok_emb = nn.Embedding(config.padded_vocab_size, config.emb_dim)
         self.pos_emb = nn.Embedding(config.context_length, config.emb_dim)
-        self.drop_emb = nn.Dropout(config.drop_rate)
+        self.drop_emb = Dropout(config.drop_rate)
         self.trf_blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
         self.final_norm = nn.LayerNorm(config.emb_dim, eps=1e-5)
         self.out_head = nn.Linear(config.emb_dim, config.padded_vocab_size, bias=False)

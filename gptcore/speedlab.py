@@ -11,7 +11,9 @@ Rungs that cannot apply on this device are listed with the reason instead.
 Each rung's model is gptcore.model.GPTModel with the book's own modules put
 back where the rung has not yet switched to the fast ones: attention with a
 stored causal-mask buffer and an explicit softmax (`BookAttention`), the
-hand-written LayerNorm and tanh-GELU (`BookLayerNorm`, `BookGELU`).
+hand-written LayerNorm and tanh-GELU (`BookLayerNorm`, `BookGELU`). PyTorch's
+fused CPU attention has no dropout: on a CPU under bf16 autocast, the SDPA rung
+runs the engine's attention, SDPA's math path written out (gptcore.dropout).
 
 Peak memory: on CUDA, torch.cuda.max_memory_allocated during the rung. On a
 CPU, how far the process's peak resident memory rose above its size at the

@@ -43,6 +43,7 @@ from .config import PRESETS, GPTConfig, TrainConfig, check_trainable
 from .data import TokenizedCorpus, prepare_corpus
 from .data_order import DataOrder, loader_pass_seed, shuffled_order
 from .device import pick_device
+from .dropout import fast_masks
 from .errors import CheckpointError, ConfigError, CorpusError, GptTuiError
 from .evaluate import calc_loss_batch
 from .events import (
@@ -468,7 +469,7 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with self._autocast():
+        with self._autocast(), fast_masks(self.config.dropout_masks == "fast"):
             return calc_loss_batch(x, y, model, self.device)
 
     def _train_step(self, order: Sequence[int]) -> tuple[float, float | None, int]:

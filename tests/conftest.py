@@ -40,3 +40,19 @@ def verdict_path() -> Path:
 def tiny_config() -> GPTConfig:
     """Small enough for a forward/backward pass in milliseconds."""
     return GPTConfig(context_length=32, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
+
+
+@pytest.fixture
+def lane_mask_shapes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """The shapes of the lane masks (gptcore.dropout.keep_mask) drawn while a test runs."""
+    from gptcore import dropout
+
+    shapes: list[tuple[int, ...]] = []
+    original = dropout.keep_mask
+
+    def counting(shape: tuple[int, ...], p: float, device: object) -> object:
+        shapes.append(tuple(shape))
+        return original(shape, p, device)
+
+    monkeypatch.setattr(dropout, "keep_mask", counting)
+    return shapes

@@ -349,6 +349,39 @@ def test_bf16_autocast_trains_on_cpu(corpus_file: Path) -> None:
     assert of(events, RunStarted)[0].precision == "bf16"
 
 
+@pytest.mark.parametrize(
+    ("masks", "precision", "lane_masks"),
+    [
+        ("torch", "bf16", False),  # the default: torch's draws, as the book's run makes
+        ("fast", "bf16", True),
+        ("fast", "fp32", False),  # lane masks need CPU autocast
+    ],
+)
+def test_dropout_masks_setting_picks_the_masks_training_draws(
+    corpus_file: Path,
+    lane_mask_shapes: list[tuple[int, ...]],
+    masks: str,
+    precision: str,
+    lane_masks: bool,
+) -> None:
+    from gptcore import dropout
+
+    drawn = lane_mask_shapes
+    cfg = settings(corpus_file, precision=precision, dropout_masks=masks, max_steps=2)
+    _, result, events = run(cfg=cfg)
+    assert result.reason == "max_steps"
+    assert of(events, RunStarted)[0].precision == precision
+    # Per step: the embedding's, the block's attention and its two shortcut dropouts.
+    assert len(drawn) == (2 * 4 if lane_masks else 0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not dropout.lane_masks_apply(torch.zeros(1))  # the opt-in ended with the run
+
+
+def test_dropout_masks_setting_is_checked() -> None:
+    with pytest.raises(ConfigError, match="train.dropout_masks must be one of torch, fast"):
+        TrainConfig(dropout_masks="lanes")
+
+
 @pytest.mark.parametrize("native_bf16", ["0", "1"])
 def test_fast_default_mode_trains_as_well_as_the_books_fp32(
     tmp_path: Path, native_bf16: str, monkeypatch: pytest.MonkeyPatch
