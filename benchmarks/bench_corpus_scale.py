@@ -22,10 +22,10 @@ import json
 import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from child import run_json
 
 OURS = r"""
 import json, resource, sys, time
@@ -114,18 +114,6 @@ def build_text(path: Path, gigabytes: float) -> None:
             written += len(block.encode("utf-8"))
 
 
-def run_child(code: str, env: dict[str, str], *args: object) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"child failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -142,9 +130,9 @@ def main() -> None:
         path = tmp / "corpus.txt"
         build_text(path, args.gb)
         size_mb = path.stat().st_size / 1e6
-        ours = run_child(OURS, env, path)
-        plain = run_child(YARDSTICK, env, path)
-        train = run_child(TRAIN, env, path, args.steps, args.every)
+        ours = run_json(OURS, path, env=env)
+        plain = run_json(YARDSTICK, path, env=env)
+        train = run_json(TRAIN, path, args.steps, args.every, env=env)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -21,10 +21,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from child import run_json_in_private_home
 
 HERE = Path(__file__).resolve().parent
 BOOK_STYLE = (
@@ -109,19 +109,7 @@ AVX2_ONLY = {
 
 
 def run_worker(code: str, *argv: str) -> dict:
-    # A private home for the worker's checkpoints (1.5 GB for book-124m), removed after it.
-    with tempfile.TemporaryDirectory(prefix="bench-train-") as home:
-        env = {**os.environ, "PYTHONPATH": str(HERE.parent), "GPT_TUI_HOME": home}
-        out = subprocess.run(
-            [sys.executable, "-c", code, *argv],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=home,
-        )
-    if out.returncode != 0:
-        raise RuntimeError(f"worker failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_json_in_private_home(code, *argv, prefix="bench-train-")
 
 
 def precisions() -> list[str]:

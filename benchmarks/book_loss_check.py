@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from child import run_json_in_private_home
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GPT_TUI_SHARED", ROOT.parent / "shared"))
@@ -47,19 +47,7 @@ print(json.dumps({"reason": result.reason, "evals": evals, "wall_s": wall, **inf
 
 
 def train(corpus: Path, precision: str, adamw: str) -> dict:
-    # A private home for the run's checkpoints (1.5 GB each), removed after it.
-    with tempfile.TemporaryDirectory(prefix="book-loss-") as home:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "GPT_TUI_HOME": home}
-        out = subprocess.run(
-            [sys.executable, "-c", WORKER, str(corpus), precision, adamw],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-    if out.returncode != 0:
-        raise SystemExit(f"training failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_json_in_private_home(WORKER, corpus, precision, adamw, prefix="book-loss-")
 
 
 def main() -> None:

@@ -147,8 +147,10 @@ def child_main(spec: dict[str, Any]) -> int:
 # ---------------------------------------------------------------- the parent
 
 
-def run_child(command: list[str], timeout_s: float) -> dict[str, Any]:
-    """Run one child; its result line, or why there is none (exit code, last stderr)."""
+def timed_run(
+    command: list[str], timeout_s: float
+) -> tuple[subprocess.CompletedProcess[str], float] | dict[str, Any]:
+    """(the finished process, its wall seconds), or the failed result when it timed out."""
     start = time.monotonic()
     try:
         proc = subprocess.run(
@@ -156,7 +158,15 @@ def run_child(command: list[str], timeout_s: float) -> dict[str, Any]:
         )
     except subprocess.TimeoutExpired:
         return {"ok": False, "error": f"timed out after {timeout_s:.0f} s"}
-    wall = round(time.monotonic() - start, 1)
+    return proc, round(time.monotonic() - start, 1)
+
+
+def run_child(command: list[str], timeout_s: float) -> dict[str, Any]:
+    """Run one child; its result line, or why there is none (exit code, last stderr)."""
+    ran = timed_run(command, timeout_s)
+    if isinstance(ran, dict):
+        return ran
+    proc, wall = ran
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_MARK):
             return {"ok": True, "wall_s": wall, **json.loads(line[len(RESULT_MARK) :])}
@@ -175,20 +185,12 @@ def pytest_counts(output: str) -> dict[str, int]:
 
 def run_cuda_tests(timeout_s: float) -> dict[str, Any]:
     command = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider"]
-    start = time.monotonic()
-    try:
-        proc = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"timed out after {timeout_s:.0f} s"}
+    ran = timed_run(command, timeout_s)
+    if isinstance(ran, dict):
+        return ran
+    proc, wall = ran
     counts = pytest_counts(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "")
-    return {
-        "ok": proc.returncode == 0,
-        "exit_code": proc.returncode,
-        "wall_s": round(time.monotonic() - start, 1),
-        **counts,
-    }
+    return {"ok": proc.returncode == 0, "exit_code": proc.returncode, "wall_s": wall, **counts}
 
 
 def no_cuda_report() -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ closely that other masks move its train loss far beyond the loss check's 3%
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from collections.abc import Iterator
 
@@ -69,9 +70,7 @@ def dropped_lanes(p: float) -> int:
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device) -> torch.Tensor:
     """A bool mask of `shape`, each element kept with probability 1 - dropped_lanes(p)/65536."""
-    count = 1
-    for size in shape:
-        count *= size
+    count = math.prod(shape)
     # randint over the whole int64 range: 64 random bits per draw, read as 4 int16 lanes.
     words = torch.randint(
         -(2**63), 2**63 - 1, ((count + 3) // 4,), dtype=torch.int64, device=device
