@@ -29,7 +29,7 @@ from child import run_json
 
 OURS = r"""
 import json, resource, sys, time
-from gptcore.data import prepare_corpus
+from gptcore.data.tokens import prepare_corpus
 t = time.perf_counter()
 corpus = prepare_corpus(sys.argv[1])
 print(json.dumps({"seconds": time.perf_counter() - t, "tokens": corpus.n_tokens,
@@ -39,8 +39,9 @@ print(json.dumps({"seconds": time.perf_counter() - t, "tokens": corpus.n_tokens,
 
 YARDSTICK = r"""
 import json, os, resource, sys, time
-from gptcore.data import READ_BYTES, stream_chunks
-from gptcore.tokenizer import get_tokenizer
+from gptcore.data.corpus import READ_BYTES
+from gptcore.data.tokens import stream_chunks
+from gptcore.model.tokenizer import get_tokenizer
 enc, cores = get_tokenizer(), os.cpu_count() or 1
 t = time.perf_counter()
 
@@ -62,9 +63,9 @@ print(json.dumps({"seconds": time.perf_counter() - t, "tokens": tokens,
 
 TRAIN = r"""
 import json, os, sys, time
-from gptcore.config import load_run_config
-from gptcore.events import StepEnd
-from gptcore.train import Trainer
+from gptcore.settings.files import load_run_config
+from gptcore.runs.events import StepEnd
+from gptcore.training.trainer import Trainer
 path, steps, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
 def rss_mb():
@@ -88,7 +89,7 @@ print(json.dumps({"result": type(result).__name__, "error": getattr(result, "err
 
 
 def paragraphs() -> list[str]:
-    from gptcore.data import builtin_text
+    from gptcore.data.corpus import builtin_text
 
     found = builtin_text().splitlines()
     verdict = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "the-verdict.txt"

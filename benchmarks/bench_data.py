@@ -27,7 +27,7 @@ from pathlib import Path
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-from gptcore.data import prepare_corpus
+from gptcore.data.tokens import prepare_corpus
 path, cache = Path(sys.argv[1]), Path(sys.argv[2])
 t = time.perf_counter()
 corpus = prepare_corpus(path, cache_dir=cache)
@@ -38,8 +38,8 @@ print(json.dumps({"seconds": elapsed, "tokens": corpus.n_tokens,
 
 YARDSTICK = r"""
 import json, os, sys, time
-from gptcore.data import chunk_spans
-from gptcore.tokenizer import END_OF_TEXT, get_tokenizer
+from gptcore.data.tokens import chunk_spans
+from gptcore.model.tokenizer import END_OF_TEXT, get_tokenizer
 enc = get_tokenizer()
 t = time.perf_counter()
 text = open(sys.argv[1], encoding="utf-8").read()
@@ -50,7 +50,7 @@ print(json.dumps({"seconds": time.perf_counter() - t, "tokens": sum(map(len, ids
 
 
 def build_text(path: Path, megabytes: int, source: str = "topics") -> None:
-    from gptcore.data import raw_topics_text, read_corpus
+    from gptcore.data.corpus import raw_topics_text, read_corpus
 
     # "topics": the help topics as laid out for a terminal, whitespace runs included
     # (the built-in corpus folds them away).

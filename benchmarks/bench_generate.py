@@ -74,9 +74,9 @@ def book_runs(tokens: int, runs: int, context: int, threads: int | None) -> list
 
 
 def build_models(context: int, modes: list[str]) -> dict:
-    from gptcore.config import GPTConfig
-    from gptcore.generate import prepare_for_inference
-    from gptcore.model import GPTModel
+    from gptcore.model.gpt import GPTModel
+    from gptcore.model.inference import prepare_for_inference
+    from gptcore.settings.model import GPTConfig
 
     config = GPTConfig(context_length=context, drop_rate=0.0, qkv_bias=True, tie_embeddings=True)
     models = {}
@@ -89,7 +89,7 @@ def build_models(context: int, modes: list[str]) -> dict:
 def build_hf(model):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from gptcore.pretrained import hf_config_dict, to_hf_state_dict
+    from gptcore.weights.hf_export import hf_config_dict, to_hf_state_dict
 
     cfg = {k: v for k, v in hf_config_dict(model.config).items() if k != "architectures"}
     hf = GPT2LMHeadModel(GPT2Config(**cfg)).eval()
@@ -103,7 +103,7 @@ def build_hf(model):
 
 
 def time_ours(model, tokens: int) -> tuple[float, list[int]]:
-    from gptcore.generate import generate
+    from gptcore.sampling.stream import generate
 
     t = time.perf_counter()
     result = generate(model, PROMPT, max_new_tokens=tokens, eos_id=None)
@@ -112,7 +112,7 @@ def time_ours(model, tokens: int) -> tuple[float, list[int]]:
 
 
 def time_hf(hf, tokens: int) -> tuple[float, list[int]]:
-    from gptcore.tokenizer import encode
+    from gptcore.model.tokenizer import encode
 
     ids = torch.tensor([encode(PROMPT)])
     t = time.perf_counter()
@@ -131,7 +131,7 @@ def time_hf(hf, tokens: int) -> tuple[float, list[int]]:
 
 def distance(models: dict) -> dict[str, dict[str, float]]:
     """Per mode: max |logit - fp32 logit| and next-token agreement on DISTANCE_PROMPTS."""
-    from gptcore.tokenizer import encode
+    from gptcore.model.tokenizer import encode
 
     ref = models["fp32"]
     out = {}

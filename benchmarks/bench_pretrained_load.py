@@ -4,7 +4,7 @@
 
 Writes a random GPT-2 of the given size (float32, tied head) as config.json +
 model.safetensors into a temp folder, then loads it with
-`gptcore.pretrained.load_weights` in fresh subprocesses. Each child reports
+`gptcore.load_weights` in fresh subprocesses. Each child reports
 its RSS after importing torch and warming up torch's lazy imports (baseline), its peak RSS (VmHWM) after loading,
 and the time taken. The figure of merit is (peak - baseline) / weights bytes:
 the issue's target is <= ~1.5x; 1.0x means the weights are held exactly once.
@@ -27,9 +27,9 @@ def status(key):
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
 import torch
-from gptcore.config import GPTConfig
-from gptcore.model import GPTModel
-from gptcore.pretrained import load_weights
+from gptcore.settings.model import GPTConfig
+from gptcore.model.gpt import GPTModel
+from gptcore.weights.loaders import load_weights
 cold = status("VmRSS")
 # Warm up lazy imports (torch's first init call pulls in torch._dynamo, ~100+ MB)
 # so the baseline holds the code and the difference is the weights.
@@ -50,14 +50,16 @@ def write_random(size: str, folder: Path) -> int:
     import torch
     from safetensors.torch import save_file
 
-    from gptcore import pretrained
+    from gptcore.weights.gpt2 import preset_for
+    from gptcore.weights.hf_export import hf_config_dict
+    from gptcore.weights.layouts import expected_shapes
 
-    config = pretrained.preset_for(size)
+    config = preset_for(size)
     tensors = {}
-    for name, shape in pretrained.expected_shapes(config).items():
+    for name, shape in expected_shapes(config).items():
         tensors[name] = torch.empty(shape).normal_(0, 0.02)
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    (folder / "config.json").write_text(json.dumps(pretrained.hf_config_dict(config)))
+    (folder / "config.json").write_text(json.dumps(hf_config_dict(config)))
     return sum(t.numel() * 4 for t in tensors.values())
 
 

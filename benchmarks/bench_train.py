@@ -38,9 +38,10 @@ OURS = r"""
 import json, resource, sys, os
 args = json.loads(sys.argv[1])
 import torch
-from gptcore.config import TrainConfig, get_preset
-from gptcore.events import StepEnd
-from gptcore.train import Trainer
+from gptcore.settings.model import get_preset
+from gptcore.settings.train import TrainConfig
+from gptcore.runs.events import StepEnd
+from gptcore.training.trainer import Trainer
 times, mfu, info = [], [], {}
 def listen(event):
     if isinstance(event, StepEnd):
@@ -115,7 +116,7 @@ def run_worker(code: str, *argv: str) -> dict:
 def precisions() -> list[str]:
     import torch
 
-    from gptcore.perf import cpu_has_native_bf16
+    from gptcore.hardware.perf import cpu_has_native_bf16
 
     modes = ["auto", "fp32"]
     if torch.cuda.is_available():

@@ -27,9 +27,9 @@ TOLERANCE = 0.03
 
 WORKER = r"""
 import dataclasses, json, sys, time
-from gptcore.config import load_run_config, resolve_config_path
-from gptcore.events import EvalEnd, RunStarted
-from gptcore.train import Trainer
+from gptcore.settings.files import load_run_config, resolve_config_path
+from gptcore.runs.events import EvalEnd, RunStarted
+from gptcore.training.trainer import Trainer
 corpus, precision, adamw = sys.argv[1:4]
 model, train = load_run_config(resolve_config_path("book"))
 train = dataclasses.replace(train, corpus=corpus, precision=precision, adamw=adamw, sample_tokens=0)

@@ -58,10 +58,11 @@ def train_variant(spec: dict[str, Any]) -> dict[str, Any]:
 
     import torch
 
-    from gptcore.config import TrainConfig, get_preset
-    from gptcore.events import StepEnd
-    from gptcore.perf import mfu
-    from gptcore.train import Trainer
+    from gptcore.hardware.perf import mfu
+    from gptcore.runs.events import StepEnd
+    from gptcore.settings.model import get_preset
+    from gptcore.settings.train import TrainConfig
+    from gptcore.training.trainer import Trainer
 
     marks: list[tuple[float, int]] = []
 
@@ -106,9 +107,11 @@ def generate_variant(spec: dict[str, Any]) -> dict[str, Any]:
     """Tokens/s of greedy KV-cache generation (gptcore.generate) with gpt2-small."""
     import torch
 
-    from gptcore.config import get_preset
-    from gptcore.generate import generate_token_ids, make_settings, prepare_for_inference
-    from gptcore.model import GPTModel
+    from gptcore.model.gpt import GPTModel
+    from gptcore.model.inference import prepare_for_inference
+    from gptcore.sampling.decode import generate_token_ids
+    from gptcore.sampling.settings import make_settings
+    from gptcore.settings.model import get_preset
 
     torch.manual_seed(123)
     model = GPTModel(get_preset("gpt2-small")).to("cuda")
@@ -211,7 +214,7 @@ def no_cuda_report() -> dict[str, Any] | None:
 def device_info() -> dict[str, Any]:
     import torch
 
-    from gptcore.perf import peak_flops
+    from gptcore.hardware.perf import peak_flops
 
     device = torch.device("cuda")
     props = torch.cuda.get_device_properties(device)

@@ -36,10 +36,10 @@ def main() -> None:
     os.environ.setdefault("GPT_TUI_HOME", tempfile.mkdtemp(prefix="quick-run-"))
 
     start = time.perf_counter()
-    from gptcore.config import load_run_config, resolve_config_path
-    from gptcore.events import EvalEnd, Finished, RunStarted, Sample
-    from gptcore.generate import sample_text
-    from gptcore.train import Trainer
+    from gptcore.runs.events import EvalEnd, Finished, RunStarted, Sample
+    from gptcore.sampling.stream import sample_text
+    from gptcore.settings.files import load_run_config, resolve_config_path
+    from gptcore.training.trainer import Trainer
 
     model_config, train_config = load_run_config(resolve_config_path(args.config))
     evals: list[dict] = []

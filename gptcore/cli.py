@@ -15,9 +15,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__
-from .errors import GptTuiError
-from .paths import HOME_ENV, home_problem
+from gptcore import __version__
+from gptcore.errors import GptTuiError
+from gptcore.util.paths import HOME_ENV, home_problem
 
 # Subcommand modules, in the order `gpt-tui --help` lists them.
 COMMANDS = [

@@ -4,6 +4,10 @@ The CLI prints these without a traceback and exits non-zero; the TUI shows them
 as notifications. Anything else escaping is a bug.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
 
 class GptTuiError(Exception):
     """Base class for errors caused by the user's input or environment."""
@@ -47,3 +51,35 @@ class DiskFullError(GptTuiError):
 
 class RunBusyError(GptTuiError):
     """A run folder another process is training into (names its pid and host)."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one setting, as data: a front end marks `field` (the
+    setting's name, e.g. "top_k") and shows `message`. `unreachable` says the
+    value is well formed but cannot work with this model or device (top-k beyond
+    its vocabulary, a temperature so close to 0 that the logits overflow)."""
+
+    field: str
+    message: str
+    unreachable: bool = False
+
+
+class GenerationError(GptTuiError):
+    """Invalid generation settings or prompt. `errors` holds one FieldError per
+    problem, so callers read the field from data, never from the message; a plain
+    string is accepted for a problem that belongs to no setting."""
+
+    def __init__(self, *errors: FieldError | str) -> None:
+        super().__init__(*errors)  # kept in args, so the error pickles
+        self.errors = tuple(e for e in errors if isinstance(e, FieldError))
+
+    def __str__(self) -> str:
+        return "; ".join(e.message if isinstance(e, FieldError) else str(e) for e in self.args)
+
+    def by_field(self) -> dict[str, str]:
+        """Field name -> its (first) message."""
+        out: dict[str, str] = {}
+        for e in self.errors:
+            out.setdefault(e.field, e.message)
+        return out

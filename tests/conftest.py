@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gptcore.config import GPTConfig
+from gptcore.settings.model import GPTConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GPT_TUI_SHARED", REPO.parent / "shared"))
@@ -45,7 +45,7 @@ def tiny_config() -> GPTConfig:
 @pytest.fixture
 def lane_mask_shapes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
     """The shapes of the lane masks (gptcore.dropout.keep_mask) drawn while a test runs."""
-    from gptcore import dropout
+    from gptcore.model import dropout
 
     shapes: list[tuple[int, ...]] = []
     original = dropout.keep_mask

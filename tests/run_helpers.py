@@ -6,8 +6,10 @@ from pathlib import Path
 
 import torch
 
-from gptcore.data import make_loader, prepare_corpus, raw_topics_text
-from gptcore.evaluate import calc_loss_batch, calc_loss_loader
+from gptcore.data.corpus import raw_topics_text
+from gptcore.data.tokens import prepare_corpus
+from gptcore.data.windows import make_loader
+from gptcore.training.evaluate import calc_loss_batch, calc_loss_loader
 
 _TINY_RUN = """
 [model]

@@ -14,21 +14,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptcore.checkpoint import (
-    export_book_pth,
-    import_book_pth,
+from gptcore.errors import CheckpointError
+from gptcore.model.gpt import GPTModel
+from gptcore.runs.checkpoint import load_checkpoint, safe_torch_load, save_checkpoint
+from gptcore.runs.checkpoints import (
     list_checkpoints,
-    load_checkpoint,
     load_model,
     rename_checkpoint,
-    resolve_checkpoint,
-    safe_torch_load,
-    save_checkpoint,
 )
-from gptcore.checkpoint_policy import prune_checkpoints
-from gptcore.config import GPTConfig, TrainConfig
-from gptcore.errors import CheckpointError
-from gptcore.model import GPTModel
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
+from gptcore.training.checkpoint_policy import prune_checkpoints
+from gptcore.weights.book import export_book_pth, import_book_pth
+from gptcore.weights.modelspec import checkpoint_path
 
 CFG = GPTConfig(context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0)
 REPO = Path(__file__).resolve().parents[1]
@@ -91,9 +89,9 @@ SAVER = textwrap.dedent(
     """
     import sys, torch
     from pathlib import Path
-    from gptcore.checkpoint import save_checkpoint
-    from gptcore.config import GPTConfig
-    from gptcore.model import GPTModel
+    from gptcore.runs.checkpoint import save_checkpoint
+    from gptcore.settings.model import GPTConfig
+    from gptcore.model.gpt import GPTModel
     run = Path(sys.argv[1])
     model = GPTModel(GPTConfig(context_length=64, emb_dim=128, n_heads=2, n_layers=4))
     opt = torch.optim.AdamW(model.parameters())
@@ -196,17 +194,17 @@ def test_resolve_latest_best_and_names(tmp_path: Path, isolated_home: Path) -> N
     run = isolated_home / "data" / "runs" / "myrun"
     a, *_ = make(run, 5, val_loss=2.0)
     b, *_ = make(run, 9, val_loss=3.0)
-    assert resolve_checkpoint(run) == b
-    assert resolve_checkpoint(f"{run}:latest") == b
-    assert resolve_checkpoint(f"{run}:best") == a
-    assert resolve_checkpoint("myrun:best") == a  # a run name under the runs folder
-    assert resolve_checkpoint(a) == a
+    assert checkpoint_path(run) == b
+    assert checkpoint_path(f"{run}:latest") == b
+    assert checkpoint_path(f"{run}:best") == a
+    assert checkpoint_path("myrun:best") == a  # a run name under the runs folder
+    assert checkpoint_path(a) == a
     with pytest.raises(CheckpointError, match="no run or checkpoint named"):
-        resolve_checkpoint("nosuchrun")
+        checkpoint_path("nosuchrun")
     empty = tmp_path / "empty"
     (empty / "checkpoints").mkdir(parents=True)
     with pytest.raises(CheckpointError, match="no usable checkpoint"):
-        resolve_checkpoint(empty)
+        checkpoint_path(empty)
 
 
 def test_retention_keeps_newest_best_and_renamed(tmp_path: Path) -> None:

@@ -6,12 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gptcore.checkpoint import list_checkpoints, load_checkpoint, rename_checkpoint
-from gptcore.config import GPTConfig, TrainConfig
-from gptcore.data import builtin_text
-from gptcore.events import CheckpointSaved, StepEnd
-from gptcore.paths import runs_dir
-from gptcore.train import Trainer
+from gptcore.data.corpus import builtin_text
+from gptcore.runs.checkpoint import load_checkpoint
+from gptcore.runs.checkpoints import list_checkpoints, rename_checkpoint
+from gptcore.runs.events import CheckpointSaved, StepEnd
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
+from gptcore.training.trainer import Trainer
+from gptcore.util.paths import runs_dir
 
 MODEL = GPTConfig(context_length=16, emb_dim=16, n_heads=2, n_layers=1, drop_rate=0.0)
 

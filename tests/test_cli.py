@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gptcore.cli import build_parser, main
-from gptcore.paths import HOME_ENV
+from gptcore.util.paths import HOME_ENV
 
 
 @pytest.mark.parametrize(

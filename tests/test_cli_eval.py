@@ -70,8 +70,8 @@ def _corpus(tmp_path):
 
 
 def test_eval_cli_and_evaluate_model_agree(capsys, tmp_path):
-    from gptcore.evaluate import evaluate_model
-    from gptcore.modelspec import load_spec
+    from gptcore.training.evaluate import evaluate_model
+    from gptcore.weights.modelspec import load_spec
 
     corpus = _corpus(tmp_path)
     code, out, _ = run_cli(
@@ -98,11 +98,11 @@ def test_eval_cli_and_evaluate_model_agree(capsys, tmp_path):
 def test_eval_checkpoint_spec_and_max_batches(capsys, tmp_path):
     import torch
 
-    from gptcore.checkpoint import save_checkpoint
-    from gptcore.config import get_preset
-    from gptcore.evaluate import evaluate_model
-    from gptcore.model import GPTModel
-    from gptcore.paths import runs_dir
+    from gptcore.model.gpt import GPTModel
+    from gptcore.runs.checkpoint import save_checkpoint
+    from gptcore.settings.model import get_preset
+    from gptcore.training.evaluate import evaluate_model
+    from gptcore.util.paths import runs_dir
 
     torch.manual_seed(3)
     model = GPTModel(get_preset("tiny"))
@@ -127,8 +127,8 @@ def test_evaluate_model_errors_and_options(tmp_path):
     import torch
 
     from gptcore.errors import ConfigError
-    from gptcore.evaluate import eval_options, evaluate_model
-    from gptcore.modelspec import load_spec
+    from gptcore.training.evaluate import eval_options, evaluate_model
+    from gptcore.weights.modelspec import load_spec
 
     model = load_spec("preset:tiny", "cpu").model
     with pytest.raises(ConfigError, match="batch size must be positive"):

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptcore.checkpoint import list_checkpoints, load_checkpoint
 from gptcore.cli import main
+from gptcore.runs.checkpoint import load_checkpoint
+from gptcore.runs.checkpoints import list_checkpoints
 
 from .run_helpers import tiny_corpus, write_tiny_run_config
 
@@ -179,9 +180,9 @@ def test_checkpoints_commands(
 def test_init_from_weights_takes_the_weights_shape(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from gptcore.config import GPTConfig
-    from gptcore.model import GPTModel
-    from gptcore.pretrained import export_hf
+    from gptcore.model.gpt import GPTModel
+    from gptcore.settings.model import GPTConfig
+    from gptcore.weights.hf_export import export_hf
 
     shape = GPTConfig(
         context_length=16, emb_dim=8, n_heads=2, n_layers=1, qkv_bias=True, tie_embeddings=True
@@ -203,15 +204,14 @@ def test_init_from_weights_takes_the_weights_shape(
     assert "cannot go with --resume" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", [["gptcore", "train"], ["gptcore.train"]])
-def test_python_dash_m_entry_points_train(module: list[str], config: Path, tmp_path: Path) -> None:
-    """`python -m gptcore train` (what torchrun runs) and the older `-m gptcore.train`,
-    with the global --home after the subcommand."""
+def test_python_dash_m_entry_point_trains(config: Path, tmp_path: Path) -> None:
+    """`python -m gptcore train` (what torchrun runs), with the global --home after the
+    subcommand."""
     run = tmp_path / "run"
     home = tmp_path / "home"
     args = ["--config", str(config), "--set", "max_steps=2", "--run-dir", str(run)]
     proc = subprocess.run(
-        [sys.executable, "-m", *module, *args, "--quiet", "--home", str(home)],
+        [sys.executable, "-m", "gptcore", "train", *args, "--quiet", "--home", str(home)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from gptcore.cli import main
-from gptcore.config import GPTConfig
-from gptcore.generate import GenerationError, GenerationSettings, generate
-from gptcore.model import GPTModel
-from gptcore.tokenizer import encode
+from gptcore.errors import GenerationError
+from gptcore.model.gpt import GPTModel
+from gptcore.model.tokenizer import encode
+from gptcore.sampling.settings import GenerationSettings
+from gptcore.sampling.stream import generate
+from gptcore.settings.model import GPTConfig
 
 CONFIG = GPTConfig(context_length=32, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
 PROMPT = "Every effort moves you"
@@ -127,7 +129,7 @@ def test_cli_logprobs_without_json_prints_a_table(capsys: pytest.CaptureFixture[
 
 
 def tiny_model_preset() -> GPTModel:
-    from gptcore.config import get_preset
+    from gptcore.settings.model import get_preset
 
     torch.manual_seed(123)
     return GPTModel(get_preset("tiny")).eval()
@@ -195,7 +197,7 @@ def test_chat_confidence_toggle_and_alternatives() -> None:
 
 
 def test_confidence_view_snapshot(snap_compare, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gptcore.generate import GenerationResult
+    from gptcore.sampling.stream import GenerationResult
     from tests.tui_part2_helpers import fixed_home, host_app
     from tui.screens.chat import ChatPane
 

@@ -3,15 +3,15 @@ from pathlib import Path
 
 import pytest
 
-from gptcore.config import (
-    TrainConfig,
+from gptcore.errors import ConfigError
+from gptcore.settings.declare import parse_override
+from gptcore.settings.files import (
     load_run_config,
-    parse_override,
     resolve_config_path,
     run_config_from_dict,
     shipped_configs,
 )
-from gptcore.errors import ConfigError
+from gptcore.settings.train import TrainConfig
 
 
 def test_toml_with_preset_table_and_overrides(tmp_path):

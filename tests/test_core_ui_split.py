@@ -33,7 +33,7 @@ def test_engine_modules_never_import_the_cli():
         for m in pkgutil.walk_packages(gptcore.__path__, "gptcore.")
         if not m.name.startswith(front_ends)
     ]
-    assert "gptcore.train" in names and "gptcore.resume" in names
+    assert "gptcore.training.trainer" in names and "gptcore.training.resume" in names
     code = (
         "import importlib, sys\n"
         f"for name in {names!r}:\n"

@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptcore.config import GPTConfig, TrainConfig
-from gptcore.data import raw_topics_text
-from gptcore.events import Failed, Finished, StepEnd
-from gptcore.generate import generate_token_ids, make_settings
-from gptcore.model import GPTModel
-from gptcore.train import Trainer
+from gptcore.data.corpus import raw_topics_text
+from gptcore.model.gpt import GPTModel
+from gptcore.runs.events import Failed, Finished, StepEnd
+from gptcore.sampling.decode import generate_token_ids
+from gptcore.sampling.settings import make_settings
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
+from gptcore.training.trainer import Trainer
 
 pytestmark = [
     pytest.mark.cuda,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from gptcore.curves import X_AXES, debiased_ema, downsample
+from gptcore.runs.curves import X_AXES, debiased_ema, downsample
 
 
 def test_debiased_ema_by_hand() -> None:

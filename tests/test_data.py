@@ -8,25 +8,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptcore import data
-from gptcore.data import (
-    BUILTIN,
-    RandomWindowSampler,
-    WindowDataset,
-    builtin_text,
-    fold_layout,
-    make_loader,
-    prepare_corpus,
-    raw_topics_text,
-    read_corpus,
-    require_windows,
-    split_for_tokenizing,
-    tokenize,
-)
+from gptcore.data import corpus as corpus_module
+from gptcore.data import tokens
+from gptcore.data.corpus import BUILTIN, builtin_text, fold_layout, raw_topics_text, read_corpus
+from gptcore.data.plan import count_batches, count_windows
+from gptcore.data.tokens import prepare_corpus, split_for_tokenizing, tokenize
+from gptcore.data.windows import RandomWindowSampler, WindowDataset, make_loader, require_windows
 from gptcore.errors import CorpusError
-from gptcore.paths import token_cache_dir
-from gptcore.plan import count_batches, count_windows
-from gptcore.tokenizer import encode_to_uint16, get_tokenizer
+from gptcore.model.tokenizer import encode_to_uint16, get_tokenizer
+from gptcore.util.paths import token_cache_dir
 
 
 def test_verdict_split_and_book_batch_counts(verdict_path):
@@ -216,8 +206,9 @@ def _awkward_text(seed: int, n: int = 3000) -> str:
 @pytest.mark.parametrize("seed, read_bytes, chunk", [(0, 5, 1), (1, 7, 3), (2, 64, 17)])
 def test_streamed_cache_equals_one_shot_tokenizing(tmp_path, monkeypatch, seed, read_bytes, chunk):
     # Tiny read blocks cut multibyte characters; tiny chunks cut everywhere a cut is safe.
-    monkeypatch.setattr(data, "READ_BYTES", read_bytes)
-    monkeypatch.setattr(data, "CHUNK_CHARS", chunk)
+    monkeypatch.setattr(corpus_module, "READ_BYTES", read_bytes)
+    monkeypatch.setattr(tokens, "READ_BYTES", read_bytes)
+    monkeypatch.setattr(tokens, "CHUNK_CHARS", chunk)
     text = _awkward_text(seed)
     path = tmp_path / "c.txt"
     path.write_text(text, encoding="utf-8")
@@ -234,22 +225,23 @@ def test_streamed_cache_equals_one_shot_tokenizing(tmp_path, monkeypatch, seed, 
 
 
 def test_streamed_folder_and_bad_bytes_match_whole_reads(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "READ_BYTES", 3)
+    monkeypatch.setattr(corpus_module, "READ_BYTES", 3)
+    monkeypatch.setattr(tokens, "READ_BYTES", 3)
     (tmp_path / "a.txt").write_bytes("café 漢字 ".encode() * 20)
     (tmp_path / "b.txt").write_bytes(b" \n ")  # blank: skipped, as a whole read skips it
     (tmp_path / "c.txt").write_bytes(b"ok \xe6\xbc x \xff\xfe end " * 10)
-    streamed = data.open_corpus(tmp_path, errors="replace")
+    streamed = corpus_module.open_corpus(tmp_path, errors="replace")
     expected = "<|endoftext|>".join(
         (tmp_path / n).read_bytes().decode("utf-8", "replace") for n in ("a.txt", "c.txt")
     )
     assert "".join(streamed.blocks()) == expected
     assert streamed.n_chars == len(expected) and streamed.files == 2
     with pytest.raises(CorpusError, match=r"c.txt is not valid UTF-8 \(bad byte at offset 3\)"):
-        data.open_corpus(tmp_path)
+        corpus_module.open_corpus(tmp_path)
 
 
 def test_cancel_while_tokenizing_leaves_no_cache_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "CHUNK_CHARS", 50)
+    monkeypatch.setattr(tokens, "CHUNK_CHARS", 50)
     path = tmp_path / "c.txt"
     path.write_text("some words to tokenize here " * 100)
 
@@ -273,8 +265,9 @@ def test_cancel_while_tokenizing_leaves_no_cache_file(tmp_path, monkeypatch):
 
 
 def test_prepare_corpus_never_holds_the_whole_text(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "READ_BYTES", 1 << 16)
-    monkeypatch.setattr(data, "CHUNK_CHARS", 1 << 12)
+    monkeypatch.setattr(corpus_module, "READ_BYTES", 1 << 16)
+    monkeypatch.setattr(tokens, "READ_BYTES", 1 << 16)
+    monkeypatch.setattr(tokens, "CHUNK_CHARS", 1 << 12)
     path = tmp_path / "big.txt"
     path.write_text(_awkward_text(3, 40_000) * 60, encoding="utf-8")  # ~8 MB
     size = path.stat().st_size

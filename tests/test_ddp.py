@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptcore.checkpoint import load_model
-from gptcore.config import load_run_config
-from gptcore.data import prepare_corpus
-from gptcore.events import EvalEnd
-from gptcore.plan import batch_plan
-from gptcore.runs import read_metrics
-from gptcore.train import Trainer
+from gptcore.data.plan import batch_plan
+from gptcore.data.tokens import prepare_corpus
+from gptcore.runs.checkpoints import load_model
+from gptcore.runs.events import EvalEnd
+from gptcore.runs.metrics import read_metrics
+from gptcore.settings.files import load_run_config
+from gptcore.training.trainer import Trainer
 
 from .run_helpers import tiny_corpus, write_tiny_run_config
 

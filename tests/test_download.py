@@ -13,17 +13,27 @@ from pathlib import Path
 
 import pytest
 
-from gptcore import pretrained
 from gptcore.cli import main
 from gptcore.commands import download as download_cmd
-from gptcore.download import (
+from gptcore.errors import CheckpointError, DownloadError
+from gptcore.util.download import (
     DownloadCancelled,
     DownloadProgress,
     RetryPolicy,
     Timeouts,
     download_file,
 )
-from gptcore.errors import DownloadError
+from gptcore.weights.downloads import (
+    HF_URL_ENV,
+    OPENAI_URL_ENV,
+    download_gpt2,
+    list_local,
+    local_status,
+    remote_files,
+)
+from gptcore.weights.gpt2 import OPENAI_FILES, gpt2_dir
+from gptcore.weights.hf_export import export_hf
+from gptcore.weights.modelspec import model_from_spec
 
 FAST = RetryPolicy(retries=2, backoff=0.01)
 SHORT = Timeouts(connect=2.0, read=0.3)
@@ -262,21 +272,21 @@ def test_offline_fails_fast_naming_urls_and_folder():
     # Refused connections get one quick retry, not the whole ladder (0.3+0.6+1.2+2.4 s).
     ladder = RetryPolicy(retries=4, backoff=0.3)
     with pytest.raises(DownloadError) as info:
-        pretrained.download_gpt2("124M", "openai", base_url=url, retry=ladder, timeouts=SHORT)
+        download_gpt2("124M", "openai", base_url=url, retry=ladder, timeouts=SHORT)
     assert time.monotonic() - start < 2
     assert info.value.offline  # no server answered: the screens say "No network?"
     msg = str(info.value)
     assert f"{url}/124M/checkpoint (connection refused)" in msg
-    assert str(pretrained.gpt2_dir("124M", "openai")) in msg and "model.ckpt.index" in msg
-    assert pretrained.list_local() == []  # nothing left that looks like weights
+    assert str(gpt2_dir("124M", "openai")) in msg and "model.ckpt.index" in msg
+    assert list_local() == []  # nothing left that looks like weights
 
 
 def _serve_hf_export(server: Server, tmp_path: Path, tiny_config) -> dict[str, bytes]:
-    from gptcore.config import GPTConfig
-    from gptcore.model import GPTModel
+    from gptcore.model.gpt import GPTModel
+    from gptcore.settings.model import GPTConfig
 
     cfg = GPTConfig(**{**tiny_config.to_dict(), "qkv_bias": True, "tie_embeddings": True})
-    out = pretrained.export_hf(GPTModel(cfg), tmp_path / "src")
+    out = export_hf(GPTModel(cfg), tmp_path / "src")
     files = {p.name: p.read_bytes() for p in out.iterdir()}
     for name, data in files.items():
         server.files[f"/openai-community/gpt2/resolve/main/{name}"] = data
@@ -289,12 +299,12 @@ def test_hf_download_then_load_and_models_listing(
     files = _serve_hf_export(server, tmp_path, tiny_config)
     weights = "/openai-community/gpt2/resolve/main/model.safetensors"
     server.behaviour[weights] = ["drop"]  # resumed transparently
-    monkeypatch.setenv(pretrained.HF_URL_ENV, server.url)
+    monkeypatch.setenv(HF_URL_ENV, server.url)
     assert main(["download", "gpt2", "--size", "124M", "--source", "hf", "--retries", "2"]) == 0
-    folder = pretrained.gpt2_dir("124M", "hf")
+    folder = gpt2_dir("124M", "hf")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
     assert "--init gpt2:124M" in capsys.readouterr().out
-    model = pretrained.model_from_spec("gpt2:124M")
+    model = model_from_spec("gpt2:124M")
     assert model.config.emb_dim == tiny_config.emb_dim
 
     assert main(["models", "--json"]) == 0
@@ -307,32 +317,30 @@ def test_models_shows_partial_downloads(server, tmp_path, tiny_config, monkeypat
     files = _serve_hf_export(server, tmp_path, tiny_config)
     weights = "/openai-community/gpt2/resolve/main/model.safetensors"
     server.behaviour[weights] = ["drop"] * 10
-    monkeypatch.setenv(pretrained.HF_URL_ENV, server.url)
+    monkeypatch.setenv(HF_URL_ENV, server.url)
     code = main(["download", "gpt2", "--source", "hf", "--retries", "0", "--timeout", "0.5"])
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "closed early" in err and "put these files into" in err
-    status = pretrained.local_status("124M", "hf")
+    status = local_status("124M", "hf")
     assert not status.complete and status.partial == ("model.safetensors",)
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "124M" in out and "partial: model.safetensors" in out
-    with pytest.raises(pretrained.CheckpointError, match="not downloaded"):
-        pretrained.model_from_spec("gpt2:124M")
+    with pytest.raises(CheckpointError, match="not downloaded"):
+        model_from_spec("gpt2:124M")
     # Running the download again finishes it from where it stopped.
     server.behaviour[weights] = []
     assert main(["download", "gpt2", "--source", "hf"]) == 0
-    assert (pretrained.gpt2_dir("124M", "hf") / "model.safetensors").read_bytes() == files[
-        "model.safetensors"
-    ]
+    assert (gpt2_dir("124M", "hf") / "model.safetensors").read_bytes() == files["model.safetensors"]
 
 
 def test_openai_layout_files_and_known_sizes(server, monkeypatch):
     # 774M's shared files have known sizes; serve one with the wrong length.
-    monkeypatch.setenv(pretrained.OPENAI_URL_ENV, server.url)
+    monkeypatch.setenv(OPENAI_URL_ENV, server.url)
     mirror = f"{server.url}/mirror"
-    remote = {f.name: f for f in pretrained.remote_files("774M", "openai", mirror=mirror)}
-    assert sorted(remote) == sorted(pretrained.OPENAI_FILES)
+    remote = {f.name: f for f in remote_files("774M", "openai", mirror=mirror)}
+    assert sorted(remote) == sorted(OPENAI_FILES)
     assert remote["vocab.bpe"].size == 456_318
     assert remote["checkpoint"].urls == (
         f"{server.url}/774M/checkpoint",
@@ -340,11 +348,11 @@ def test_openai_layout_files_and_known_sizes(server, monkeypatch):
     )
     server.files["/774M/checkpoint"] = b"x" * 80
     with pytest.raises(DownloadError, match="is 80 bytes, expected 77"):
-        pretrained.download_gpt2("774M", "openai", retry=FAST, timeouts=SHORT)
+        download_gpt2("774M", "openai", retry=FAST, timeouts=SHORT)
 
 
 def test_verdict_download_checks_size_and_hash(server, monkeypatch, verdict_path, capsys):
-    from gptcore.paths import verdict_file
+    from gptcore.util.paths import verdict_file
 
     monkeypatch.setenv(download_cmd.VERDICT_URL_ENV, server.url + "/the-verdict.txt")
     server.files["/the-verdict.txt"] = verdict_path.read_bytes()[:-1] + b"?"  # same size
@@ -367,7 +375,7 @@ def test_download_and_models_commands_do_not_import_torch():
     import sys
 
     code = (
-        "import sys, gptcore.pretrained, gptcore.commands.download, gptcore.commands.models; "
+        "import sys, gptcore.weights.downloads, gptcore.commands.download, gptcore.commands.models; "
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gptcore import dropout as lanes
-from gptcore.config import GPTConfig
-from gptcore.model import GPTModel
+from gptcore.model import dropout as lanes
+from gptcore.model.gpt import GPTModel
+from gptcore.settings.model import GPTConfig
 
 
 def bf16_autocast() -> torch.autocast:

@@ -2,10 +2,11 @@
 
 import pytest
 
-from gptcore.config import PRESETS, TrainConfig
-from gptcore.estimate import effective_flops, estimate_seconds, run_flops
-from gptcore.perf import flops_per_token
-from gptcore.plan import batch_plan
+from gptcore.data.plan import batch_plan
+from gptcore.hardware.perf import flops_per_token
+from gptcore.settings.model import PRESETS
+from gptcore.settings.train import TrainConfig
+from gptcore.training.estimate import effective_flops, estimate_seconds, run_flops
 
 TINY = PRESETS["tiny"]
 

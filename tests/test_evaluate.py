@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from gptcore.errors import CorpusError
-from gptcore.evaluate import calc_loss_batch, calc_loss_loader, perplexity
-from gptcore.model import GPTModel
+from gptcore.model.gpt import GPTModel
+from gptcore.training.evaluate import calc_loss_batch, calc_loss_loader, perplexity
 
 
 def test_loader_loss_is_mean_of_batch_losses(tiny_config):

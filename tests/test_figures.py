@@ -10,14 +10,14 @@ import torch
 
 from gptcore.cli import main
 from gptcore.errors import GptTuiError
-from gptcore.figures import (
+from gptcore.sampling.figures import (
     BOOK_TEMPERATURES,
     grouped_bars,
     save_temperature_figure,
     save_toy_temperature_figure,
     toy_temperature_table,
 )
-from gptcore.nexttoken import TOY_LOGITS, TOY_VOCAB
+from gptcore.sampling.nexttoken import TOY_LOGITS, TOY_VOCAB
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

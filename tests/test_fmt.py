@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from gptcore.fmt import format_bytes, format_count, format_duration, format_si
-from gptcore.tomlwrite import dumps_toml
+from gptcore.util.fmt import format_bytes, format_count, format_duration, format_si
+from gptcore.util.tomlwrite import dumps_toml
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from gptcore import fsutil
-from gptcore.config import GPTConfig, TrainConfig
-from gptcore.fsutil import (
+from gptcore.runs.rundir import RunDir, write_run_config
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
+from gptcore.util import fsutil
+from gptcore.util.fsutil import (
     atomic_open,
     atomic_output,
     atomic_write_bytes,
     atomic_write_text,
     durable_replace,
 )
-from gptcore.runs import RunDir, write_run_config
 
 
 def names(folder: Path) -> list[str]:

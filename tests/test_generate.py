@@ -8,23 +8,15 @@ import threading
 import pytest
 import torch
 
-from gptcore.config import GPTConfig
-from gptcore.errors import GptTuiError
-from gptcore.generate import (
-    MAX_NEW_TOKENS_LIMIT,
-    GenerationError,
-    GenerationSettings,
-    filter_logits,
-    generate,
-    generate_token_ids,
-    prepare_for_inference,
-    sample_text,
-    select_next,
-    stream,
-    token_probabilities,
-)
-from gptcore.model import GPTModel
-from gptcore.tokenizer import END_OF_TEXT_ID, decode, encode, get_tokenizer
+from gptcore.errors import GenerationError, GptTuiError
+from gptcore.model.gpt import GPTModel
+from gptcore.model.inference import prepare_for_inference
+from gptcore.model.tokenizer import END_OF_TEXT_ID, decode, encode, get_tokenizer
+from gptcore.sampling.chain import filter_logits, select_next, token_probabilities
+from gptcore.sampling.decode import generate_token_ids
+from gptcore.sampling.settings import MAX_NEW_TOKENS_LIMIT, GenerationSettings
+from gptcore.sampling.stream import generate, sample_text, stream
+from gptcore.settings.model import GPTConfig
 
 from .test_model import BOOK_GREEDY
 
@@ -220,7 +212,7 @@ def test_shorter_context_keep_still_runs_past_the_window(tiny: GPTModel) -> None
 
 @pytest.mark.slow
 def test_book_untrained_example_ids() -> None:
-    from gptcore.config import get_preset
+    from gptcore.settings.model import get_preset
 
     model = make_model(get_preset("book-124m"), seed=123)
     ids = encode("Every effort moves you")

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from gptcore.cli import main
-from gptcore.config import get_preset
-from gptcore.generate import generate
-from gptcore.model import GPTModel
-from gptcore.tokenizer import decode
+from gptcore.model.gpt import GPTModel
+from gptcore.model.tokenizer import decode
+from gptcore.sampling.stream import generate
+from gptcore.settings.model import get_preset
 
 BASE = ["generate", "--preset", "tiny", "--max-new-tokens", "6", "--no-eos"]
 
@@ -105,7 +105,7 @@ def test_long_prompt_notice_on_stderr(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_checkpoint_source(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from gptcore.checkpoint import save_checkpoint
+    from gptcore.runs.checkpoint import save_checkpoint
 
     torch.manual_seed(9)
     model = GPTModel(get_preset("tiny"))
@@ -119,7 +119,7 @@ def test_checkpoint_source(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
 
 
 def test_weights_source(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from gptcore.pretrained import export_hf
+    from gptcore.weights.hf_export import export_hf
 
     torch.manual_seed(4)
     model = GPTModel(get_preset("tiny"))

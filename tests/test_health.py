@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptcore.checkpoint import best_checkpoint, load_checkpoint
 from gptcore.commands.train import ConsolePrinter
-from gptcore.config import TrainConfig, dataclass_from_dict
 from gptcore.errors import ConfigError
-from gptcore.events import (
+from gptcore.runs.checkpoint import load_checkpoint
+from gptcore.runs.checkpoints import best_checkpoint
+from gptcore.runs.events import (
     EvalEnd,
     Finished,
     Overfitting,
@@ -25,9 +25,12 @@ from gptcore.events import (
     steps_done,
     to_record,
 )
-from gptcore.health import OverfitDetector, SpikeDetector, health_text, z_score
-from gptcore.runs import MetricsWriter, RunDir, parse_line, read_metrics
-from gptcore.train import Trainer
+from gptcore.runs.metrics import MetricsWriter, parse_line, read_metrics
+from gptcore.runs.rundir import RunDir
+from gptcore.settings.declare import dataclass_from_dict
+from gptcore.settings.train import TrainConfig
+from gptcore.training.health import OverfitDetector, SpikeDetector, health_text, z_score
+from gptcore.training.trainer import Trainer
 from tui.settings import Settings, load_settings, save_settings
 
 from .tui_helpers import FAST_MODEL, write_corpus

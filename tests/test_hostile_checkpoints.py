@@ -14,21 +14,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptcore.checkpoint import (
-    list_checkpoints,
-    load_checkpoint,
-    resolve_checkpoint,
-    run_picks,
-    save_checkpoint,
-)
 from gptcore.cli import main
-from gptcore.config import TrainConfig
 from gptcore.errors import CheckpointError, DiskFullError
-from gptcore.events import StepEnd
-from gptcore.fsutil import atomic_write_text
-from gptcore.paths import runs_dir
-from gptcore.resume import prepare_run
-from gptcore.runs import MetricsWriter, read_metrics
+from gptcore.runs.checkpoint import load_checkpoint, save_checkpoint
+from gptcore.runs.checkpoints import list_checkpoints, run_picks
+from gptcore.runs.events import StepEnd
+from gptcore.runs.metrics import MetricsWriter, read_metrics
+from gptcore.settings.train import TrainConfig
+from gptcore.training.resume import prepare_run
+from gptcore.util.fsutil import atomic_write_text
+from gptcore.util.paths import runs_dir
+from gptcore.weights.modelspec import checkpoint_path
 from tests.run_helpers import write_tiny_run_config
 from tests.tui_part2_helpers import host_app, run_async, tiny_model, wait_until
 from tui.runstate import RunState
@@ -114,7 +110,7 @@ def test_a_bad_meta_field_is_listed_damaged_and_named(
     assert f"field '{field}'" in infos["step-000002"].error
     # The run's latest usable checkpoint is the good one, for every command.
     assert run_picks(infos.values())["hostile"].latest.path == good
-    assert resolve_checkpoint(run) == good
+    assert checkpoint_path(run) == good
 
     capsys.readouterr()
     assert main(["checkpoints", "list"]) == 0
@@ -201,7 +197,7 @@ def test_a_truncated_file_is_caught_by_its_size_without_hashing(tmp_path: Path) 
 
 
 def test_listing_hashes_an_unchanged_file_only_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    import gptcore.hashcache as hashcache
+    import gptcore.util.hashcache as hashcache
 
     ckpt = save(runs_dir() / "cached", 1)
     age(ckpt / "weights.safetensors")
@@ -306,7 +302,7 @@ def _torch_full(*args, **kwargs):
 
 @pytest.mark.parametrize(
     ("target", "fail"),
-    [("gptcore.checkpoint.save_file", _enospc), ("torch.save", _torch_full)],
+    [("gptcore.runs.checkpoint.save_file", _enospc), ("torch.save", _torch_full)],
 )
 def test_a_full_disk_on_save_says_so_in_one_line(
     target: str, fail, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -340,7 +336,7 @@ def test_cli_train_on_a_full_disk_ends_with_one_line(
     tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     config = write_tiny_run_config(tmp_path / "tiny.toml")
-    monkeypatch.setattr("gptcore.checkpoint.save_file", _enospc)
+    monkeypatch.setattr("gptcore.runs.checkpoint.save_file", _enospc)
     assert main(["train", "--config", str(config), "--set", "max_steps=2", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -404,7 +400,7 @@ def test_stale_temp_files_are_swept_on_the_next_write(tmp_path: Path) -> None:
 
 
 def test_a_kill_during_tokenizing_leaves_nothing_after_the_next_tokenize(tmp_path: Path) -> None:
-    from gptcore.data import prepare_corpus
+    from gptcore.data.tokens import prepare_corpus
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("Every effort moves you forward. " * 50)

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from gptcore import data
-from gptcore.checkpoint import load_checkpoint
 from gptcore.cli import main
-from gptcore.data import prepare_corpus
+from gptcore.data import corpus
+from gptcore.data.tokens import prepare_corpus
 from gptcore.errors import CorpusError
+from gptcore.runs.checkpoint import load_checkpoint
 
 from .run_helpers import write_tiny_run_config
 
@@ -87,7 +87,7 @@ def test_a_fifo_corpus_is_read_once_and_prepares_like_the_file(tmp_path: Path) -
 def test_a_fifo_nobody_writes_to_fails_in_one_line_instead_of_blocking(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(data, "PIPE_WAIT_S", 0.3)
+    monkeypatch.setattr(corpus, "PIPE_WAIT_S", 0.3)
     fifo = tmp_path / "silent.fifo"
     os.mkfifo(fifo)
     with pytest.raises(CorpusError, match="nothing was written to the pipe .*silent.fifo"):
@@ -98,7 +98,7 @@ def test_a_fifo_nobody_writes_to_fails_in_one_line_instead_of_blocking(
 def test_a_pipe_larger_than_the_cap_is_refused_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(data, "MAX_PIPE_BYTES", 1000)
+    monkeypatch.setattr(corpus, "MAX_PIPE_BYTES", 1000)
     fifo = tmp_path / "big.fifo"
     os.mkfifo(fifo)
     write_later(fifo, b"x " * 5000)
@@ -124,9 +124,9 @@ def test_dev_zero_as_corpus_is_refused_at_once() -> None:
 
 
 def tiny_weights(folder: Path) -> Path:
-    from gptcore.config import GPTConfig
-    from gptcore.model import GPTModel
-    from gptcore.pretrained import export_hf
+    from gptcore.model.gpt import GPTModel
+    from gptcore.settings.model import GPTConfig
+    from gptcore.weights.hf_export import export_hf
 
     shape = GPTConfig(
         context_length=16, emb_dim=8, n_heads=2, n_layers=1, qkv_bias=True, tie_embeddings=True

@@ -15,17 +15,21 @@ from types import ModuleType
 import pytest
 import torch
 
-from gptcore.checkpoint import decode_rng, export_book_pth, load_checkpoint, save_checkpoint
 from gptcore.cli import main
-from gptcore.config import GPTConfig, TrainConfig, load_run_config
-from gptcore.data import raw_topics_text
-from gptcore.evaluate import calc_loss_batch
-from gptcore.events import EvalEnd
-from gptcore.model import GPTModel
-from gptcore.paths import runs_dir
-from gptcore.resume import check_resume
-from gptcore.runs import RunDir, read_metrics
-from gptcore.tomlwrite import toml_value
+from gptcore.data.corpus import raw_topics_text
+from gptcore.model.gpt import GPTModel
+from gptcore.runs.checkpoint import decode_rng, load_checkpoint, save_checkpoint
+from gptcore.runs.events import EvalEnd
+from gptcore.runs.metrics import read_metrics
+from gptcore.runs.rundir import RunDir
+from gptcore.settings.files import load_run_config
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
+from gptcore.training.evaluate import calc_loss_batch
+from gptcore.training.resume import check_resume
+from gptcore.util.paths import runs_dir
+from gptcore.util.tomlwrite import toml_value
+from gptcore.weights.book import export_book_pth
 
 from .conftest import SHARED
 from .run_helpers import book_train_model_simple

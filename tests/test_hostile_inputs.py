@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from gptcore.cli import main
-from gptcore.config import GPTConfig, TrainConfig, run_config_from_dict
+from gptcore.data.plan import batch_plan
 from gptcore.errors import CheckpointError, ConfigError
-from gptcore.plan import batch_plan
+from gptcore.settings.files import run_config_from_dict
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
 from tests.run_helpers import write_tiny_run_config
 
 VOCAB_MESSAGE = "vocab_size must be at least 50257, the tokenizer's"
@@ -112,8 +114,8 @@ def test_a_sequential_epoch_beyond_the_window_cap_is_a_plan_problem() -> None:
 def test_init_weights_with_a_small_vocabulary_are_refused_before_the_run_folder(
     tmp_path: Path, isolated_home: Path, capsys: pytest.CaptureFixture, config: Path
 ) -> None:
-    from gptcore.model import GPTModel
-    from gptcore.pretrained import export_hf
+    from gptcore.model.gpt import GPTModel
+    from gptcore.weights.hf_export import export_hf
 
     small = GPTConfig(vocab_size=1000, context_length=16, emb_dim=16, n_heads=2, n_layers=1)
     weights = export_hf(GPTModel(small), tmp_path / "small-vocab")
@@ -186,7 +188,9 @@ def test_invalid_utf8_on_stdin_is_one_line(
 
 
 def test_a_safetensors_header_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
-    from gptcore.pretrained import hf_config_dict, load_hf, safetensors_complete
+    from gptcore.weights.downloads import safetensors_complete
+    from gptcore.weights.hf_export import hf_config_dict
+    from gptcore.weights.loaders import load_hf
 
     folder = tmp_path / "weights"
     folder.mkdir()

@@ -15,19 +15,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptcore.checkpoint import (
-    delete_checkpoint,
-    load_checkpoint,
-    rename_checkpoint,
-    save_checkpoint,
-)
 from gptcore.cli import main
-from gptcore.config import GPTConfig, TrainConfig
 from gptcore.errors import CheckpointError
-from gptcore.events import Failed, Finished, StepEnd
-from gptcore.model import GPTModel
-from gptcore.resume import prepare_run
-from gptcore.train import Trainer
+from gptcore.model.gpt import GPTModel
+from gptcore.runs.checkpoint import load_checkpoint, save_checkpoint
+from gptcore.runs.checkpoints import delete_checkpoint, rename_checkpoint
+from gptcore.runs.events import Failed, Finished, StepEnd
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
+from gptcore.training.resume import prepare_run
+from gptcore.training.trainer import Trainer
 
 from .run_helpers import write_tiny_run_config
 

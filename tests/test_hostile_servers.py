@@ -16,10 +16,11 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from gptcore import pretrained
 from gptcore.cli import main
-from gptcore.download import RetryPolicy, Timeouts, download_file
 from gptcore.errors import CheckpointError, DownloadError
+from gptcore.util.download import RetryPolicy, Timeouts, download_file
+from gptcore.weights.downloads import HF_URL_ENV, download_gpt2, find_gpt2, local_status
+from gptcore.weights.gpt2 import gpt2_dir
 from tests.test_download import BLOB, SHORT, Server, _serve_hf_export
 
 FAST = RetryPolicy(retries=4, backoff=0.01)
@@ -170,7 +171,7 @@ def test_announced_length_over_the_cap_is_refused_before_reading(server, tmp_pat
 
 
 def _hf_folder():
-    return pretrained.gpt2_dir("124M", "hf")
+    return gpt2_dir("124M", "hf")
 
 
 def test_hf_truncated_weights_never_get_the_final_name(server, tmp_path, tiny_config,
@@ -178,32 +179,32 @@ def test_hf_truncated_weights_never_get_the_final_name(server, tmp_path, tiny_co
     files = _serve_hf_export(server, tmp_path, tiny_config)
     weights = files["model.safetensors"]
     server.files[HF + "model.safetensors"] = weights[: len(weights) // 2]  # a "complete" half
-    monkeypatch.setenv(pretrained.HF_URL_ENV, server.url)
+    monkeypatch.setenv(HF_URL_ENV, server.url)
     with pytest.raises(DownloadError, match="truncated or corrupted"):
-        pretrained.download_gpt2("124M", "hf", retry=FAST, timeouts=SHORT)
+        download_gpt2("124M", "hf", retry=FAST, timeouts=SHORT)
     folder = _hf_folder()
     assert sorted(p.name for p in folder.iterdir()) == ["config.json"]  # checked, kept
-    status = pretrained.local_status("124M", "hf")
+    status = local_status("124M", "hf")
     assert not status.complete and status.missing == ("model.safetensors",)
     # The server is fixed: a second download fetches the weights again.
     server.files[HF + "model.safetensors"] = weights
-    pretrained.download_gpt2("124M", "hf", retry=FAST, timeouts=SHORT)
+    download_gpt2("124M", "hf", retry=FAST, timeouts=SHORT)
     assert (folder / "model.safetensors").read_bytes() == weights
-    assert pretrained.local_status("124M", "hf").complete
+    assert local_status("124M", "hf").complete
 
 
 def test_hf_html_config_is_refused_and_nothing_is_kept(server, tmp_path, tiny_config,
                                                        monkeypatch, capsys):  # fmt: skip
     _serve_hf_export(server, tmp_path, tiny_config)
     server.files[HF + "config.json"] = b"<!doctype html><html><body>Sign in</body></html>"
-    monkeypatch.setenv(pretrained.HF_URL_ENV, server.url)
+    monkeypatch.setenv(HF_URL_ENV, server.url)
     assert main(["download", "gpt2", "--source", "hf", "--retries", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "config.json" in err
     folder = _hf_folder()
     assert not folder.exists() or list(folder.iterdir()) == []
     assert server.count(HF + "model.safetensors") == 0
-    assert not pretrained.local_status("124M", "hf").complete
+    assert not local_status("124M", "hf").complete
 
 
 def test_hf_weights_that_do_not_match_the_config_are_refused(server, tmp_path, tiny_config,
@@ -211,9 +212,9 @@ def test_hf_weights_that_do_not_match_the_config_are_refused(server, tmp_path, t
     files = _serve_hf_export(server, tmp_path, tiny_config)
     cfg = json.loads(files["config.json"])
     server.files[HF + "config.json"] = json.dumps({**cfg, "n_layer": cfg["n_layer"] + 1}).encode()
-    monkeypatch.setenv(pretrained.HF_URL_ENV, server.url)
+    monkeypatch.setenv(HF_URL_ENV, server.url)
     with pytest.raises(DownloadError, match="missing tensor"):
-        pretrained.download_gpt2("124M", "hf", retry=FAST, timeouts=SHORT)
+        download_gpt2("124M", "hf", retry=FAST, timeouts=SHORT)
     assert not (_hf_folder() / "model.safetensors").exists()
 
 
@@ -225,8 +226,8 @@ def test_redownload_replaces_a_bad_file_left_under_the_final_name(
     folder.mkdir(parents=True)
     (folder / "config.json").write_bytes(files["config.json"])
     (folder / "model.safetensors").write_bytes(files["model.safetensors"][:-100])
-    monkeypatch.setenv(pretrained.HF_URL_ENV, server.url)
-    pretrained.download_gpt2("124M", "hf", retry=FAST, timeouts=SHORT)
+    monkeypatch.setenv(HF_URL_ENV, server.url)
+    download_gpt2("124M", "hf", retry=FAST, timeouts=SHORT)
     assert server.count(HF + "config.json") == 0  # valid: kept
     assert server.count(HF + "model.safetensors") == 1
     assert (folder / "model.safetensors").read_bytes() == files["model.safetensors"]
@@ -239,17 +240,17 @@ def test_status_never_calls_an_invalid_hf_folder_complete(server, tmp_path, tiny
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("<html>not json</html>")
     (folder / "model.safetensors").write_bytes(files["model.safetensors"])
-    status = pretrained.local_status("124M", "hf")
+    status = local_status("124M", "hf")
     assert not status.complete and status.missing == ("config.json",)
     assert main(["models", "--json"]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["complete"] is False
     with pytest.raises(CheckpointError, match="not downloaded"):
-        pretrained.find_gpt2("124M")
+        find_gpt2("124M")
     # A valid config whose shapes the weights do not have is no better.
     cfg = json.loads(files["config.json"])
     (folder / "config.json").write_text(json.dumps({**cfg, "n_embd": cfg["n_embd"] * 2}))
-    status = pretrained.local_status("124M", "hf")
+    status = local_status("124M", "hf")
     assert not status.complete and status.missing == ("model.safetensors",)
     (folder / "config.json").write_bytes(files["config.json"])
-    assert pretrained.local_status("124M", "hf").complete
+    assert local_status("124M", "hf").complete

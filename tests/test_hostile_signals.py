@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from gptcore.checkpoint import load_checkpoint
 from gptcore.cli import main
-from gptcore.stopsignals import StopSignals, exit_code
+from gptcore.runs.checkpoint import load_checkpoint
+from gptcore.training.stopsignals import StopSignals, exit_code
 from tui.screens.train import TrainPane
 from tui.settings import Settings, save_settings
 

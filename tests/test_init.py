@@ -10,24 +10,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gptcore.checkpoint import load_checkpoint, save_checkpoint
-from gptcore.config import (
-    PRESETS,
-    GPTConfig,
-    TrainConfig,
-    dataclass_from_dict,
-    describe_model,
-    get_preset,
-    load_run_config,
-    model_config_from,
-    run_config_from_dict,
-)
 from gptcore.errors import CheckpointError, ConfigError
-from gptcore.model import GPTModel
-from gptcore.pretrained import config_from_hf, hf_config_dict
-from gptcore.resume import check_resume
-from gptcore.runs import config_toml
-from gptcore.summary import format_summary, summarize_config
+from gptcore.model.gpt import GPTModel
+from gptcore.model.summary import format_summary, summarize_config
+from gptcore.runs.checkpoint import load_checkpoint, save_checkpoint
+from gptcore.runs.rundir import config_toml
+from gptcore.settings.declare import dataclass_from_dict
+from gptcore.settings.files import load_run_config, run_config_from_dict
+from gptcore.settings.model import PRESETS, GPTConfig, describe_model, get_preset, model_config_from
+from gptcore.settings.train import TrainConfig
+from gptcore.training.resume import check_resume
+from gptcore.weights.hf_export import hf_config_dict
+from gptcore.weights.layouts import config_from_hf
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from gptcore.cli import main
-from gptcore.config import GPTConfig
-from gptcore.generate import filter_logits
-from gptcore.model import GPTModel
-from gptcore.nexttoken import (
+from gptcore.model.gpt import GPTModel
+from gptcore.model.summary import summarize, summarize_config, training_memory
+from gptcore.model.tokenview import view_tokens
+from gptcore.sampling.chain import filter_logits
+from gptcore.sampling.nexttoken import (
     TOY_LOGITS,
     TOY_VOCAB,
     distribution,
@@ -16,8 +17,7 @@ from gptcore.nexttoken import (
     temperature_table,
     top_candidates,
 )
-from gptcore.summary import summarize, summarize_config, training_memory
-from gptcore.tokenview import view_tokens
+from gptcore.settings.model import GPTConfig
 
 TOY = torch.tensor(TOY_LOGITS)
 

@@ -3,10 +3,10 @@ import sys
 import pytest
 import torch
 
-from gptcore.config import PRESETS, GPTConfig, get_preset
 from gptcore.errors import ConfigError
-from gptcore.model import GPTModel
-from gptcore.tokenizer import decode
+from gptcore.model.gpt import GPTModel
+from gptcore.model.tokenizer import decode
+from gptcore.settings.model import PRESETS, GPTConfig, get_preset
 
 from .conftest import SHARED
 

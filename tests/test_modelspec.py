@@ -9,19 +9,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptcore.checkpoint import (
+from gptcore.errors import CheckpointError, GenerationError, GptTuiError, ModelSpecError
+from gptcore.model.gpt import GPTModel
+from gptcore.runs.checkpoint import save_checkpoint
+from gptcore.runs.checkpoints import (
     best_checkpoint,
     latest_checkpoint,
     list_checkpoints,
-    resolve_checkpoint,
     run_picks,
-    save_checkpoint,
 )
-from gptcore.config import GPTConfig, get_preset
-from gptcore.errors import CheckpointError, GptTuiError, ModelSpecError
-from gptcore.generate import GenerationError
-from gptcore.model import GPTModel
-from gptcore.modelspec import (
+from gptcore.settings.model import GPTConfig, get_preset
+from gptcore.util.paths import runs_dir
+from gptcore.weights.gpt2 import gpt2_dir
+from gptcore.weights.hf_export import export_hf
+from gptcore.weights.modelspec import checkpoint_path, list_choices, load_spec
+from gptcore.weights.spec import (
     BEST,
     CHECKPOINT,
     CHECKPOINT_KINDS,
@@ -31,14 +33,9 @@ from gptcore.modelspec import (
     WEIGHTS,
     ModelChoice,
     ModelSpec,
-    checkpoint_path,
     describe_spec,
-    list_choices,
-    load_spec,
     parse_spec,
 )
-from gptcore.paths import runs_dir
-from gptcore.pretrained import export_hf, gpt2_dir
 
 TINY = GPTConfig(context_length=32, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
 
@@ -159,7 +156,7 @@ def test_load_checkpoint_specs_resolve_latest_and_best() -> None:
         assert not loaded.model.training and loaded.device == torch.device("cpu")
         assert loaded.label == f"checkpoint {want} (step {loaded.checkpoint.step})"
     # The CLI's resolver and the checkpoint views agree with the loader.
-    assert resolve_checkpoint("myrun:best") == checkpoint_path("myrun:best") == best
+    assert checkpoint_path("myrun:best") == best
     assert latest_checkpoint(run) == latest and best_checkpoint(run) == best
 
 

@@ -55,7 +55,7 @@ def test_the_installed_wheel_finds_its_presets(wheel: Path, tmp_path: Path) -> N
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)  # what pip install puts in site-packages
     code = (
-        "from gptcore.config import load_run_config, resolve_config_path, shipped_configs\n"
+        "from gptcore.settings.files import load_run_config, resolve_config_path, shipped_configs\n"
         "print(sorted(shipped_configs()))\n"
         "print(resolve_config_path('tiny'))\n"
         "print(load_run_config('tiny.toml')[1].samples_per_epoch)\n"

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from gptcore import perf
-from gptcore.config import get_preset
-from gptcore.perf import flops_per_token, matmul_parameters, mfu, peak_flops
-from gptcore.summary import summarize_config
+from gptcore.hardware import perf
+from gptcore.hardware.perf import flops_per_token, matmul_parameters, mfu, peak_flops
+from gptcore.model.summary import summarize_config
+from gptcore.settings.model import get_preset
 
 
 def test_matmul_parameters_are_all_but_embeddings_and_norms():
@@ -87,10 +87,11 @@ def test_the_trainer_trains_inside_reuse_freed_memory(monkeypatch, tmp_path):
     """Trainer.run holds the heap reuse for the whole run and lets go at its end."""
     import contextlib
 
-    import gptcore.train
-    from gptcore.config import GPTConfig, TrainConfig
-    from gptcore.data import raw_topics_text
-    from gptcore.events import StepEnd
+    import gptcore.training.trainer
+    from gptcore.data.corpus import raw_topics_text
+    from gptcore.runs.events import StepEnd
+    from gptcore.settings.model import GPTConfig
+    from gptcore.settings.train import TrainConfig
 
     inside = []
     state = {"active": False}
@@ -103,7 +104,7 @@ def test_the_trainer_trains_inside_reuse_freed_memory(monkeypatch, tmp_path):
         finally:
             state["active"] = False
 
-    monkeypatch.setattr(gptcore.train, "reuse_freed_memory", recording)
+    monkeypatch.setattr(gptcore.training.trainer, "reuse_freed_memory", recording)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(raw_topics_text()[:20_000], encoding="utf-8")
     model = GPTConfig(context_length=16, emb_dim=16, n_heads=2, n_layers=1, drop_rate=0.0)
@@ -123,6 +124,6 @@ def test_the_trainer_trains_inside_reuse_freed_memory(monkeypatch, tmp_path):
         if isinstance(event, StepEnd):
             inside.append(state["active"])
 
-    result = gptcore.train.Trainer(model, cfg, listeners=[listen]).run()
+    result = gptcore.training.trainer.Trainer(model, cfg, listeners=[listen]).run()
     assert result.reason == "max_steps"
     assert inside == [True, True] and state["active"] is False

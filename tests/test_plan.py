@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from gptcore import data_order
-from gptcore.config import load_run_config
-from gptcore.data import prepare_corpus
+from gptcore.data import order as data_order
+from gptcore.data.plan import batch_plan
+from gptcore.data.tokens import prepare_corpus
 from gptcore.errors import ConfigError, CorpusError
-from gptcore.events import StepEnd
-from gptcore.plan import batch_plan
-from gptcore.train import Trainer
+from gptcore.runs.events import StepEnd
+from gptcore.settings.files import load_run_config
+from gptcore.training.trainer import Trainer
 from tui.screens.corpus import CorpusInfo, window_report
 
 

@@ -10,10 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptcore import pretrained
-from gptcore.config import GPTConfig
 from gptcore.errors import CheckpointError, ConfigError
-from gptcore.model import GPTModel
+from gptcore.model.gpt import GPTModel
+from gptcore.settings.model import GPTConfig
+from gptcore.weights.downloads import find_gpt2, safetensors_complete
+from gptcore.weights.gpt2 import SIZES, gpt2_dir, preset_for, resolve_size
+from gptcore.weights.hf_export import export_hf, to_hf_state_dict
+from gptcore.weights.layouts import detect_layout, expected_shapes
+from gptcore.weights.loaders import load_weights
+from gptcore.weights.modelspec import model_from_spec
 
 transformers = pytest.importorskip("transformers")
 
@@ -97,8 +102,8 @@ def _assert_parity(ours: GPTModel, hf_model) -> None:
 
 
 def test_hf_layout_matches_transformers(hf_model, hf_dir):
-    assert pretrained.detect_layout(hf_dir) == "hf"
-    model = pretrained.model_from_spec(f"weights:{hf_dir}")
+    assert detect_layout(hf_dir) == "hf"
+    model = model_from_spec(f"weights:{hf_dir}")
     assert model.config == GPTConfig(
         context_length=128, emb_dim=64, n_heads=4, n_layers=2, drop_rate=0.0,
         qkv_bias=True, tie_embeddings=True, init="gpt2",
@@ -109,8 +114,8 @@ def test_hf_layout_matches_transformers(hf_model, hf_dir):
 
 
 def test_openai_tf_layout_matches_transformers(hf_model, tf_dir):
-    assert pretrained.detect_layout(tf_dir) == "openai"
-    model = pretrained.model_from_spec(f"weights:{tf_dir}")
+    assert detect_layout(tf_dir) == "openai"
+    model = model_from_spec(f"weights:{tf_dir}")
     assert model.config.emb_dim == 64 and model.config.context_length == 128
     _assert_parity(model, hf_model)
 
@@ -118,12 +123,12 @@ def test_openai_tf_layout_matches_transformers(hf_model, tf_dir):
 def test_openai_layout_missing_tensorflow_names_the_extra(tf_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # `import tensorflow` now fails
     with pytest.raises(CheckpointError, match=r"pip install 'gpt-tui\[tf\]'"):
-        pretrained.load_weights(tf_dir)
+        load_weights(tf_dir)
 
 
 def test_export_round_trips_through_transformers(hf_model, hf_dir, tmp_path):
-    ours = pretrained.load_weights(hf_dir)
-    out = pretrained.export_hf(ours, tmp_path / "export ü")
+    ours = load_weights(hf_dir)
+    out = export_hf(ours, tmp_path / "export ü")
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
     back = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
     for name, tensor in hf_model.state_dict().items():
@@ -137,13 +142,13 @@ def test_export_of_book_style_model(tmp_path):
     torch.manual_seed(3)
     cfg = GPTConfig(context_length=32, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
     model = GPTModel(cfg).eval()
-    out = pretrained.export_hf(model, tmp_path / "book")
+    out = export_hf(model, tmp_path / "book")
     assert json.loads((out / "config.json").read_text())["tie_word_embeddings"] is False
     back = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
     ids = torch.randint(0, 50257, (2, 16))
     with torch.no_grad():
         assert (model(ids) - back(ids).logits).abs().max().item() < 1e-4
-    reloaded = pretrained.load_weights(out)  # and our loader reads our own export
+    reloaded = load_weights(out)  # and our loader reads our own export
     assert reloaded.config.tie_embeddings is False
     with torch.no_grad():
         assert (model(ids) - reloaded(ids)).abs().max().item() < 1e-5
@@ -151,8 +156,8 @@ def test_export_of_book_style_model(tmp_path):
 
 def test_to_hf_state_dict_names_and_shapes(tiny_config):
     cfg = GPTConfig(**{**tiny_config.to_dict(), "qkv_bias": True, "tie_embeddings": True})
-    sd = pretrained.to_hf_state_dict(GPTModel(cfg))
-    expected = {f"transformer.{k}": v for k, v in pretrained.expected_shapes(cfg).items()}
+    sd = to_hf_state_dict(GPTModel(cfg))
+    expected = {f"transformer.{k}": v for k, v in expected_shapes(cfg).items()}
     expected["lm_head.weight"] = (cfg.vocab_size, cfg.emb_dim)
     assert {k: tuple(v.shape) for k, v in sd.items()} == expected
 
@@ -169,67 +174,67 @@ def _copy_hf(hf_dir: Path, dest: Path, **config_changes) -> Path:
 def test_wrong_config_names_tensor_and_both_shapes(hf_dir, tmp_path):
     d = _copy_hf(hf_dir, tmp_path / "short", n_positions=64)
     with pytest.raises(CheckpointError, match=r"'wpe\.weight' has shape \[128, 64\].*\[64, 64\]"):
-        pretrained.load_weights(d)
+        load_weights(d)
     d = _copy_hf(hf_dir, tmp_path / "deeper", n_layer=3)
     with pytest.raises(CheckpointError, match=r"missing tensor 'h\.2\.ln_1\.weight'.*\[64\]"):
-        pretrained.load_weights(d)
+        load_weights(d)
     d = _copy_hf(hf_dir, tmp_path / "shallower", n_layer=1)
     with pytest.raises(CheckpointError, match=r"unexpected tensor 'h\.1\..*' with shape \["):
-        pretrained.load_weights(d)
+        load_weights(d)
     d = _copy_hf(hf_dir, tmp_path / "relu", activation_function="relu")
     with pytest.raises(CheckpointError, match="activation_function 'relu'"):
-        pretrained.load_weights(d)
+        load_weights(d)
 
 
 def test_truncated_safetensors_is_a_clear_error(hf_dir, tmp_path):
     d = _copy_hf(hf_dir, tmp_path / "cut")
     data = (d / "model.safetensors").read_bytes()
     (d / "model.safetensors").write_bytes(data[: len(data) // 2])
-    assert not pretrained.safetensors_complete(d / "model.safetensors")
+    assert not safetensors_complete(d / "model.safetensors")
     with pytest.raises(CheckpointError, match="model.safetensors"):
-        pretrained.load_weights(d)
+        load_weights(d)
 
 
 def test_unknown_directory_and_specs(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(CheckpointError, match="neither a Hugging Face.*notes.txt"):
-        pretrained.load_weights(tmp_path)
+        load_weights(tmp_path)
     with pytest.raises(CheckpointError, match="not found"):
-        pretrained.model_from_spec(f"weights:{tmp_path / 'nope'}")
+        model_from_spec(f"weights:{tmp_path / 'nope'}")
     with pytest.raises(ConfigError, match="gpt2:SIZE"):
-        pretrained.model_from_spec("124M")
+        model_from_spec("124M")
     with pytest.raises(ConfigError, match="unknown GPT-2 size '999M'"):
-        pretrained.model_from_spec("gpt2:999M")
+        model_from_spec("gpt2:999M")
 
 
 def test_gpt2_spec_uses_the_downloaded_folder(hf_model, hf_dir):
     with pytest.raises(CheckpointError, match=r"gpt-tui download gpt2 --size 124M"):
-        pretrained.model_from_spec("gpt2:124M")
+        model_from_spec("gpt2:124M")
     # Any complete HF-layout folder in the size's place loads (hyperparameters from the file).
-    target = pretrained.gpt2_dir("small", "hf")
+    target = gpt2_dir("small", "hf")
     _copy_hf(hf_dir, target)
-    assert pretrained.find_gpt2("gpt2-small") == target
-    _assert_parity(pretrained.model_from_spec("gpt2:124m"), hf_model)
+    assert find_gpt2("gpt2-small") == target
+    _assert_parity(model_from_spec("gpt2:124m"), hf_model)
     # A half-downloaded weights file makes the folder incomplete again.
     (target / "model.safetensors").rename(target / "model.safetensors.part")
     with pytest.raises(CheckpointError, match="not downloaded"):
-        pretrained.find_gpt2("124M")
+        find_gpt2("124M")
 
 
 def test_size_aliases():
-    assert pretrained.resolve_size("124m").name == "124M"
-    assert pretrained.resolve_size("gpt2-xl").preset == "gpt2-xl"
-    assert pretrained.preset_for("355M").emb_dim == 1024
-    assert pretrained.SIZES["124M"].openai_bytes["model.ckpt.data-00000-of-00001"] == 497_759_232
+    assert resolve_size("124m").name == "124M"
+    assert resolve_size("gpt2-xl").preset == "gpt2-xl"
+    assert preset_for("355M").emb_dim == 1024
+    assert SIZES["124M"].openai_bytes["model.ckpt.data-00000-of-00001"] == 497_759_232
 
 
 @pytest.mark.slow
 def test_gpt2_small_shapes_round_trip(tmp_path):
     """The real 124M shapes: export, reload through our loader, identical logits."""
     torch.manual_seed(0)
-    model = GPTModel(pretrained.preset_for("124M")).eval()
-    out = pretrained.export_hf(model, tmp_path / "gpt2")
-    back = pretrained.load_weights(out)
+    model = GPTModel(preset_for("124M")).eval()
+    out = export_hf(model, tmp_path / "gpt2")
+    back = load_weights(out)
     assert back.config == model.config
     with torch.no_grad():
         assert torch.equal(model(PROMPT), back(PROMPT))
@@ -237,7 +242,7 @@ def test_gpt2_small_shapes_round_trip(tmp_path):
 
 def test_generate_cli_with_transformers_weights_gives_greedy_tokens(hf_model, hf_dir, capsys):
     from gptcore.cli import main
-    from gptcore.tokenizer import get_tokenizer
+    from gptcore.model.tokenizer import get_tokenizer
 
     prompt = "Every effort moves you"
     code = main(["generate", "--weights", str(hf_dir), "--prompt", prompt, "--json",
@@ -256,7 +261,7 @@ def test_half_precision_files_load_as_float32(hf_dir, tmp_path, dtype):
     d = _copy_hf(hf_dir, tmp_path / "half")
     tensors = load_file(str(d / "model.safetensors"))
     save_file({k: v.to(dtype) for k, v in tensors.items()}, str(d / "model.safetensors"))
-    ours, half = pretrained.load_weights(hf_dir), pretrained.load_weights(d)
+    ours, half = load_weights(hf_dir), load_weights(d)
     for (name, a), (_, b) in zip(ours.state_dict().items(), half.state_dict().items(), strict=True):
         assert b.dtype == torch.float32
         assert torch.equal(b, a.to(dtype).float()), name

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import gptcore.evaluate
-from gptcore.config import GPTConfig
-from gptcore.data import prepare_corpus
-from gptcore.evaluate import evaluate_model
-from gptcore.model import GPTModel
-from gptcore.pretrained import export_hf, gpt2_dir
-from gptcore.reference import local_gpt2_sizes, reference_dir, reference_losses
+import gptcore.training.evaluate
+from gptcore.data.tokens import prepare_corpus
+from gptcore.model.gpt import GPTModel
+from gptcore.settings.model import GPTConfig
+from gptcore.training.evaluate import evaluate_model
+from gptcore.training.reference import local_gpt2_sizes, reference_dir, reference_losses
+from gptcore.weights.gpt2 import gpt2_dir
+from gptcore.weights.hf_export import export_hf
 
 from .tui_helpers import write_corpus
 
@@ -41,7 +42,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return evaluate_model(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(gptcore.evaluate, "evaluate_model", counted)
+    monkeypatch.setattr(gptcore.training.evaluate, "evaluate_model", counted)
     return calls
 
 

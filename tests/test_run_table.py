@@ -13,13 +13,7 @@ from pathlib import Path
 import pytest
 
 from gptcore.cli import main
-from gptcore.run_table import (
-    SeriesFollower,
-    filter_rows,
-    row_record,
-    run_row,
-    run_table,
-)
+from gptcore.runs.table import SeriesFollower, filter_rows, row_record, run_row, run_table
 
 from .run_helpers import write_tiny_run_config
 

@@ -5,19 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gptcore.config import GPTConfig, TrainConfig, load_run_config
-from gptcore.events import EvalEnd, Failed, Finished, Sample, StepEnd
-from gptcore.runs import (
-    MetricsFollower,
-    MetricsWriter,
-    RunDir,
-    checkpoint_label,
-    list_runs,
-    new_run_dir,
-    read_metrics,
-    run_status,
-    write_run_config,
-)
+from gptcore.runs.events import EvalEnd, Failed, Finished, Sample, StepEnd
+from gptcore.runs.metrics import MetricsFollower, MetricsWriter, list_runs, read_metrics, run_status
+from gptcore.runs.rundir import RunDir, checkpoint_label, new_run_dir, write_run_config
+from gptcore.settings.files import load_run_config
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
 
 
 def step(i: int) -> StepEnd:

@@ -9,21 +9,16 @@ import pytest
 import torch
 
 from gptcore.cli import main
-from gptcore.config import GPTConfig
-from gptcore.generate import (
-    GenerationError,
-    GenerationSettings,
-    apply_chain,
-    chain_stages,
-    filter_logits,
-    generate,
-    generate_token_ids,
-    select_next,
-)
-from gptcore.model import GPTModel
-from gptcore.nexttoken import chain_distributions
-from gptcore.sampling_settings import inspect_settings_from_text, settings_from_text
-from gptcore.tokenizer import END_OF_TEXT_ID, decode, encode
+from gptcore.errors import GenerationError
+from gptcore.model.gpt import GPTModel
+from gptcore.model.tokenizer import END_OF_TEXT_ID, decode, encode
+from gptcore.sampling.chain import apply_chain, chain_stages, filter_logits, select_next
+from gptcore.sampling.decode import generate_token_ids
+from gptcore.sampling.from_text import inspect_settings_from_text, settings_from_text
+from gptcore.sampling.nexttoken import chain_distributions
+from gptcore.sampling.settings import GenerationSettings
+from gptcore.sampling.stream import generate
+from gptcore.settings.model import GPTConfig
 from tests.tui_part2_helpers import run_async
 
 LOGITS = torch.tensor([[2.0, -1.0, 0.5, 1.0, -2.0]])

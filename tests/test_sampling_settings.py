@@ -11,24 +11,19 @@ import torch
 from textual.widgets import Input
 
 from gptcore.cli import build_parser, main
-from gptcore.errors import GptTuiError
-from gptcore.generate import (
-    MAX_NEW_TOKENS_LIMIT,
-    FieldError,
-    GenerationError,
-    GenerationSettings,
-    check_precision,
-    generate,
-)
-from gptcore.model import GPTModel
-from gptcore.sampling_settings import (
+from gptcore.errors import FieldError, GenerationError, GptTuiError
+from gptcore.model.gpt import GPTModel
+from gptcore.model.inference import check_precision
+from gptcore.model.tokenizer import END_OF_TEXT_ID
+from gptcore.sampling.from_text import (
     MAX_DRAWS,
     InspectSettings,
     inspect_settings_from_text,
     messages_by_label,
     settings_from_text,
 )
-from gptcore.tokenizer import END_OF_TEXT_ID
+from gptcore.sampling.settings import MAX_NEW_TOKENS_LIMIT, GenerationSettings
+from gptcore.sampling.stream import generate
 from tests.tui_part2_helpers import host_app, run_async, wait_until
 from tui.screens.chat import ChatPane
 from tui.screens.inspector import InspectorScreen

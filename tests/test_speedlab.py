@@ -10,21 +10,12 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from gptcore import speedlab
 from gptcore.cli import main
-from gptcore.config import PRESETS, GPTConfig
-from gptcore.model import MultiHeadAttention
-from gptcore.speedlab import (
-    COMPILE_ON_CPU,
-    RUNG_KEYS,
-    RungFinished,
-    RungResult,
-    build_model,
-    flags_for,
-    list_results,
-    load_report,
-    run_ladder,
-)
+from gptcore.model.gpt import MultiHeadAttention
+from gptcore.settings.model import PRESETS, GPTConfig
+from gptcore.speedlab import ladder as speedlab
+from gptcore.speedlab.ladder import COMPILE_ON_CPU, RUNG_KEYS, build_model, flags_for, run_ladder
+from gptcore.speedlab.results import RungFinished, RungResult, list_results, load_report
 from tests.tui_part2_helpers import host_app, run_async, wait_until
 from tui.screens.speedlab import SpeedLabPane, results_table
 

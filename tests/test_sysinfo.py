@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gptcore.sysinfo import SystemStats, describe, system_stats
+from gptcore.hardware.sysinfo import SystemStats, describe, system_stats
 
 
 def _busy(seconds: float) -> None:
@@ -91,7 +91,7 @@ def test_describe_shows_only_present_metrics() -> None:
 
 
 def test_each_meter_measures_its_own_interval() -> None:
-    from gptcore.sysinfo import CpuMeter
+    from gptcore.hardware.sysinfo import CpuMeter
 
     mine, other = CpuMeter(), CpuMeter()
     end = time.monotonic() + 0.2
@@ -106,15 +106,18 @@ def test_the_trainer_reports_its_own_use_in_metrics(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What `gpt-tui watch` shows of a run in another process: its SystemSample lines."""
-    import gptcore.train
-    from gptcore.config import TrainConfig
-    from gptcore.events import StepEnd, SystemSample
-    from gptcore.runs import RunDir, read_metrics
-    from gptcore.train import Trainer
+    import gptcore.training.trainer
+    from gptcore.runs.events import StepEnd, SystemSample
+    from gptcore.runs.metrics import read_metrics
+    from gptcore.runs.rundir import RunDir
+    from gptcore.settings.train import TrainConfig
+    from gptcore.training.trainer import Trainer
 
     from .tui_helpers import FAST_MODEL, write_corpus
 
-    monkeypatch.setattr(gptcore.train, "SYSTEM_EVERY_S", 0.0)  # a sample after every step
+    monkeypatch.setattr(
+        gptcore.training.trainer, "SYSTEM_EVERY_S", 0.0
+    )  # a sample after every step
     cfg = TrainConfig(
         corpus=str(write_corpus(tmp_path)),
         batch_size=2,

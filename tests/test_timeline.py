@@ -12,10 +12,10 @@ import torch
 from textual.app import App
 from textual.widgets import Input, Static
 
-import gptcore.timeline
+import gptcore.sampling.timeline
 from gptcore.cli import main
-from gptcore.generate import GenerationSettings
-from gptcore.timeline import TimelineEntry, sample_timeline
+from gptcore.sampling.settings import GenerationSettings
+from gptcore.sampling.timeline import TimelineEntry, sample_timeline
 from tui.screens.timeline import TimelineScreen
 
 from .run_helpers import write_tiny_run_config
@@ -67,13 +67,13 @@ def generate_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 def count_generations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the timeline's calls of the generation engine."""
     calls: list[int] = []
-    real = gptcore.timeline.generate
+    real = gptcore.sampling.timeline.generate
 
     def counted(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(gptcore.timeline, "generate", counted)
+    monkeypatch.setattr(gptcore.sampling.timeline, "generate", counted)
     return calls
 
 
@@ -284,9 +284,9 @@ def test_timeline_snapshot(snap_compare, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_the_default_prompt_is_the_runs_own(run: Path, tmp_path: Path, capsys) -> None:
     import dataclasses
 
-    from gptcore.config import load_run_config
-    from gptcore.runs import RunDir, write_run_config
-    from gptcore.timeline import DEFAULT_PROMPT, run_prompt
+    from gptcore.runs.rundir import RunDir, write_run_config
+    from gptcore.sampling.timeline import DEFAULT_PROMPT, run_prompt
+    from gptcore.settings.files import load_run_config
 
     model, train = load_run_config(RunDir(run).config)
     own = "I HAD always"  # not the book's prompt: the run's own is used

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gptcore.errors import TokenizerError
-from gptcore.tokenizer import (
+from gptcore.model.tokenizer import (
     END_OF_TEXT,
     END_OF_TEXT_ID,
     EXPECTED_SHA256,
@@ -113,7 +113,7 @@ def test_fast_encoding_cuts_where_gpt2_splits_a_whitespace_run():
 def test_fast_encoding_on_the_help_topics():
     # The raw topics, not the folded built-in corpus: their indentation and alignment
     # runs are the whitespace cases the fast encoder cuts differently.
-    from gptcore.data import raw_topics_text
+    from gptcore.data.corpus import raw_topics_text
 
     text = raw_topics_text()
     assert encode_to_uint16(text).tolist() == _reference_ids(text)

@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptcore import perf
-from gptcore import train as train_mod
-from gptcore.checkpoint import load_checkpoint, load_model
-from gptcore.config import GPTConfig, TrainConfig
-from gptcore.data import make_loader, prepare_corpus, raw_topics_text
+from gptcore.data.corpus import raw_topics_text
+from gptcore.data.tokens import prepare_corpus
+from gptcore.data.windows import make_loader
 from gptcore.errors import ConfigError
-from gptcore.events import (
+from gptcore.hardware import perf
+from gptcore.model.gpt import GPTModel
+from gptcore.runs.checkpoint import load_checkpoint
+from gptcore.runs.checkpoints import load_model
+from gptcore.runs.events import (
     CheckpointSaved,
     EvalEnd,
     Failed,
@@ -26,8 +28,10 @@ from gptcore.events import (
     Sample,
     StepEnd,
 )
-from gptcore.model import GPTModel
-from gptcore.train import (
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
+from gptcore.training import trainer as train_mod
+from gptcore.training.trainer import (
     Trainer,
     eval_steps,
     loader_pass_seed,
@@ -364,7 +368,7 @@ def test_dropout_masks_setting_picks_the_masks_training_draws(
     precision: str,
     lane_masks: bool,
 ) -> None:
-    from gptcore import dropout
+    from gptcore.model import dropout
 
     drawn = lane_mask_shapes
     cfg = settings(corpus_file, precision=precision, dropout_masks=masks, max_steps=2)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 from textual.widgets import Input, RichLog, Static, TabbedContent, TextArea
 
-from gptcore.events import EvalEnd, Finished, RunStarted, Sample, StepEnd, to_record
+from gptcore.runs.events import EvalEnd, Finished, RunStarted, Sample, StepEnd, to_record
 from tui.app import SCREENS, GptTuiApp
 from tui.pump import TrainEvents
 from tui.screens.dialogs import ConfirmScreen
@@ -134,9 +134,9 @@ async def test_builtin_and_pasted_corpora_show_their_numbers(corpus: Path) -> No
 async def test_corpus_and_train_screens_show_the_trainers_batch_plan(verdict_path: Path) -> None:
     """The book's corpus counts 5,145 tokens (not train + val), and both screens show
     gptcore's batch plan for configs/tiny.toml: the numbers the Trainer runs."""
-    from gptcore.config import shipped_configs
-    from gptcore.data import prepare_corpus
-    from gptcore.plan import batch_plan
+    from gptcore.data.plan import batch_plan
+    from gptcore.data.tokens import prepare_corpus
+    from gptcore.settings.files import shipped_configs
     from tui.configs import load_config
 
     key = str(shipped_configs()["tiny"])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input, Static
 
-from gptcore.generate import GenerationSettings, generate
+from gptcore.sampling.settings import GenerationSettings
+from gptcore.sampling.stream import generate
 from tests.tui_part2_helpers import (
     TINY,
     host_app,

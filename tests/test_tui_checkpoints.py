@@ -6,10 +6,10 @@ import re
 
 from textual.widgets import DataTable, Input, Static
 
-from gptcore.checkpoint import load_checkpoint, save_checkpoint
-from gptcore.evaluate import evaluate_model
-from gptcore.modelspec import load_spec
-from gptcore.paths import runs_dir
+from gptcore.runs.checkpoint import load_checkpoint, save_checkpoint
+from gptcore.training.evaluate import evaluate_model
+from gptcore.util.paths import runs_dir
+from gptcore.weights.modelspec import load_spec
 from tests.tui_part2_helpers import (
     host_app,
     make_checkpoint,
@@ -264,7 +264,7 @@ async def test_footer_and_table_at_80_columns():
 async def test_weights_damaged_behind_the_hash_cache_are_flagged_and_lose_the_star():
     import os
 
-    from gptcore.checkpoint import list_checkpoints
+    from gptcore.runs.checkpoints import list_checkpoints
 
     make_checkpoint(name="step-5", step=5, val_loss=7.5)
     best = make_checkpoint(name="step-10", step=10, val_loss=6.5)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, TextArea
 
-from gptcore.data import read_corpus
+from gptcore.data.corpus import read_corpus
 from gptcore.errors import CorpusError
 
 from .test_tui_app import SIZE, text_of

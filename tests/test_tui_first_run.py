@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Select
 
-from gptcore.config import shipped_configs
-from gptcore.fmt import format_duration
-from gptcore.plan import batch_plan
+from gptcore.data.plan import batch_plan
+from gptcore.settings.files import shipped_configs
+from gptcore.util.fmt import format_duration
 from tui.app import GptTuiApp
 from tui.configs import load_config
 from tui.screens.train import TrainPane
@@ -22,9 +22,9 @@ RATE = 2e10  # effective FLOP/s the tests pretend the device reaches
 
 @pytest.fixture
 def fixed_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    import gptcore.estimate
+    import gptcore.training.estimate
 
-    monkeypatch.setattr(gptcore.estimate, "effective_flops", lambda device: RATE)
+    monkeypatch.setattr(gptcore.training.estimate, "effective_flops", lambda device: RATE)
 
 
 async def _estimate_line(app: GptTuiApp, pilot) -> str:
@@ -35,7 +35,7 @@ async def _estimate_line(app: GptTuiApp, pilot) -> str:
 
 @run_async
 async def test_a_first_start_opens_on_the_quick_run_with_its_estimate(fixed_rate: None) -> None:
-    from gptcore.estimate import estimate_seconds
+    from gptcore.training.estimate import estimate_seconds
 
     app = GptTuiApp(settings=Settings())  # no saved config: a first start
     async with app.run_test(size=(80, 24)) as pilot:

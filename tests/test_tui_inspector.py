@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from textual.widgets import Input, Static
 
-from gptcore.nexttoken import TOY_LOGITS, TOY_VOCAB, distribution, next_token_logits
-from gptcore.tokenizer import encode
+from gptcore.model.tokenizer import encode
+from gptcore.sampling.nexttoken import TOY_LOGITS, TOY_VOCAB, distribution, next_token_logits
 from tests.tui_part2_helpers import (
     host_app,
     make_checkpoint,

@@ -14,8 +14,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Input, Select, Static, TabbedContent
 from textual.widgets._toast import Toast
 
-from gptcore.config import TrainConfig
-from gptcore.events import EvalEnd
+from gptcore.runs.events import EvalEnd
+from gptcore.settings.train import TrainConfig
 from tui.configs import save_config
 from tui.runstate import RunState
 from tui.screens.chat import ChatPane

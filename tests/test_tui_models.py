@@ -6,8 +6,9 @@ import socket
 
 from textual.widgets import DataTable, Static
 
-from gptcore import pretrained
-from gptcore.pretrained import export_hf, gpt2_dir, local_status
+from gptcore.weights.downloads import HF_URL_ENV, OPENAI_URL_ENV, local_status
+from gptcore.weights.gpt2 import HF_FILES, SIZES, gpt2_dir
+from gptcore.weights.hf_export import export_hf
 from tests.test_download import Server
 from tests.tui_part2_helpers import host_app, run_async, tiny_model, wait_until
 from tests.tui_part2_helpers import pane as find_pane
@@ -21,7 +22,7 @@ def _serve_tiny_gpt2(server: Server, tmp_path) -> dict[str, bytes]:
     """A tiny model in the Hugging Face layout, served where GPT-2 124M would be."""
     folder = export_hf(tiny_model(), tmp_path / "tiny-hf")
     files = {}
-    for name in pretrained.HF_FILES:
+    for name in HF_FILES:
         data = (folder / name).read_bytes()
         server.files[f"/openai-community/gpt2/resolve/main/{name}"] = data
         files[name] = data
@@ -46,7 +47,7 @@ def test_download_shows_progress_resumes_after_a_drop_and_completes(tmp_path, mo
         files = _serve_tiny_gpt2(server, tmp_path)
         weights = "/openai-community/gpt2/resolve/main/model.safetensors"
         server.behaviour[weights] = ["drop"]  # hang up a third of the way in
-        monkeypatch.setenv(pretrained.HF_URL_ENV, server.url)
+        monkeypatch.setenv(HF_URL_ENV, server.url)
         _download_flow(files)
         ranges = [r for p, r in server.requests if p == weights]
         assert ranges == [None, f"bytes={len(files['model.safetensors']) // 3}-"]
@@ -92,14 +93,14 @@ def _closed_port() -> int:
 
 @run_async
 async def test_offline_says_so_and_where_to_put_files(monkeypatch):
-    monkeypatch.setenv(pretrained.HF_URL_ENV, f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv(HF_URL_ENV, f"http://127.0.0.1:{_closed_port()}")
     app = host_app(ModelsPane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await _ready(pilot)
         # One row per GPT-2 size and source, as gptcore.pretrained defines them.
         table = pane.query_one(DataTable)
         assert [key.value for key in table.rows] == [
-            f"{size}/{source}" for size in pretrained.SIZES for source in ("hf", "openai")
+            f"{size}/{source}" for size in SIZES for source in ("hf", "openai")
         ]
         assert str(table.get_cell("1558M/openai", "download")) == "~6.4 GB"
         await pilot.press("d")
@@ -118,8 +119,8 @@ async def test_offline_says_so_and_where_to_put_files(monkeypatch):
 async def test_offline_notice_shows_on_opening_without_pressing_a_key(monkeypatch):
     """A quick probe on first show (here: closed local ports, never the network)."""
     port = _closed_port()
-    monkeypatch.setenv(pretrained.HF_URL_ENV, f"http://127.0.0.1:{port}")
-    monkeypatch.setenv(pretrained.OPENAI_URL_ENV, f"http://localhost:{port}")
+    monkeypatch.setenv(HF_URL_ENV, f"http://127.0.0.1:{port}")
+    monkeypatch.setenv(OPENAI_URL_ENV, f"http://localhost:{port}")
     app = host_app(ModelsPane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await _ready(pilot)
@@ -134,7 +135,7 @@ async def test_offline_notice_shows_on_opening_without_pressing_a_key(monkeypatc
 def test_no_offline_notice_when_a_download_server_answers(monkeypatch):
     server = Server()  # answers the probe's HEAD (with an error status: still an answer)
     try:
-        monkeypatch.setenv(pretrained.HF_URL_ENV, server.url)
+        monkeypatch.setenv(HF_URL_ENV, server.url)
         _probe_answered()
     finally:
         server.close()
@@ -188,7 +189,7 @@ def test_cancel_keeps_the_partial_file_and_delete_asks(tmp_path, monkeypatch):
         files = _serve_tiny_gpt2(server, tmp_path)
         weights = "/openai-community/gpt2/resolve/main/model.safetensors"
         server.behaviour[weights] = ["trickle"]
-        monkeypatch.setenv(pretrained.HF_URL_ENV, server.url)
+        monkeypatch.setenv(HF_URL_ENV, server.url)
         _cancel_flow(len(files["model.safetensors"]))
     finally:
         server.close()

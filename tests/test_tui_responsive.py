@@ -15,7 +15,7 @@ from textual.widgets import Footer, TabPane
 import tui.app
 import tui.background
 import tui.screens.train
-from gptcore.events import StepEnd
+from gptcore.runs.events import StepEnd
 from tui.background import TRAIN_NICENESS, IdleCollector, lower_thread_priority
 from tui.screens.train import TrainPane
 
@@ -111,7 +111,7 @@ def test_the_training_worker_lowers_its_priority_first(monkeypatch: pytest.Monke
         calls.append("trainer")
         raise Stop
 
-    monkeypatch.setattr("gptcore.train.Trainer", no_trainer)
+    monkeypatch.setattr("gptcore.training.trainer.Trainer", no_trainer)
     pane = TrainPane()
     with pytest.raises(Stop):
         # The undecorated worker body, run in this thread.
@@ -165,7 +165,7 @@ def test_the_training_worker_freezes_the_engine_before_it_trains(
         def run(self) -> None:
             order.append("run")
 
-    monkeypatch.setattr("gptcore.train.Trainer", FakeTrainer)
+    monkeypatch.setattr("gptcore.training.trainer.Trainer", FakeTrainer)
     pane = TrainPane()
     monkeypatch.setattr(pane, "post_message", lambda message: True)
     TrainPane.run_training.__wrapped__(pane, None, None, "live-0", threading.Event())

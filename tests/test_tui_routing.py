@@ -10,8 +10,8 @@ from pathlib import Path
 
 from textual.widgets import DataTable
 
-from gptcore import pretrained
-from gptcore.paths import runs_dir
+from gptcore.util.paths import runs_dir
+from gptcore.weights.gpt2 import gpt2_dir
 from tests.tui_part2_helpers import host_app, make_checkpoint, run_async, wait_until
 from tests.tui_part2_helpers import pane as find_pane
 from tui.app import PANE_CSS, SCREENS, PaneRouter
@@ -98,20 +98,20 @@ async def test_open_and_continue_are_app_messages_the_app_routes() -> None:
 async def test_deleting_a_checkpoint_runs_in_a_worker_and_the_ui_stays_responsive(
     monkeypatch,
 ) -> None:
-    import gptcore.checkpoint
+    import gptcore.runs.checkpoints
 
     make_checkpoint(name="step-5")
     make_checkpoint(name="step-10", step=10)
     release = threading.Event()
     deleters: list[threading.Thread] = []
-    delete = gptcore.checkpoint.delete_checkpoint
+    delete = gptcore.runs.checkpoints.delete_checkpoint
 
     def slow_delete(path: Path) -> None:
         deleters.append(threading.current_thread())
         release.wait(30)  # a slow disk: on the UI thread this would freeze the app
         delete(path)
 
-    monkeypatch.setattr(gptcore.checkpoint, "delete_checkpoint", slow_delete)
+    monkeypatch.setattr(gptcore.runs.checkpoints, "delete_checkpoint", slow_delete)
     app = host_app(CheckpointsPane, ChatPane)
     async with app.run_test(size=(140, 30)) as pilot:
         pane = await find_pane(pilot, CheckpointsPane)
@@ -139,7 +139,7 @@ async def test_deleting_a_checkpoint_runs_in_a_worker_and_the_ui_stays_responsiv
 async def test_deleting_downloaded_weights_runs_in_a_worker(monkeypatch) -> None:
     import shutil
 
-    folder = pretrained.gpt2_dir("124M", "hf")
+    folder = gpt2_dir("124M", "hf")
     folder.mkdir(parents=True)
     (folder / "model.safetensors.part").write_bytes(b"partial")
     deleters: list[threading.Thread] = []

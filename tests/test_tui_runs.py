@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
-from gptcore.config import PRESETS, TrainConfig
-from gptcore.curves import debiased_ema
-from gptcore.events import EvalEnd, Failed, Finished, RunStarted, StepEnd, to_record
-from gptcore.paths import runs_dir
-from gptcore.run_table import RunSeries, SeriesFollower, run_row
-from gptcore.runlock import RunLock
-from gptcore.runs import write_run_config
-from gptcore.train import Trainer
+from gptcore.runs.curves import debiased_ema
+from gptcore.runs.events import EvalEnd, Failed, Finished, RunStarted, StepEnd, to_record
+from gptcore.runs.lock import RunLock
+from gptcore.runs.rundir import write_run_config
+from gptcore.runs.table import RunSeries, SeriesFollower, run_row
+from gptcore.settings.model import PRESETS
+from gptcore.settings.train import TrainConfig
+from gptcore.training.trainer import Trainer
+from gptcore.util.paths import runs_dir
 from tui.app import SCREENS, GptTuiApp
 from tui.screens.runs import RunsPane
 from tui.settings import Settings
@@ -299,7 +300,7 @@ async def test_a_run_folder_from_elsewhere_is_added_with_a(runs: dict[str, Path]
 @run_async
 async def test_gpt2_reference_lines_on_the_runs_split(runs: dict[str, Path], tmp_path) -> None:
     """A downloaded GPT-2 size draws its train and val loss on the run's own split."""
-    from gptcore.reference import reference_losses
+    from gptcore.training.reference import reference_losses
 
     from .test_reference import _fake_gpt2
 

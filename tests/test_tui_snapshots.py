@@ -15,9 +15,10 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
-from gptcore.config import PRESETS, TrainConfig
-from gptcore.events import EvalEnd, Finished, RunStarted, Sample, StepEnd, to_record
-from gptcore.runs import write_run_config
+from gptcore.runs.events import EvalEnd, Finished, RunStarted, Sample, StepEnd, to_record
+from gptcore.runs.rundir import write_run_config
+from gptcore.settings.model import PRESETS
+from gptcore.settings.train import TrainConfig
 from tui.screens.train import TrainPane
 
 from .tui_helpers import make_app, settle, wait_until, write_corpus
@@ -28,9 +29,9 @@ SIZE = (80, 24)
 @pytest.fixture(autouse=True)
 def fixed_device_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Train screen's run-time estimate measures the device: pinned here."""
-    import gptcore.estimate
+    import gptcore.training.estimate
 
-    monkeypatch.setattr(gptcore.estimate, "effective_flops", lambda device: 2e10)
+    monkeypatch.setattr(gptcore.training.estimate, "effective_flops", lambda device: 2e10)
 
 
 PASTED = "Every effort moves you forward, one small step at a time. [/b] stays verbatim. " * 40
@@ -133,7 +134,8 @@ def test_help_screen(snap_compare, tmp_path: Path) -> None:
 
 def test_speed_lab_screen(snap_compare, tmp_path: Path) -> None:
     """The Speed Lab with a saved result (a fixed report: no timing on screen)."""
-    from gptcore.speedlab import RUNGS, RungResult, SpeedReport, save_report
+    from gptcore.speedlab.ladder import RUNGS
+    from gptcore.speedlab.results import RungResult, SpeedReport, save_report
 
     skipped = {
         "tf32": "CUDA only (NVIDIA tensor cores)",

@@ -10,8 +10,9 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static
 
-from gptcore.config import PRESETS, TrainConfig
-from gptcore.summary import DTYPE_BYTES, MB, summarize_config, training_memory
+from gptcore.model.summary import DTYPE_BYTES, MB, summarize_config, training_memory
+from gptcore.settings.model import PRESETS
+from gptcore.settings.train import TrainConfig
 from tui.widgets.model_summary import ModelSummaryView, SummaryRequest, model_name, summary_text
 
 from .tui_helpers import make_app, run_async, settle, write_corpus

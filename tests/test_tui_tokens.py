@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from gptcore.tokenview import view_tokens
+from gptcore.model.tokenview import view_tokens
 from tui.widgets.token_view import (
     MAX_CHARS,
     TokenStyles,

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Input, Select, Static, TabbedContent
 
-from gptcore.checkpoint import save_checkpoint
-from gptcore.config import GPTConfig, TrainConfig
-from gptcore.events import RunStarted, StepEnd, to_record
-from gptcore.paths import runs_dir
-from gptcore.runs import write_run_config
+from gptcore.runs.checkpoint import save_checkpoint
+from gptcore.runs.events import RunStarted, StepEnd, to_record
+from gptcore.runs.rundir import write_run_config
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
+from gptcore.util.paths import runs_dir
 from tests.tui_part2_helpers import TINY, tiny_model
 from tui.app import GptTuiApp
 from tui.screens.dialogs import ConfirmScreen

@@ -14,10 +14,9 @@ import pytest
 from rich.text import Text
 from textual.widgets import Static
 
-import gptcore.train
+import gptcore.training.trainer
 import tui.screens.train
-from gptcore.config import TrainConfig
-from gptcore.events import (
+from gptcore.runs.events import (
     CheckpointSaved,
     EvalEnd,
     Failed,
@@ -30,8 +29,9 @@ from gptcore.events import (
     from_record,
     to_record,
 )
-from gptcore.runs import read_metrics, run_status
-from gptcore.train import Trainer
+from gptcore.runs.metrics import read_metrics, run_status
+from gptcore.settings.train import TrainConfig
+from gptcore.training.trainer import Trainer
 from tui.app import GptTuiApp
 from tui.pump import TrainEvents
 from tui.runstate import RunState
@@ -123,7 +123,7 @@ def test_paused_time_is_not_elapsed_time(corpus: Path, monkeypatch: pytest.Monke
         def __getattr__(self, name: str) -> object:
             return getattr(time, name)
 
-    monkeypatch.setattr(gptcore.train, "time", Clock())
+    monkeypatch.setattr(gptcore.training.trainer, "time", Clock())
     steps: list[StepEnd] = []
 
     def listen(event: object) -> None:
@@ -426,7 +426,7 @@ async def test_no_bell_when_the_setting_is_off(
 
 @run_async
 async def test_health_signals_are_recorded_and_notified(tmp_path: Path) -> None:
-    from gptcore.events import Overfitting, Spike
+    from gptcore.runs.events import Overfitting, Spike
 
     app = make_app(write_text_corpus(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -453,8 +453,8 @@ async def test_health_signals_are_recorded_and_notified(tmp_path: Path) -> None:
 async def test_a_watched_run_notifies_its_health_and_rings_when_it_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gptcore.events import Overfitting, Spike
-    from gptcore.runs import MetricsWriter
+    from gptcore.runs.events import Overfitting, Spike
+    from gptcore.runs.metrics import MetricsWriter
 
     rung = rings(monkeypatch)
     run = tmp_path / "elsewhere"

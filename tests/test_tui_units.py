@@ -11,9 +11,19 @@ import pytest
 
 from gptcore.cli import build_parser
 from gptcore.cli import main as cli_main
-from gptcore.config import PRESETS, TrainConfig, shipped_configs
 from gptcore.errors import ConfigError, GptTuiError
-from gptcore.events import CheckpointSaved, EvalEnd, Failed, Finished, RunStarted, Sample, StepEnd
+from gptcore.runs.events import (
+    CheckpointSaved,
+    EvalEnd,
+    Failed,
+    Finished,
+    RunStarted,
+    Sample,
+    StepEnd,
+)
+from gptcore.settings.files import shipped_configs
+from gptcore.settings.model import PRESETS
+from gptcore.settings.train import TrainConfig
 from tui import configs
 from tui.pump import EventPump, TrainEvents
 from tui.runstate import RunState
@@ -234,7 +244,7 @@ def test_import_boundaries() -> None:
     """gptcore never loads Textual; the app's modules never load torch at import."""
     code = (
         "import sys\n"
-        "import gptcore.cli, gptcore.commands.watch, gptcore.runs\n"
+        "import gptcore.cli, gptcore.commands.watch, gptcore.runs.rundir\n"
         "gptcore.cli.build_parser()\n"
         "assert 'textual' not in sys.modules, 'gptcore imported textual'\n"
         "import tui.app\n"

@@ -11,15 +11,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gptcore import pretrained
-from gptcore.checkpoint import export_book_pth, import_book_pth, load_model, save_checkpoint
-from gptcore.config import PRESETS, GPTConfig, TrainConfig, describe_model, run_config_from_dict
 from gptcore.errors import ConfigError
-from gptcore.generate import generate_token_ids, make_settings
-from gptcore.model import GPTModel
-from gptcore.perf import matmul_parameters
-from gptcore.runs import config_toml
-from gptcore.summary import format_summary, summarize, summarize_config
+from gptcore.hardware.perf import matmul_parameters
+from gptcore.model.gpt import GPTModel
+from gptcore.model.summary import format_summary, summarize, summarize_config
+from gptcore.runs.checkpoint import save_checkpoint
+from gptcore.runs.checkpoints import load_model
+from gptcore.runs.rundir import config_toml
+from gptcore.sampling.decode import generate_token_ids
+from gptcore.sampling.settings import make_settings
+from gptcore.settings.files import run_config_from_dict
+from gptcore.settings.model import PRESETS, GPTConfig, describe_model
+from gptcore.settings.train import TrainConfig
+from gptcore.weights.book import export_book_pth, import_book_pth
+from gptcore.weights.hf_export import export_hf
+from gptcore.weights.layouts import read_config, with_vocab_multiple
+from gptcore.weights.loaders import load_hf
 
 SMALL = GPTConfig(
     vocab_size=100, context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0
@@ -129,7 +136,7 @@ def test_config_toml_round_trip_and_what_is_shown() -> None:
     gpt2 = dataclasses.replace(PRESETS["gpt2-small"], vocab_multiple=64)
     text = config_toml(gpt2, TrainConfig())
     assert "vocab_multiple = 64" in text
-    from gptcore.config import tomllib
+    from gptcore.settings.declare import tomllib
 
     model, _ = run_config_from_dict(tomllib.loads(text))
     assert model == gpt2
@@ -149,7 +156,7 @@ def test_with_vocab_multiple_pads_with_zeros_and_keeps_logits() -> None:
     torch.manual_seed(4)
     for tied in (False, True):
         plain = GPTModel(dataclasses.replace(SMALL, tie_embeddings=tied)).eval()
-        padded = pretrained.with_vocab_multiple(plain, 64)
+        padded = with_vocab_multiple(plain, 64)
         assert padded.config == dataclasses.replace(PADDED, tie_embeddings=tied)
         assert (padded.out_head.weight is padded.tok_emb.weight) == tied
         assert torch.count_nonzero(padded.tok_emb.weight[100:]) == 0
@@ -157,9 +164,9 @@ def test_with_vocab_multiple_pads_with_zeros_and_keeps_logits() -> None:
         assert summarize(padded).total == summarize(plain).total + (1 if tied else 2) * 28 * 16
         with torch.no_grad():
             assert torch.allclose(padded(IDS), plain(IDS), atol=1e-6)
-        back = pretrained.with_vocab_multiple(padded, 1)
+        back = with_vocab_multiple(padded, 1)
         assert back.tok_emb.weight.shape == (100, 16)
-        assert pretrained.with_vocab_multiple(plain, 1) is plain
+        assert with_vocab_multiple(plain, 1) is plain
 
 
 GPT2_LIKE = GPTConfig(
@@ -175,7 +182,7 @@ def test_export_hf_strips_padding_and_transformers_agrees(tmp_path: Path, tied: 
     model = GPTModel(config).eval()
     with torch.no_grad():
         model.out_head.weight[config.vocab_size :].fill_(1e3)  # would show if exported
-    out = pretrained.export_hf(model, tmp_path / "hf")
+    out = export_hf(model, tmp_path / "hf")
     assert json.loads((out / "config.json").read_text())["vocab_size"] == 50257
     back = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
     assert back.transformer.wte.weight.shape == (50257, 32)
@@ -193,8 +200,8 @@ def test_loading_gpt2_weights_into_a_padded_model(tmp_path: Path) -> None:
         transformers.GPT2Config(n_layer=2, n_head=4, n_embd=32, vocab_size=50257, n_positions=32)
     ).eval()
     hf.save_pretrained(tmp_path / "gpt2", safe_serialization=True)
-    config = dataclasses.replace(pretrained.read_config(tmp_path / "gpt2"), vocab_multiple=64)
-    model = pretrained.load_hf(tmp_path / "gpt2", config=config)
+    config = dataclasses.replace(read_config(tmp_path / "gpt2"), vocab_multiple=64)
+    model = load_hf(tmp_path / "gpt2", config=config)
     assert model.config.vocab_multiple == 64
     assert model.tok_emb.weight.shape == (50304, 32)
     assert model.out_head.weight is model.tok_emb.weight

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from gptcore.config import GPTConfig, TrainConfig
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
 from tui.app import GptTuiApp
 from tui.configs import save_config
 from tui.runstate import RunState

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from gptcore.checkpoint import save_checkpoint
-from gptcore.config import GPTConfig
-from gptcore.model import GPTModel
-from gptcore.paths import runs_dir
+from gptcore.model.gpt import GPTModel
+from gptcore.runs.checkpoint import save_checkpoint
+from gptcore.settings.model import GPTConfig
+from gptcore.util.paths import runs_dir
 
 TINY = GPTConfig(context_length=32, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
 

@@ -23,9 +23,10 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import TabbedContent, TabPane
 
-from gptcore.config import GPTConfig, TrainConfig
 from gptcore.errors import GptTuiError
-from gptcore.stopsignals import StopSignals, exit_code, signal_name
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
+from gptcore.training.stopsignals import StopSignals, exit_code, signal_name
 
 from .background import IdleCollector, freeze_long_lived_objects
 from .messages import CheckpointsChanged, OpenInChat, ResumeRun, RunFolderChanged
@@ -101,7 +102,7 @@ class PaneRouter(App[int]):
     def on_resume_run(self, message: ResumeRun) -> None:
         trains = self.query(TrainPane)
         if not trains:  # no Train screen here: give the exact command instead
-            from gptcore.runs import resume_command
+            from gptcore.runs.rundir import resume_command
 
             self.notify(
                 f"continue this run with: {resume_command(message.checkpoint)}",

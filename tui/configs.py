@@ -15,20 +15,14 @@ from pathlib import Path
 
 from rich.text import Text
 
-from gptcore.config import (
-    PRESETS,
-    GPTConfig,
-    TrainConfig,
-    check_trainable,
-    dataclass_from_dict,
-    load_run_config,
-    model_config_from,
-    shipped_configs,
-)
 from gptcore.errors import ConfigError
-from gptcore.fsutil import atomic_write_text
-from gptcore.paths import config_dir
-from gptcore.runs import config_toml
+from gptcore.runs.rundir import config_toml
+from gptcore.settings.declare import dataclass_from_dict
+from gptcore.settings.files import load_run_config, shipped_configs
+from gptcore.settings.model import PRESETS, GPTConfig, model_config_from
+from gptcore.settings.train import TrainConfig, check_trainable
+from gptcore.util.fsutil import atomic_write_text
+from gptcore.util.paths import config_dir
 
 PRESET_PREFIX = "preset:"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gptcore.errors import GptTuiError
-from gptcore.fsutil import atomic_open
+from gptcore.util.fsutil import atomic_open
 
 from .runstate import RunState
 

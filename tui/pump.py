@@ -16,7 +16,7 @@ from collections.abc import Callable
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from gptcore.events import Event, StepEnd
+from gptcore.runs.events import Event, StepEnd
 
 
 class TrainEvents(Message):

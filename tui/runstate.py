@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from gptcore.events import (
+from gptcore.runs.events import (
     CheckpointSaved,
     EvalEnd,
     Event,
@@ -23,7 +23,7 @@ from gptcore.events import (
     StepEnd,
     SystemSample,
 )
-from gptcore.fmt import format_duration
+from gptcore.util.fmt import format_duration
 
 HISTORY = 2000  # step points kept for the sparklines
 

@@ -11,9 +11,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib
 
-from gptcore.fsutil import atomic_write_text
-from gptcore.paths import config_dir
-from gptcore.tomlwrite import dumps_toml
+from gptcore.util.fsutil import atomic_write_text
+from gptcore.util.paths import config_dir
+from gptcore.util.tomlwrite import dumps_toml
 
 SETTINGS_FILE = "settings.toml"
 

@@ -67,7 +67,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from ..checkpoint import list_checkpoints, run_picks
+    from gptcore.runs.checkpoints import list_checkpoints, run_picks
 
     infos = list_checkpoints(args.root)
     picks = run_picks(infos)
@@ -101,8 +101,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ..checkpoint import checkpoint_summary, load_checkpoint
-    from ..modelspec import checkpoint_path
+    from gptcore.runs.checkpoint import checkpoint_summary, load_checkpoint
+    from gptcore.weights.modelspec import checkpoint_path
 
     summary = checkpoint_summary(load_checkpoint(checkpoint_path(args.spec)))
     if args.json:
@@ -122,8 +122,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rm(args: argparse.Namespace) -> int:
-    from ..checkpoint import delete_checkpoint, require_own_checkpoint
-    from ..modelspec import checkpoint_path
+    from gptcore.runs.checkpoints import delete_checkpoint, require_own_checkpoint
+    from gptcore.weights.modelspec import checkpoint_path
 
     # Resolve and check all before deleting any: one foreign path deletes nothing.
     paths = [require_own_checkpoint(checkpoint_path(s)) for s in args.specs]
@@ -134,8 +134,8 @@ def _rm(args: argparse.Namespace) -> int:
 
 
 def _rename(args: argparse.Namespace) -> int:
-    from ..checkpoint import rename_checkpoint
-    from ..modelspec import checkpoint_path
+    from gptcore.runs.checkpoints import rename_checkpoint
+    from gptcore.weights.modelspec import checkpoint_path
 
     print(rename_checkpoint(checkpoint_path(args.spec), args.name))
     return 0
@@ -144,9 +144,9 @@ def _rename(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..checkpoint import export_book_pth
-    from ..errors import GptTuiError
-    from ..modelspec import checkpoint_path
+    from gptcore.errors import GptTuiError
+    from gptcore.weights.book import export_book_pth
+    from gptcore.weights.modelspec import checkpoint_path
 
     out = Path(args.out)
     if not args.out.strip():
@@ -164,8 +164,8 @@ def _export(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     import sys
 
-    from ..book_import import import_book_run, import_configs
-    from ..checkpoint import load_checkpoint
+    from gptcore.runs.checkpoint import load_checkpoint
+    from gptcore.weights.book_import import import_book_run, import_configs
 
     model_config, train_config = import_configs(args.config, args.preset, args.overrides)
     path = import_book_run(args.pth, model_config, train_config, args.name)

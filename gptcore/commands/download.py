@@ -51,8 +51,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from ..download import RetryPolicy, Timeouts
-    from ..errors import ConfigError
+    from gptcore.errors import ConfigError
+    from gptcore.util.download import RetryPolicy, Timeouts
 
     if args.timeout <= 0 or args.retries < 0:
         raise ConfigError("--timeout must be positive and --retries >= 0")
@@ -67,7 +67,7 @@ class _Bars:
         self.index = -1
 
     def __call__(self, event) -> None:
-        from ..progress import ProgressLine
+        from gptcore.util.progress import ProgressLine
 
         if event.index != self.index or self.bar is None:
             self.close()
@@ -82,7 +82,8 @@ class _Bars:
 
 
 def run_gpt2(args: argparse.Namespace) -> int:
-    from ..pretrained import download_gpt2, resolve_size
+    from gptcore.weights.downloads import download_gpt2
+    from gptcore.weights.gpt2 import resolve_size
 
     timeouts, retry = _settings(args)
     size = resolve_size(args.size)
@@ -117,9 +118,9 @@ def run_verdict(args: argparse.Namespace) -> int:
 
 def fetch_verdict(url: str | None = None, timeouts=None, retry=None, on_progress=None) -> Path:
     """Download the-verdict.txt into `paths.verdict_file()`, checking size and sha256."""
-    from ..download import download_file
-    from ..errors import DownloadError
-    from ..paths import verdict_file
+    from gptcore.errors import DownloadError
+    from gptcore.util.download import download_file
+    from gptcore.util.paths import verdict_file
 
     dest = verdict_file()
     url = url or os.environ.get(VERDICT_URL_ENV) or VERDICT_URL

@@ -39,10 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import prepare_corpus
-    from ..errors import ConfigError
-    from ..evaluate import evaluate_model
-    from ..progress import ProgressLine
+    from gptcore.data.tokens import prepare_corpus
+    from gptcore.errors import ConfigError
+    from gptcore.training.evaluate import evaluate_model
+    from gptcore.util.progress import ProgressLine
 
     # Flag checks before the (possibly slow) load; evaluate_model checks them too.
     if args.batch_size <= 0:

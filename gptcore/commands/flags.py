@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # gptcore.generate imports torch: not while the parser is built
-    from ..generate import GenerationError
+    from gptcore.errors import GenerationError
 
 
 def name_flags(error: GenerationError, flags: Mapping[str, str]) -> GenerationError:
     """`error` with each field's message led by the flag that sets it
     (e.g. "--samples: draws must be ..."); the fields stay as they are."""
-    from ..generate import FieldError, GenerationError
+    from gptcore.errors import FieldError, GenerationError
 
     def told(item: FieldError | str) -> FieldError | str:
         if isinstance(item, FieldError) and item.field in flags:

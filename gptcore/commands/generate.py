@@ -13,7 +13,7 @@ from .flags import SAMPLER_FLAGS, add_sampler_arguments, sampler_text
 from .model_args import add_model_arguments, load_from_args
 
 if TYPE_CHECKING:
-    from ..generate import Sample
+    from gptcore.sampling.stream import Sample
 
 PRECISION_CHOICES = ("fp32", "bf16", "fp16", "int8")
 
@@ -97,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def read_prompt(args: argparse.Namespace) -> str:
-    from ..generate import GenerationError
+    from gptcore.errors import GenerationError
 
     if args.prompt is not None:
         return args.prompt
@@ -149,7 +149,8 @@ def sampling_text(args: argparse.Namespace) -> dict[str, str]:
 
 def parse_logprobs(text: str | None) -> int | None:
     """--logprobs K: 1..MAX_LOGPROBS alternatives per token (None: not asked for)."""
-    from ..generate import MAX_LOGPROBS, FieldError, GenerationError
+    from gptcore.errors import FieldError, GenerationError
+    from gptcore.sampling.stream import MAX_LOGPROBS
 
     if text is None:
         return None
@@ -176,8 +177,10 @@ def confidence_table(sample: Sample, index: int | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..generate import FieldError, GenerationError, TextStream
-    from ..sampling_settings import settings_from_text
+    from gptcore.errors import FieldError, GenerationError
+    from gptcore.sampling.from_text import settings_from_text
+    from gptcore.sampling.stream import TextStream
+
     from .flags import name_flags
 
     # Checked before the (possibly slow) model load; TextStream checks the limits

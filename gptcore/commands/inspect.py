@@ -68,9 +68,10 @@ FLAGS = {
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..errors import ConfigError
-    from ..generate import GenerationError
-    from ..nexttoken import (
+    from gptcore.errors import ConfigError, GenerationError
+    from gptcore.model.tokenizer import VOCAB_SIZE, encode, get_tokenizer
+    from gptcore.sampling.from_text import inspect_settings_from_text
+    from gptcore.sampling.nexttoken import (
         TOY_LOGITS,
         TOY_VOCAB,
         chain_distributions,
@@ -81,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
         temperature_table,
         top_candidates,
     )
-    from ..sampling_settings import inspect_settings_from_text
-    from ..tokenizer import VOCAB_SIZE, encode, get_tokenizer
+
     from .flags import name_flags
 
     if args.top <= 0:
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     table = temperature_table(logits, temps, [c.id for c in cands])
     counts = sample_counts(dist.probs, controls.draws, controls.seed) if controls.draws else {}
     if args.png:  # before any output: a failure leaves one error line, no half report
-        from ..figures import save_temperature_figure
+        from gptcore.sampling.figures import save_temperature_figure
 
         fig_ids = list(range(len(TOY_VOCAB))) if args.toy else [c.id for c in cands[:10]]
         save_temperature_figure(

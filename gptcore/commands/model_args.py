@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ..config import PRESETS
-from ..modelspec import CHECKPOINT_KINDS, ModelSpec, parse_spec
+from gptcore.settings.model import PRESETS
+from gptcore.weights.spec import CHECKPOINT_KINDS, ModelSpec, parse_spec
 
 if TYPE_CHECKING:
     import torch
 
-    from ..modelspec import LoadedModel
+    from gptcore.weights.modelspec import LoadedModel
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default_preset: str | None = None) -> None:
@@ -58,6 +58,6 @@ def load_from_args(
     args: argparse.Namespace, device: str | torch.device = "cpu", precision: str = "fp32"
 ) -> LoadedModel:
     """The model the flags name, loaded by gptcore.modelspec.load_spec."""
-    from ..modelspec import load_spec
+    from gptcore.weights.modelspec import load_spec
 
     return load_spec(spec_from_args(args), device, precision, seed=args.seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..fmt import format_bytes
+from gptcore.util.fmt import format_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pretrained import list_local, weights_dir
+    from gptcore.weights.downloads import list_local
+    from gptcore.weights.gpt2 import weights_dir
 
     found = list_local()
     if args.json:

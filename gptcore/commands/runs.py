@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..run_table import RunRow
+    from gptcore.runs.table import RunRow
 
 MIN_WIDTH = 80
 # Columns that give way, in turn, when the table is too wide: (column, narrowest width).
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _loss(value: float | None) -> str:
-    from ..fmt import MISSING
+    from gptcore.util.fmt import MISSING
 
     return MISSING if value is None else f"{value:.3f}"
 
@@ -47,7 +47,7 @@ def _when(epoch_s: float, now: float | None = None) -> str:
 
 
 def _cells(row: RunRow) -> dict[str, str]:
-    from ..fmt import MISSING, format_si
+    from gptcore.util.fmt import MISSING, format_si
 
     steps = MISSING if row.steps is None else f"{row.steps:,}"
     if row.steps is not None and row.total_steps and row.steps != row.total_steps:
@@ -103,8 +103,8 @@ def format_table(rows: list[RunRow], width: int = MIN_WIDTH) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..paths import runs_dir
-    from ..run_table import filter_rows, row_record, run_table
+    from gptcore.runs.table import filter_rows, row_record, run_table
+    from gptcore.util.paths import runs_dir
 
     rows = filter_rows(run_table(extra=args.runs), args.filter)
     if args.json:

@@ -8,10 +8,10 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from ..fmt import MISSING, format_bytes, format_si
+from gptcore.util.fmt import MISSING, format_bytes, format_si
 
 if TYPE_CHECKING:
-    from ..speedlab import Event, SpeedReport
+    from gptcore.speedlab.results import Event, SpeedReport
 
 # gptcore.speedlab's defaults, without importing it (and torch) to build the parser.
 DEFAULT_MODEL, DEFAULT_BATCH = "book-124m", 2
@@ -48,9 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
-    from ..speedlab import report_json, run_ladder
-    from ..stopsignals import StopSignals
+    from gptcore.errors import ConfigError
+    from gptcore.speedlab.ladder import run_ladder
+    from gptcore.speedlab.results import report_json
+    from gptcore.training.stopsignals import StopSignals
 
     if args.list:
         return _list(args.json)
@@ -83,7 +84,12 @@ def run(args: argparse.Namespace) -> int:
 def _list(as_json: bool) -> int:
     import json
 
-    from ..speedlab import describe_device, describe_workload, list_results, results_dir
+    from gptcore.speedlab.results import (
+        describe_device,
+        describe_workload,
+        list_results,
+        results_dir,
+    )
 
     reports = list_results()
     if as_json:
@@ -109,7 +115,7 @@ class _Progress:
         self.rung = ""
 
     def __call__(self, event: Event) -> None:
-        from ..speedlab import RungStarted, StepDone
+        from gptcore.speedlab.results import RungStarted, StepDone
 
         if not self.enabled:
             return
@@ -130,7 +136,8 @@ class _Progress:
 def format_report(report: SpeedReport, columns: int = 80) -> str:
     """The table: one bar per rung scaled to the fastest, ratio to rung 0, peak memory;
     the rungs that did not run, with the reason."""
-    from ..speedlab import RUNGS, bar, describe_device, describe_workload
+    from gptcore.speedlab.ladder import RUNGS
+    from gptcore.speedlab.results import bar, describe_device, describe_workload
 
     title_w = max(len(r.title) for r in report.rungs) if report.rungs else 10
     # "NN  title  bar  tok/s  ratio  memory"

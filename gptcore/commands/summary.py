@@ -24,9 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ..config import get_preset
-    from ..errors import ConfigError
-    from ..summary import MB, format_summary, summarize, summarize_config, training_memory
+    from gptcore.errors import ConfigError
+    from gptcore.model.summary import (
+        MB,
+        format_summary,
+        summarize,
+        summarize_config,
+        training_memory,
+    )
+    from gptcore.settings.model import get_preset
 
     if args.batch_size <= 0:
         raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ..config import TrainConfig
+from gptcore.settings.train import TrainConfig
 
 # gptcore.timeline's defaults, without importing it (and torch) to build the parser.
 DEFAULT_PROMPT, DEFAULT_SEED = TrainConfig.start_context, TrainConfig.seed
@@ -48,12 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import find_run
-    from ..fmt import MISSING, format_count
-    from ..generate import GenerationError
-    from ..modelspec import describe_spec
-    from ..sampling_settings import settings_from_text
-    from ..timeline import run_prompt, sample_timeline
+    from gptcore.errors import GenerationError
+    from gptcore.runs.checkpoints import find_run
+    from gptcore.sampling.from_text import settings_from_text
+    from gptcore.sampling.timeline import run_prompt, sample_timeline
+    from gptcore.util.fmt import MISSING, format_count
+    from gptcore.weights.spec import describe_spec
+
     from .flags import name_flags
 
     given = {

@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import GptTuiError
-    from ..tokenview import view_tokens
+    from gptcore.errors import GptTuiError
+    from gptcore.model.tokenview import view_tokens
+
     from .stdin import read_stdin_text
 
     text = args.text if args.text is not None else read_stdin_text()

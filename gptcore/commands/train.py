@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ..errors import GptTuiError
-from ..fmt import format_duration
-from ..stopsignals import StopSignals, exit_code, signal_name
+from gptcore.errors import GptTuiError
+from gptcore.training.stopsignals import StopSignals, exit_code, signal_name
+from gptcore.util.fmt import format_duration
 
 if TYPE_CHECKING:
-    from ..train import Trainer
+    from gptcore.training.trainer import Trainer
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -68,7 +68,7 @@ class ConsolePrinter:
     def __init__(
         self, out: TextIO | None = None, err: TextIO | None = None, quiet: bool = False
     ) -> None:
-        from ..progress import ProgressLine
+        from gptcore.util.progress import ProgressLine
 
         self.out = out or sys.stdout
         self.err = err or sys.stderr
@@ -101,7 +101,7 @@ class ConsolePrinter:
             self.quiet, self.bar.enabled = True, False
 
     def _print(self, event: object) -> None:
-        from ..events import (
+        from gptcore.runs.events import (
             CheckpointSaved,
             EvalEnd,
             Finished,
@@ -111,7 +111,7 @@ class ConsolePrinter:
             Spike,
             StepEnd,
         )
-        from ..health import health_text
+        from gptcore.training.health import health_text
 
         if isinstance(event, RunStarted):
             self.first_step, self.total = event.step, event.total_steps
@@ -168,9 +168,9 @@ def maybe_init_distributed(device: str) -> bool:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from ..events import Failed
-    from ..resume import prepare_run
-    from ..train import Trainer
+    from gptcore.runs.events import Failed
+    from gptcore.training.resume import prepare_run
+    from gptcore.training.trainer import Trainer
 
     run = prepare_run(
         args.config, args.overrides, corpus=args.corpus, init=args.init, resume=args.resume

@@ -31,11 +31,12 @@ from textual.widgets import Checkbox, Collapsible, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from gptcore.errors import GptTuiError
-from gptcore.modelspec import LATEST, ModelChoice, choice_for, describe_spec
+from gptcore.weights.spec import LATEST, ModelChoice, choice_for, describe_spec
 
 if TYPE_CHECKING:
-    from gptcore.generate import GenerationResult, GenerationSettings, TokenRecord
-    from gptcore.model import GPTModel
+    from gptcore.model.gpt import GPTModel
+    from gptcore.sampling.settings import GenerationSettings
+    from gptcore.sampling.stream import GenerationResult, TokenRecord
 
 POST_INTERVAL_S = 0.1  # at most ~10 transcript updates a second
 USER, ASSISTANT = "User:", "Assistant:"
@@ -124,7 +125,7 @@ class ChatPrompt:
 
 def chat_prompt(history: list[tuple[str, str]], message: str, budget_tokens: int) -> ChatPrompt:
     """The transcript as a prompt, oldest turns dropped until it fits `budget_tokens`."""
-    from gptcore.tokenizer import encode
+    from gptcore.model.tokenizer import encode
 
     def render(turns: list[tuple[str, str]]) -> str:
         lines = [f"{USER} {u}\n{ASSISTANT} {a}\n" for u, a in turns]
@@ -300,7 +301,7 @@ class ChatPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="chat-list")
     def _list_models(self, trained_run: Path | None) -> None:
-        from gptcore.modelspec import available_precisions, list_choices
+        from gptcore.weights.modelspec import available_precisions, list_choices
 
         choices = list_choices()
         just = _just_trained(trained_run)
@@ -366,7 +367,7 @@ class ChatPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="chat-load")
     def _load(self, token: int, spec: str, precision: str) -> None:
-        from gptcore.modelspec import load_spec
+        from gptcore.weights.modelspec import load_spec
 
         model = load_spec(spec, "auto", precision).model
         self.post_message(ModelLoaded(token, spec, model, precision))
@@ -402,8 +403,8 @@ class ChatPane(Container, can_focus=True):
             self._validate()
 
     def _validate(self) -> None:
-        from gptcore.generate import GenerationError
-        from gptcore.sampling_settings import messages_by_label, settings_from_text, split_ban_list
+        from gptcore.errors import GenerationError
+        from gptcore.sampling.from_text import messages_by_label, settings_from_text, split_ban_list
 
         self._active = True  # from now on, every change is validated as typed
         controls = (*CONTROLS, *SAMPLER_CONTROLS)
@@ -497,7 +498,7 @@ class ChatPane(Container, can_focus=True):
         settings: GenerationSettings,
         cancel: threading.Event,
     ) -> None:
-        from gptcore.generate import TextStream
+        from gptcore.sampling.stream import TextStream
 
         if history is not None:
             ctx = model.config.context_length
@@ -723,8 +724,8 @@ class ChatPane(Container, can_focus=True):
     def action_save(self) -> None:
         if not self.transcript:
             return
-        from gptcore.fsutil import atomic_write_text
-        from gptcore.paths import transcripts_dir
+        from gptcore.util.fsutil import atomic_write_text
+        from gptcore.util.paths import transcripts_dir
 
         path = transcripts_dir() / time.strftime("chat-%Y%m%d-%H%M%S.txt")
         try:
@@ -756,8 +757,8 @@ class ChatPane(Container, can_focus=True):
         ctx: int,
         model_name: str,
     ) -> None:
-        from gptcore.generate import encode_prompt
-        from gptcore.nexttoken import next_token_logits
+        from gptcore.sampling.nexttoken import next_token_logits
+        from gptcore.sampling.stream import encode_prompt
 
         if history is not None:
             prompt = chat_prompt(history, prompt, ctx).text
@@ -770,7 +771,7 @@ class ChatPane(Container, can_focus=True):
         self.post_message(ready)
 
     def on_inspect_ready(self, message: InspectReady) -> None:
-        from gptcore.tokenizer import get_tokenizer
+        from gptcore.model.tokenizer import get_tokenizer
 
         from .inspector import InspectorScreen
 
@@ -818,7 +819,7 @@ class ChatPane(Container, can_focus=True):
 
 def _just_trained(run_dir: Path | None) -> ModelChoice | None:
     """The Train screen's run (tui.messages.RunFolderChanged), once it has a checkpoint."""
-    from gptcore.runs import RunDir
+    from gptcore.runs.rundir import RunDir
 
     if run_dir is None or not RunDir(run_dir).has_checkpoints():
         return None

@@ -23,13 +23,13 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from gptcore.errors import GptTuiError
-from gptcore.fmt import format_bytes, format_count, format_si
-from gptcore.runs import RunDir, checkpoint_label, resume_command
+from gptcore.runs.rundir import RunDir, checkpoint_label, resume_command
+from gptcore.util.fmt import format_bytes, format_count, format_si
 
 from ..messages import CheckpointsChanged, OpenInChat, ResumeRun
 
 if TYPE_CHECKING:
-    from gptcore.checkpoint import CheckpointInfo
+    from gptcore.runs.checkpoint import CheckpointInfo
 
 COLUMNS = (
     "",
@@ -146,7 +146,7 @@ class CheckpointsPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ckpt-list")
     def _list(self) -> None:
-        from gptcore.checkpoint import list_checkpoints
+        from gptcore.runs.checkpoints import list_checkpoints
 
         self.post_message(CheckpointList(list_checkpoints()))
 
@@ -161,7 +161,7 @@ class CheckpointsPane(Container, can_focus=True):
         table = self.query_one(DataTable)
         current = self.current()
         table.clear()
-        from gptcore.checkpoint import run_picks  # what RUN:best loads: the same star
+        from gptcore.runs.checkpoints import run_picks
 
         best = {p.best.path for p in run_picks(self.infos).values() if p.best is not None}
         for info in sort_infos(self.infos, self.sort_by):
@@ -176,7 +176,7 @@ class CheckpointsPane(Container, can_focus=True):
             + f" · sorted by {self.sort_by} (s) · ★ best val loss of its run"
         )
         if not self.infos:
-            from gptcore.paths import runs_dir
+            from gptcore.util.paths import runs_dir
 
             summary = f"no checkpoints yet in {runs_dir()}: train a model on the Train screen"
         self.query_one("#ckpt-summary", Static).update(Text(summary))
@@ -323,7 +323,7 @@ class CheckpointsPane(Container, can_focus=True):
         def named(name: str | None) -> None:
             if not name or name == info.name:
                 return
-            from gptcore.checkpoint import rename_checkpoint
+            from gptcore.runs.checkpoints import rename_checkpoint
 
             try:
                 new = rename_checkpoint(info.path, name.strip())
@@ -359,7 +359,7 @@ class CheckpointsPane(Container, can_focus=True):
     @work(thread=True, exclusive=True, exit_on_error=False, group="ckpt-delete")
     def _delete(self, path: Path, label: str) -> None:
         """Delete off the UI thread: a large checkpoint on a slow disk takes a while."""
-        from gptcore.checkpoint import delete_checkpoint
+        from gptcore.runs.checkpoints import delete_checkpoint
 
         try:
             delete_checkpoint(path)
@@ -394,12 +394,12 @@ class CheckpointsPane(Container, can_focus=True):
         if run is None:
             raise GptTuiError(f"{path} is not inside a run folder: export it with the CLI")
         if kind == "pth":
-            from gptcore.checkpoint import export_book_pth
+            from gptcore.weights.book import export_book_pth
 
             out = export_book_pth(path, run.pth_export(path.name))
         else:
-            from gptcore.modelspec import load_spec
-            from gptcore.pretrained import export_hf
+            from gptcore.weights.hf_export import export_hf
+            from gptcore.weights.modelspec import load_spec
 
             out = export_hf(load_spec(str(path), "cpu").model, run.hf_export(path.name))
         self.notify(f"exported {out}", title="Export", markup=False)  # thread-safe
@@ -426,9 +426,9 @@ class CheckpointsPane(Container, can_focus=True):
     def _compare(self, a: Path, b: Path, source: str, max_batches: int) -> None:
         """`gpt-tui eval` on both checkpoints (the first `max_batches` per split), with
         the batch size and device the marked checkpoint's run trained with."""
-        from gptcore.data import prepare_corpus
-        from gptcore.evaluate import eval_options, evaluate_model
-        from gptcore.modelspec import load_spec
+        from gptcore.data.tokens import prepare_corpus
+        from gptcore.training.evaluate import eval_options, evaluate_model
+        from gptcore.weights.modelspec import load_spec
 
         corpus = prepare_corpus(source)
         rows = []

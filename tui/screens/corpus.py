@@ -25,10 +25,11 @@ from textual.widgets import ContentSwitcher, DirectoryTree, Input, ProgressBar, 
 from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:  # gptcore.data imports torch: loaded by the worker, off the UI thread
-    from gptcore.data import TokenizedCorpus
+    from gptcore.data.tokens import TokenizedCorpus
 
-from gptcore.config import GPTConfig, TrainConfig
 from gptcore.errors import GptTuiError
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
 
 from ..widgets.token_view import TokenViewer
 
@@ -45,7 +46,7 @@ class TextTree(DirectoryTree):
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         # Runs in the tree's loader thread, so importing the engine here is fine.
-        from gptcore.data import TEXT_SUFFIXES
+        from gptcore.data.corpus import TEXT_SUFFIXES
 
         return [
             p
@@ -74,7 +75,7 @@ class CorpusInfo:
     def of(cls, corpus: TokenizedCorpus, source: str, train_ratio: float = 0.9) -> CorpusInfo:
         """The numbers of a tokenized corpus; the preview is decoded from the cached
         tokens, so a big corpus is not read a second time."""
-        from gptcore.tokenizer import get_tokenizer
+        from gptcore.model.tokenizer import get_tokenizer
 
         head = corpus.train_tokens[:PREVIEW_TOKENS].tolist()
         return cls(
@@ -112,7 +113,7 @@ class CorpusFailed(Message):
 
 def pasted_corpus_path(text: str) -> Path:
     """Pasted text is kept as a file in the data dir, so runs can name it."""
-    from gptcore.paths import corpora_dir
+    from gptcore.util.paths import corpora_dir
 
     digest = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:12]
     return corpora_dir() / f"pasted-{digest}.txt"
@@ -120,7 +121,7 @@ def pasted_corpus_path(text: str) -> Path:
 
 def window_report(info: CorpusInfo, model: GPTConfig, train: TrainConfig) -> tuple[str, str | None]:
     """The Trainer's own batch plan for this corpus and config, and what stops it, if anything."""
-    from gptcore.plan import batch_plan
+    from gptcore.data.plan import batch_plan
 
     plan = batch_plan(info.train_tokens, info.val_tokens, model, train)
     return plan.describe(), str(plan.problem) if plan.problem else None
@@ -309,15 +310,15 @@ class CorpusPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="corpus")
     def _load_worker(self, source: str, pasted: str | None, train_ratio: float) -> None:
-        from gptcore.data import prepare_corpus
-        from gptcore.fsutil import atomic_write_text
+        from gptcore.data.tokens import prepare_corpus
+        from gptcore.util.fsutil import atomic_write_text
 
         if pasted is not None:
             path = pasted_corpus_path(pasted)
             if not path.exists():
                 atomic_write_text(path, pasted)
             source = str(path)
-        from gptcore.data import NotUtf8Error
+        from gptcore.data.corpus import NotUtf8Error
 
         try:
             corpus = prepare_corpus(source, train_ratio, "strict", self._progress)

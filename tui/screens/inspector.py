@@ -32,8 +32,8 @@ from ..widgets.bars import bar, percent, token_label
 if TYPE_CHECKING:
     import torch
 
-    from gptcore.generate import GenerationSettings
-    from gptcore.sampling_settings import InspectSettings
+    from gptcore.sampling.from_text import InspectSettings
+    from gptcore.sampling.settings import GenerationSettings
 
 TOP_N = 20
 TEMPS_SHOWN = 10  # candidates in the temperature comparison
@@ -144,14 +144,14 @@ class InspectorScreen(Screen[None]):
     def logits(self) -> torch.Tensor:
         import torch
 
-        from gptcore.nexttoken import TOY_LOGITS
+        from gptcore.sampling.nexttoken import TOY_LOGITS
 
         if self.toy or self.model_logits is None:
             return torch.tensor(TOY_LOGITS)
         return self.model_logits
 
     def label(self, token: int) -> str:
-        from gptcore.nexttoken import TOY_VOCAB
+        from gptcore.sampling.nexttoken import TOY_VOCAB
 
         if self.toy or self.model_label is None:
             return TOY_VOCAB[token]
@@ -166,9 +166,9 @@ class InspectorScreen(Screen[None]):
 
     def recompute(self) -> None:
         """Validate the controls; redo only the post-processing and the draws."""
-        from gptcore.generate import GenerationError
-        from gptcore.nexttoken import chain_distributions, distribution, top_candidates
-        from gptcore.sampling_settings import inspect_settings_from_text, messages_by_label
+        from gptcore.errors import GenerationError
+        from gptcore.sampling.from_text import inspect_settings_from_text, messages_by_label
+        from gptcore.sampling.nexttoken import chain_distributions, distribution, top_candidates
 
         logits = self.logits
         try:
@@ -220,7 +220,7 @@ class InspectorScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="inspector-draws")
     def _draw(self, token: int, probs: torch.Tensor, draws: int, seed: int) -> None:
-        from gptcore.nexttoken import sample_counts
+        from gptcore.sampling.nexttoken import sample_counts
 
         counts = sample_counts(probs, draws, seed)
         self.post_message(DrawsDone(token, counts, draws, seed))
@@ -270,7 +270,7 @@ class InspectorScreen(Screen[None]):
         self.query_one("#insp-title", Static).update(Text(f"Inspector · {where} · {settings}"))
 
     def _render_distribution(self) -> None:
-        from gptcore.nexttoken import covered
+        from gptcore.sampling.nexttoken import covered
 
         dist, cands = self.dist, self.candidates
         out = Text()
@@ -317,7 +317,7 @@ class InspectorScreen(Screen[None]):
         self.query_one("#insp-stages-view", Static).update(Text("\n".join(lines)))
 
     def _render_temperatures(self) -> None:
-        from gptcore.nexttoken import temperature_table
+        from gptcore.sampling.nexttoken import temperature_table
 
         c = self.controls
         assert c is not None

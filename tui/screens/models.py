@@ -28,14 +28,14 @@ from textual.widgets import DataTable, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
 from gptcore.errors import GptTuiError
-from gptcore.fmt import format_bytes, format_duration
-from gptcore.pretrained import PREFERRED_SOURCES, SIZES, SOURCE_LABELS
+from gptcore.util.fmt import format_bytes, format_duration
+from gptcore.weights.gpt2 import PREFERRED_SOURCES, SIZES, SOURCE_LABELS
 
 from ..messages import CheckpointsChanged, OpenInChat
 
 if TYPE_CHECKING:
-    from gptcore.download import DownloadProgress
-    from gptcore.pretrained import LocalWeights
+    from gptcore.util.download import DownloadProgress
+    from gptcore.weights.downloads import LocalWeights
 
 PROGRESS_INTERVAL_S = 0.1
 PROBE_TIMEOUT_S = 3.0  # per server; the probe never retries
@@ -135,7 +135,7 @@ class ModelsPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-status")
     def _status(self) -> None:
-        from gptcore.pretrained import local_status
+        from gptcore.weights.downloads import local_status
 
         statuses = {(s, src): local_status(s, src) for s in SIZES for src in PREFERRED_SOURCES}
         self.post_message(ModelStatuses(statuses))
@@ -145,7 +145,7 @@ class ModelsPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-probe")
     def _probe(self) -> None:
-        from gptcore.pretrained import probe_servers
+        from gptcore.weights.downloads import probe_servers
 
         self.post_message(ServersProbed(probe_servers(PROBE_TIMEOUT_S)))
 
@@ -221,7 +221,8 @@ class ModelsPane(Container, can_focus=True):
             self.action_download()
 
     def _show_hint(self) -> None:
-        from gptcore.pretrained import files_for, gpt2_dir
+        from gptcore.weights.downloads import files_for
+        from gptcore.weights.gpt2 import gpt2_dir
 
         size, source = self.current()
         folder = gpt2_dir(size, source)
@@ -311,7 +312,7 @@ class ModelsPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-download")
     def _download(self, size: str, source: str, cancel: threading.Event) -> None:
-        from gptcore.pretrained import download_gpt2
+        from gptcore.weights.downloads import download_gpt2
 
         last = [float("-inf")]
 
@@ -358,8 +359,8 @@ class ModelsPane(Container, can_focus=True):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "models-download" or event.state != WorkerState.ERROR:
             return
-        from gptcore.download import DownloadCancelled
         from gptcore.errors import DownloadError
+        from gptcore.util.download import DownloadCancelled
 
         error = event.worker.error
         self._end_download()
@@ -384,7 +385,7 @@ class ModelsPane(Container, can_focus=True):
             self._cancel.set()
 
     def action_open_chat(self) -> None:
-        from gptcore.pretrained import find_gpt2
+        from gptcore.weights.downloads import find_gpt2
 
         if self._refused("open_chat"):
             return

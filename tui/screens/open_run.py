@@ -25,7 +25,7 @@ def run_dir_problem(path: Path) -> str | None:
 
 def known_runs() -> list[tuple[Path, str]]:
     """(run directory, label) under the data dir, newest first; empty if unreadable."""
-    from gptcore.runs import list_runs  # plain files and JSON: no torch
+    from gptcore.runs.metrics import list_runs
 
     try:
         runs = list_runs()

@@ -28,9 +28,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 from textual.worker import Worker
 
-from gptcore.curves import X_AXES
-from gptcore.fmt import format_count, format_si
-from gptcore.run_table import RunRow, RunSeries, SeriesFollower, filter_rows
+from gptcore.runs.curves import X_AXES
+from gptcore.runs.table import RunRow, RunSeries, SeriesFollower, filter_rows
+from gptcore.util.fmt import format_count, format_si
 
 from ..widgets.run_chart import Curve, RunChart
 
@@ -219,7 +219,7 @@ class RunsPane(Container, can_focus=True):
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-list")
     def _list(self, extra: tuple[Path, ...]) -> None:
         from gptcore.errors import GptTuiError
-        from gptcore.run_table import run_table
+        from gptcore.runs.table import run_table
 
         try:
             self.post_message(RunRows(run_table(extra=extra)))
@@ -286,7 +286,7 @@ class RunsPane(Container, can_focus=True):
             return
         shown = len(self.shown_rows())
         if not self.rows:
-            from gptcore.paths import runs_dir
+            from gptcore.util.paths import runs_dir
 
             text = f"no runs yet in {runs_dir()}: train a model on the Train screen"
         else:
@@ -372,7 +372,7 @@ class RunsPane(Container, can_focus=True):
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-reference")
     def _reference(self, key: tuple) -> None:
         from gptcore.errors import GptTuiError
-        from gptcore.reference import local_gpt2_sizes, reference_losses
+        from gptcore.training.reference import local_gpt2_sizes, reference_losses
 
         lines: list[tuple[str, float]] = []
         for size in local_gpt2_sizes():
@@ -511,7 +511,7 @@ class RunsPane(Container, can_focus=True):
         from .open_run import OpenRunScreen
 
         def picked(path: str | None) -> None:
-            from gptcore.runs import RunDir
+            from gptcore.runs.rundir import RunDir
 
             if not path:
                 return

@@ -1,6 +1,6 @@
 """The Speed Lab screen: the chapter's speed-up ladder measured on this machine.
 
-gptcore.speedlab.run_ladder does the work in a thread worker; its events come
+gptcore.run_ladder does the work in a thread worker; its events come
 back as messages (steps coalesced to about ten a second) and fill one row per
 rung: a bar scaled to the fastest rung, tokens/s, the ratio to rung 0 and the
 peak memory, or the reason a rung does not run here. The newest saved result
@@ -23,11 +23,21 @@ from textual.message import Message
 from textual.widgets import Input, Label, ProgressBar, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from gptcore import speedlab
-from gptcore.config import PRESETS
 from gptcore.errors import GptTuiError
-from gptcore.fmt import MISSING, format_bytes, format_si
-from gptcore.speedlab import RUNGS, RungFinished, RungResult, RungStarted, SpeedReport, StepDone
+from gptcore.settings.model import PRESETS
+from gptcore.speedlab.ladder import DEFAULT_BATCH, RUNGS, run_ladder
+from gptcore.speedlab.results import (
+    Event,
+    RungFinished,
+    RungResult,
+    RungStarted,
+    SpeedReport,
+    StepDone,
+    describe_device,
+    describe_workload,
+    list_results,
+)
+from gptcore.util.fmt import MISSING, format_bytes, format_si
 
 PROGRESS_INTERVAL_S = 0.1
 DEFAULT_MODEL = "tiny"  # a first look in seconds; book-124m is the chapter's workload
@@ -35,7 +45,7 @@ DEFAULT_STEPS = "3"
 
 
 class LabEvent(Message):
-    def __init__(self, event: speedlab.Event) -> None:
+    def __init__(self, event: Event) -> None:
         super().__init__()
         self.event = event
 
@@ -156,7 +166,7 @@ class SpeedLabPane(Container, can_focus=True):
 
     @work(thread=True, exit_on_error=False, group="speedlab-saved")
     def _list_saved(self) -> None:
-        self.post_message(SavedResults(speedlab.list_results()))
+        self.post_message(SavedResults(list_results()))
 
     def on_saved_results(self, message: SavedResults) -> None:
         self.saved = message.reports
@@ -179,7 +189,7 @@ class SpeedLabPane(Container, can_focus=True):
     def show(self, report: SpeedReport) -> None:
         self.report = report
         self.query_one("#speedlab-header", Static).update(
-            Text(f"{speedlab.describe_workload(report)}\n{speedlab.describe_device(report)}")
+            Text(f"{describe_workload(report)}\n{describe_device(report)}")
         )
         self._render_table()
 
@@ -217,7 +227,7 @@ class SpeedLabPane(Container, can_focus=True):
                 torch_version="…",
                 model=str(model),
                 context=PRESETS[str(model)].context_length,
-                batch_size=speedlab.DEFAULT_BATCH,
+                batch_size=DEFAULT_BATCH,
                 steps=steps,
                 started="",
                 memory_kind="",
@@ -233,7 +243,7 @@ class SpeedLabPane(Container, can_focus=True):
     def _run(self, model: str, steps: int, stop: threading.Event) -> None:
         worker = get_current_worker()
 
-        def on_event(event: speedlab.Event) -> None:
+        def on_event(event: Event) -> None:
             if isinstance(event, StepDone):  # coalesced: a tiny model steps very fast
                 now = time.monotonic()
                 if now - self._last_step < PROGRESS_INTERVAL_S and event.step != event.steps:
@@ -241,7 +251,7 @@ class SpeedLabPane(Container, can_focus=True):
                 self._last_step = now
             self.post_message(LabEvent(event))
 
-        report = speedlab.run_ladder(model, steps=steps, on_event=on_event, cancel=stop)
+        report = run_ladder(model, steps=steps, on_event=on_event, cancel=stop)
         if not worker.is_cancelled:
             self.post_message(LabDone(report))
 

@@ -22,12 +22,12 @@ from textual.widgets import Footer, Input, Label, ProgressBar, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from gptcore.errors import GptTuiError
-from gptcore.fmt import MISSING, format_count
-from gptcore.timeline import DEFAULT_SEED, TimelineEntry, run_prompt, sample_timeline
+from gptcore.sampling.timeline import DEFAULT_SEED, TimelineEntry, run_prompt, sample_timeline
+from gptcore.util.fmt import MISSING, format_count
 
 if TYPE_CHECKING:
-    from gptcore.generate import GenerationSettings
-    from gptcore.modelspec import ModelChoice
+    from gptcore.sampling.settings import GenerationSettings
+    from gptcore.weights.spec import ModelChoice
 
 NO_OTHER = ""  # the Select's value for "no second model"
 FIELDS = (
@@ -158,7 +158,7 @@ class TimelineScreen(Screen[None]):
 
     def _other_options(self, choices: list[ModelChoice]) -> list[tuple[str, str]]:
         """ "none", the spec given (listed or not), then every model on disk."""
-        from gptcore.modelspec import choice_for
+        from gptcore.weights.spec import choice_for
 
         choices = list(choices)
         if self.other_spec and all(c.spec != self.other_spec for c in choices):
@@ -172,7 +172,7 @@ class TimelineScreen(Screen[None]):
     @work(thread=True, exit_on_error=False, group="timeline-choices")
     def _list_choices(self) -> None:
         """The models on disk, listed off the UI thread (it may hash new weights)."""
-        from gptcore.modelspec import list_choices
+        from gptcore.weights.modelspec import list_choices
 
         self.post_message(OtherChoices(self._other_options(list_choices())))
 
@@ -186,8 +186,8 @@ class TimelineScreen(Screen[None]):
 
     def recompute(self) -> None:
         """Check the controls, then compute the timeline in a worker."""
-        from gptcore.generate import GenerationError
-        from gptcore.sampling_settings import messages_by_label, settings_from_text
+        from gptcore.errors import GenerationError
+        from gptcore.sampling.from_text import messages_by_label, settings_from_text
 
         values = {key: self.query_one(f"#timeline-{key}", Input).value for key, _, _ in FIELDS}
         prompt = values.pop("prompt")
@@ -254,7 +254,7 @@ class TimelineScreen(Screen[None]):
         self._status(text, error=True)
 
     def _render_entries(self) -> None:
-        from gptcore.modelspec import describe_spec
+        from gptcore.weights.spec import describe_spec
 
         scroll = self.query_one("#timeline-entries", VerticalScroll)
         scroll.remove_children()

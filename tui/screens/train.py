@@ -25,12 +25,14 @@ from textual.timer import Timer
 from textual.widgets import Input, Label, RichLog, Select, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
-from gptcore.config import PRESETS, GPTConfig, TrainConfig
 from gptcore.errors import GptTuiError
-from gptcore.events import CheckpointSaved, Event, Failed, Finished, Overfitting, Spike
-from gptcore.fmt import format_duration
-from gptcore.runs import MetricsFollower, RunDir, checkpoint_label
-from gptcore.sysinfo import CpuMeter, SystemStats, describe, system_stats
+from gptcore.hardware.sysinfo import CpuMeter, SystemStats, describe, system_stats
+from gptcore.runs.events import CheckpointSaved, Event, Failed, Finished, Overfitting, Spike
+from gptcore.runs.metrics import MetricsFollower
+from gptcore.runs.rundir import RunDir, checkpoint_label
+from gptcore.settings.model import PRESETS, GPTConfig
+from gptcore.settings.train import TrainConfig
+from gptcore.util.fmt import format_duration
 
 from ..background import freeze_long_lived_objects, lower_thread_priority
 from ..configs import (
@@ -514,7 +516,7 @@ class TrainPane(Container, can_focus=True):
             return
         folder = self.run_dir or self.watching
         if folder is None:  # no run folder: the data folder takes the plot
-            from gptcore.paths import data_dir
+            from gptcore.util.paths import data_dir
 
             folder = data_dir()
         # The worker gets its own copy: this screen goes on updating self.state.
@@ -573,14 +575,14 @@ class TrainPane(Container, can_focus=True):
         resume: str | None = None,
         ended: threading.Event | None = None,
     ) -> None:
-        from gptcore.train import Trainer  # torch is imported here, off the UI thread
+        from gptcore.training.trainer import Trainer
 
         lower_thread_priority()  # before torch starts its threads from this one
         pump = EventPump(self, source=source)
         try:
             checkpoint = None
             if resume is not None:  # the run's own configs; the checkpoint is verified once
-                from gptcore.resume import prepare_run
+                from gptcore.training.resume import prepare_run
 
                 run = prepare_run(resume=resume)
                 model, train, checkpoint = run.model_config, run.train_config, run.checkpoint
@@ -652,7 +654,7 @@ class TrainPane(Container, can_focus=True):
 
     def _notify_health(self, found: list[Overfitting | Spike]) -> None:
         """Warn about health signals; several at once in one notification."""
-        from gptcore.health import health_text
+        from gptcore.training.health import health_text
 
         if not found:
             return
@@ -771,7 +773,7 @@ class TrainPane(Container, can_focus=True):
         self, follower: MetricsFollower, source: str, name: str, config: Path | None = None
     ) -> None:
         if config is not None and config.is_file():
-            from gptcore.config import load_run_config
+            from gptcore.settings.files import load_run_config
 
             label = f"{name} (watched)"
             try:
@@ -881,7 +883,7 @@ class TrainPane(Container, can_focus=True):
 
     def _plan_text(self) -> str:
         """Before a run: the Trainer's batch plan for the form's config on the loaded corpus."""
-        from gptcore.plan import batch_plan
+        from gptcore.data.plan import batch_plan
 
         config, tokens = self.app.run_config, getattr(self.app, "corpus_tokens", None)
         if config is None or tokens is None:
@@ -897,7 +899,7 @@ class TrainPane(Container, can_focus=True):
 
     def _estimate_text(self, config: tuple[GPTConfig, TrainConfig], plan: object) -> str:
         """About how long the run takes here, before it starts (a long run is a choice)."""
-        from gptcore.estimate import estimate_seconds
+        from gptcore.training.estimate import estimate_seconds
 
         wanted = config[1].device
         if wanted not in self._device_rates:
@@ -913,8 +915,8 @@ class TrainPane(Container, can_focus=True):
 
     @work(thread=True, exit_on_error=False, group="estimate")
     def _measure_device(self, wanted: str) -> None:
-        from gptcore.device import pick_device
-        from gptcore.estimate import effective_flops
+        from gptcore.hardware.device import pick_device
+        from gptcore.training.estimate import effective_flops
 
         try:
             device = str(pick_device(wanted))

@@ -22,10 +22,11 @@ from textual.message import Message
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from gptcore.config import PRESETS, GPTConfig, TrainConfig
+from gptcore.settings.model import PRESETS, GPTConfig
+from gptcore.settings.train import TrainConfig
 
 if TYPE_CHECKING:  # gptcore.summary imports torch: only inside the worker
-    from gptcore.summary import ModelSummary, TrainingMemory
+    from gptcore.model.summary import ModelSummary, TrainingMemory
 
 MB = 1024 * 1024
 
@@ -62,7 +63,7 @@ def model_name(config: GPTConfig) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _summary(model: GPTConfig) -> ModelSummary:
-    from gptcore.summary import summarize_config
+    from gptcore.model.summary import summarize_config
 
     return summarize_config(model)
 
@@ -165,7 +166,7 @@ class ModelSummaryView(VerticalScroll):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="summary")
     def _summary_worker(self, request: SummaryRequest) -> None:
-        from gptcore.summary import DTYPE_BYTES, training_memory
+        from gptcore.model.summary import DTYPE_BYTES, training_memory
 
         summary = _summary(request.model)
         memory = training_memory(summary, request.batch_size, request.context)

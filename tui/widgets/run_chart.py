@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from textual.color import Color
 from textual_plotext import PlotextPlot
 
-from gptcore.curves import debiased_ema, downsample
+from gptcore.runs.curves import debiased_ema, downsample
 
 from .loss_chart import nice_ticks, tick_labels
 

@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from gptcore.tokenview import TokenView, view_tokens
+from gptcore.model.tokenview import TokenView, view_tokens
 
 MAX_CHARS = 2000  # the corpus preview is cut here: the view stays quick and readable
 

@@ -1,0 +1,111 @@
+"""Model configuration, named presets and validated loading from dicts / TOML.
+
+`dataclass_from_dict` is the one place that turns untrusted key/value data (a
+TOML file, `--set key=value` overrides, a checkpoint's JSON) into a config
+dataclass: unknown keys, wrong types and out-of-range values raise ConfigError
+naming the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import sys
+from pathlib import Path
+from typing import Any
+
+from gptcore.errors import ConfigError
+from gptcore.settings.declare import dataclass_from_dict, parse_override
+from gptcore.settings.model import GPTConfig, model_config_from
+from gptcore.settings.train import TrainConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file with errors that name the file."""
+    path = Path(path)
+    try:
+        # surrogateescape: config.toml holds a non-UTF-8 path as its bytes on disk
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+
+
+def run_config_from_dict(
+    data: dict[str, Any], where: str = "config", overrides: list[str] | None = None
+) -> tuple[GPTConfig, TrainConfig]:
+    """(model, train) configs from a {"model": ..., "train": ...} mapping.
+
+    `overrides` are `--set` strings: `key=value` for train keys, or
+    `model.key=value` for model keys (`model=NAME` picks a preset).
+    """
+    unknown = sorted(set(data) - {"model", "train"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown table [{unknown[0]}] (known: [model], [train])")
+    model_data: Any = data.get("model", "book-124m")
+    model_data = dict(model_data) if isinstance(model_data, dict) else {"preset": model_data}
+    train_data = data.get("train", {})
+    if not isinstance(train_data, dict):
+        raise ConfigError(f"{where}: [train] must be a table of settings, got {train_data!r}")
+    train_data = dict(train_data)
+    for text in overrides or []:
+        key, value = parse_override(text)
+        if key == "model":  # a preset name, or a whole table (`model={preset="tiny"}`)
+            model_data = dict(value) if isinstance(value, dict) else {"preset": value}
+        elif key.startswith("model."):
+            model_data[key.removeprefix("model.")] = value
+        else:
+            train_data[key.removeprefix("train.")] = value
+    model = model_config_from(model_data, f"{where}: [model]")
+    train = dataclass_from_dict(TrainConfig, train_data, f"{where}: [train]")
+    return model, train
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The run presets that ship with gpt-tui (the repository's configs/), by name.
+
+    They are package data (gptcore.configs), so a wheel install has them too.
+    """
+    try:
+        folder = Path(str(importlib.resources.files("gptcore.configs")))
+    except ModuleNotFoundError:
+        # A checkout used without (re)installing it: the folder next to gptcore/.
+        folder = Path(__file__).resolve().parents[2] / "configs"
+    return {path.stem: path for path in sorted(folder.glob("*.toml"))}
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """The file a `--config` value means: an existing file, else a shipped preset.
+
+    A preset is named bare, with or without its suffix ("tiny" or "tiny.toml");
+    anything else that is not a file is a ConfigError listing the presets.
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    name = path.name.removesuffix(".toml")
+    if path.parent == Path(".") and name in shipped:
+        return shipped[name]
+    names = ", ".join(shipped) or "none found"
+    raise ConfigError(f"config file not found: {name_or_path} (shipped presets: {names})")
+
+
+def load_run_config(
+    name_or_path: str | Path, overrides: list[str] | None = None
+) -> tuple[GPTConfig, TrainConfig]:
+    """Read a run config TOML (tables [model] and [train]) with `--set` overrides.
+
+    `name_or_path` is a file or a shipped preset's name (see resolve_config_path).
+    """
+    path = resolve_config_path(name_or_path)
+    return run_config_from_dict(load_toml(path), str(path), overrides)
