@@ -16,13 +16,12 @@ Targets on a 2-core machine: >= 15 MB/s, peak RSS < 1 GB, reload < 1 s.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from child import run_json
 
 CHILD = r"""
 import json, resource, sys, time
@@ -67,16 +66,6 @@ def build_text(path: Path, megabytes: int, source: str = "topics") -> None:
             written += len(block.encode("utf-8"))
 
 
-def run_child(code: str, *args: Path) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -97,9 +86,9 @@ def main() -> None:
         cold, warm, yardstick = [], [], []
         for i in range(args.repeats):
             cache = Path(tmp) / f"cache{i}"
-            cold.append(run_child(CHILD, path, cache))
-            warm.append(run_child(CHILD, path, cache))
-            yardstick.append(run_child(YARDSTICK, path))
+            cold.append(run_json(CHILD, path, cache))
+            warm.append(run_json(CHILD, path, cache))
+            yardstick.append(run_json(YARDSTICK, path))
         rates = [size_mb / r["seconds"] for r in cold]
         plain = [size_mb / r["seconds"] for r in yardstick]
         print(f"corpus: {size_mb:.1f} MB, {cold[0]['tokens']:,} tokens")

@@ -26,12 +26,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
+from child import run_script_json
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO.parent / "shared" / "bench" / "book_style.py"
@@ -52,25 +51,10 @@ def book_runs(tokens: int, runs: int, context: int, threads: int | None) -> list
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)  # the same thread count as the other engines
-    out = []
-    for _ in range(runs):
-        proc = subprocess.run(
-            [
-                sys.executable,
-                str(BOOK),
-                "generate",
-                "--tokens",
-                str(tokens),
-                "--context",
-                str(context),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-        )
-        out.append(float(json.loads(proc.stdout.strip().splitlines()[-1])["generate_tokens_per_s"]))
-    return out
+    args = ("generate", "--tokens", tokens, "--context", context)
+    return [
+        float(run_script_json(BOOK, *args, env=env)["generate_tokens_per_s"]) for _ in range(runs)
+    ]
 
 
 def build_models(context: int, modes: list[str]) -> dict:

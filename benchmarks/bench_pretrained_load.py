@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from child import run_json
 
 CHILD = r"""
 import json, sys, time
@@ -71,14 +71,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         weights = write_random(args.size, folder)
-        rows = []
-        for _ in range(args.repeats):
-            out = subprocess.run(
-                [sys.executable, "-c", CHILD, str(folder)], capture_output=True, text=True
-            )
-            if out.returncode:
-                sys.exit(out.stderr)
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows = [run_json(CHILD, folder) for _ in range(args.repeats)]
     ratios = [(r["peak"] - r["base"]) / weights for r in rows]
     print(f"GPT-2 {args.size}: {rows[0]['params']:,} parameters, {weights / 1e9:.2f} GB float32")
     for r, ratio in zip(rows, ratios, strict=True):

@@ -21,16 +21,19 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script from a checkout
-    sys.path.insert(0, str(REPO))
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+for folder in (REPO, HERE):  # gptcore, and child.py also when a test loads this file
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+from child import run_worker  # noqa: E402  (needs the path above)
 
 # The chapter's ladder, in the order worth having if the budget runs short.
 VARIANTS: list[dict[str, Any]] = [
@@ -110,8 +113,8 @@ def generate_variant(spec: dict[str, Any]) -> dict[str, Any]:
     from gptcore.model.gpt import GPTModel
     from gptcore.model.inference import prepare_for_inference
     from gptcore.sampling.decode import generate_token_ids
-    from gptcore.sampling.settings import make_settings
     from gptcore.settings.model import get_preset
+    from gptcore.settings.sampling import make_settings
 
     torch.manual_seed(123)
     model = GPTModel(get_preset("gpt2-small")).to("cuda")
@@ -150,32 +153,15 @@ def child_main(spec: dict[str, Any]) -> int:
 # ---------------------------------------------------------------- the parent
 
 
-def timed_run(
-    command: list[str], timeout_s: float
-) -> tuple[subprocess.CompletedProcess[str], float] | dict[str, Any]:
-    """(the finished process, its wall seconds), or the failed result when it timed out."""
-    start = time.monotonic()
-    try:
-        proc = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"timed out after {timeout_s:.0f} s"}
-    return proc, round(time.monotonic() - start, 1)
-
-
 def run_child(command: list[str], timeout_s: float) -> dict[str, Any]:
     """Run one child; its result line, or why there is none (exit code, last stderr)."""
-    ran = timed_run(command, timeout_s)
-    if isinstance(ran, dict):
-        return ran
-    proc, wall = ran
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_MARK):
-            return {"ok": True, "wall_s": wall, **json.loads(line[len(RESULT_MARK) :])}
-    lines = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
-    why = lines[-1] if lines else "no output"
-    return {"ok": False, "wall_s": wall, "error": f"exit code {proc.returncode}: {why}"}
+    ran = run_worker(command, cwd=REPO, timeout_s=timeout_s)
+    if ran is None:
+        return {"ok": False, "error": f"timed out after {timeout_s:.0f} s"}
+    result = ran.result(RESULT_MARK)
+    if result is not None:
+        return {"ok": True, "wall_s": ran.wall_s, **result}
+    return {"ok": False, "wall_s": ran.wall_s, "error": ran.failure()}
 
 
 def pytest_counts(output: str) -> dict[str, int]:
@@ -188,12 +174,11 @@ def pytest_counts(output: str) -> dict[str, int]:
 
 def run_cuda_tests(timeout_s: float) -> dict[str, Any]:
     command = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider"]
-    ran = timed_run(command, timeout_s)
-    if isinstance(ran, dict):
-        return ran
-    proc, wall = ran
-    counts = pytest_counts(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "")
-    return {"ok": proc.returncode == 0, "exit_code": proc.returncode, "wall_s": wall, **counts}
+    ran = run_worker(command, cwd=REPO, timeout_s=timeout_s)
+    if ran is None:
+        return {"ok": False, "error": f"timed out after {timeout_s:.0f} s"}
+    counts = pytest_counts(ran.stdout.strip().splitlines()[-1] if ran.stdout.strip() else "")
+    return {"ok": ran.returncode == 0, "exit_code": ran.returncode, "wall_s": ran.wall_s, **counts}
 
 
 def no_cuda_report() -> dict[str, Any] | None:

@@ -14,7 +14,12 @@ class GptTuiError(Exception):
 
 
 class ConfigError(GptTuiError):
-    """An invalid model or training configuration (names the field)."""
+    """An invalid model or training configuration (names the field). `errors` holds a
+    FieldError per bad setting when they are known, so a form can mark each field."""
+
+    def __init__(self, message: str, errors: tuple[FieldError, ...] = ()) -> None:
+        super().__init__(message)
+        self.errors = errors
 
 
 class CorpusError(GptTuiError):

@@ -60,7 +60,7 @@ def test_end_of_training_checkpoint_shows_the_last_epoch_everywhere(tmp_path: Pa
     cfg = settings(tmp_path, epochs=3)
     trainer = Trainer(MODEL, cfg, run_dir=runs_dir() / "three")
     trainer.run()
-    n = trainer.steps_per_epoch
+    n = trainer.plan.steps_per_epoch
     infos = {i.name: i for i in list_checkpoints()}
     assert sorted((i.step, i.epoch) for i in infos.values()) == [(n, 1), (2 * n, 2), (3 * n, 3)]
     out = subprocess.run(

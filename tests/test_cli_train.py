@@ -69,7 +69,7 @@ def test_an_unknown_config_name_lists_the_shipped_ones(capsys: pytest.CaptureFix
         (["--config", "{bad_toml}"], "invalid TOML in"),
         (["--config", "{unknown_key}"], "unknown key 'lrr'"),
         (["--set", 'batch_size="two"'], "batch_size must be an integer"),
-        (["--set", "lr=-1"], "train.lr must be > 0"),
+        (["--set", "lr=-1"], "train.lr must be positive"),
         (["--set", "nonsense"], "--set expects key=value"),
         (["--set", "model=huge"], "unknown model preset 'huge'"),
         (["--corpus", "{tmp}/missing.txt"], "corpus not found"),

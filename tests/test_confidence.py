@@ -13,9 +13,9 @@ from gptcore.cli import main
 from gptcore.errors import GenerationError
 from gptcore.model.gpt import GPTModel
 from gptcore.model.tokenizer import encode
-from gptcore.sampling.settings import GenerationSettings
 from gptcore.sampling.stream import generate
 from gptcore.settings.model import GPTConfig
+from gptcore.settings.sampling import GenerationSettings
 
 CONFIG = GPTConfig(context_length=32, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
 PROMPT = "Every effort moves you"
@@ -142,27 +142,27 @@ async def chat_with_answer(pilot):
     """Open the seeded tiny preset in Chat and generate 8 greedy tokens."""
     from textual.widgets import Input
 
-    from tests.tui_part2_helpers import pane, settle, wait_until
+    from tests.tui_helpers import find_pane, settle, wait_for
     from tui.screens.chat import ChatPane
 
-    chat = await pane(pilot, ChatPane)
+    chat = await find_pane(pilot, ChatPane)
     chat.open_model("preset:tiny")
     await settle(pilot)
-    await wait_until(pilot, lambda: chat.model is not None and not chat.loading)
+    await wait_for(pilot, lambda: chat.model is not None and not chat.loading)
     for key, value in (("temperature", "0"), ("max_new_tokens", "8"), ("seed", "")):
         chat.query_one(f"#chat-{key}", Input).value = value
     await pilot.pause()
     chat.query_one("#chat-prompt", Input).focus()
     await pilot.press(*"Every effort", "enter")
     await settle(pilot)
-    await wait_until(pilot, lambda: not chat.generating)
+    await wait_for(pilot, lambda: not chat.generating)
     return chat
 
 
 def test_chat_confidence_toggle_and_alternatives() -> None:
     from textual.widgets import Static
 
-    from tests.tui_part2_helpers import host_app, run_async
+    from tests.tui_helpers import host_app, run_async
     from tui.screens.chat import CONFIDENCE_TOP, ChatPane, _p
 
     @run_async
@@ -198,7 +198,7 @@ def test_chat_confidence_toggle_and_alternatives() -> None:
 
 def test_confidence_view_snapshot(snap_compare, monkeypatch: pytest.MonkeyPatch) -> None:
     from gptcore.sampling.stream import GenerationResult
-    from tests.tui_part2_helpers import fixed_home, host_app
+    from tests.tui_helpers import fixed_home, host_app
     from tui.screens.chat import ChatPane
 
     fixed_home(monkeypatch)

@@ -106,7 +106,7 @@ def test_presets_are_found_in_a_checkout_that_is_not_installed(monkeypatch):
         ("batch_size=2.5", "batch_size must be an integer"),
         ("shuffle=1", "shuffle must be true or false"),
         ("precision=fp8", "precision must be one of"),
-        ("train_ratio=1.5", "train_ratio must be between 0 and 1"),
+        ("train_ratio=1.5", "train_ratio must be a number in \\(0, 1\\)"),
         ("max_steps=-3", "max_steps must be positive"),
         ("model.n_heads=5", "divisible"),
         ("model=gpt5", "unknown model preset"),

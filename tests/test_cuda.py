@@ -16,8 +16,8 @@ from gptcore.data.corpus import raw_topics_text
 from gptcore.model.gpt import GPTModel
 from gptcore.runs.events import Failed, Finished, StepEnd
 from gptcore.sampling.decode import generate_token_ids
-from gptcore.sampling.settings import make_settings
 from gptcore.settings.model import GPTConfig
+from gptcore.settings.sampling import make_settings
 from gptcore.settings.train import TrainConfig
 from gptcore.training.trainer import Trainer
 

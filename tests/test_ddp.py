@@ -59,7 +59,7 @@ def test_two_gloo_processes_match_one_process(setup, isolated_home: Path) -> Non
     assert proc.stdout.count("Train loss") == 8  # only rank 0 prints
     one, events = single_process(tmp_path)
     ddp_model, ckpt = load_model(run)
-    assert ckpt.step == one.step == 22 and ckpt.tokens_seen == one.state.tokens_seen
+    assert ckpt.step == one.state.step == 22 and ckpt.tokens_seen == one.state.tokens_seen
     # The batch plan the screens show for 2 processes is the one torchrun ran.
     model_cfg, b1 = load_run_config(tmp_path / "b1.toml")
     corpus = prepare_corpus(b1.corpus)

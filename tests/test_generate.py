@@ -12,11 +12,11 @@ from gptcore.errors import GenerationError, GptTuiError
 from gptcore.model.gpt import GPTModel
 from gptcore.model.inference import prepare_for_inference
 from gptcore.model.tokenizer import END_OF_TEXT_ID, decode, encode, get_tokenizer
-from gptcore.sampling.chain import filter_logits, select_next, token_probabilities
+from gptcore.sampling.chain import filter_logits, sampling_distribution, select_next
 from gptcore.sampling.decode import generate_token_ids
-from gptcore.sampling.settings import MAX_NEW_TOKENS_LIMIT, GenerationSettings
 from gptcore.sampling.stream import generate, sample_text, stream
 from gptcore.settings.model import GPTConfig
+from gptcore.settings.sampling import MAX_NEW_TOKENS_LIMIT, GenerationSettings
 
 from .test_model import BOOK_GREEDY
 
@@ -79,8 +79,13 @@ def book_greedy(model: GPTModel, ids: list[int], new: int) -> list[int]:
 # ---------------------------------------------------------------- samplers
 
 
+def distribution(logits: torch.Tensor, **settings: float) -> torch.Tensor:
+    """What the sampler draws from under these settings (temperature 1 unless given)."""
+    return sampling_distribution(logits, GenerationSettings(**{"temperature": 1.0, **settings}))
+
+
 def test_toy_top3_probabilities_match_the_book() -> None:
-    probs = token_probabilities(torch.tensor([TOY]), temperature=1.0, top_k=3)[0]
+    probs = distribution(torch.tensor([TOY]), temperature=1.0, top_k=3)[0]
     expected = [0.0615, 0, 0, 0.5775, 0, 0, 0, 0.3610, 0]
     assert [round(p, 4) for p in probs.tolist()] == expected
 
@@ -100,18 +105,18 @@ def test_temperature_zero_is_argmax_even_with_filters() -> None:
 
 def test_top_p_one_keeps_everything() -> None:
     logits = torch.tensor([TOY])
-    assert torch.allclose(token_probabilities(logits, top_p=1.0), torch.softmax(logits, -1))
+    assert torch.allclose(distribution(logits, top_p=1.0), torch.softmax(logits, -1))
 
 
 def test_tiny_top_p_keeps_only_the_most_likely() -> None:
-    probs = token_probabilities(torch.tensor([TOY]), top_p=1e-9)[0]
+    probs = distribution(torch.tensor([TOY]), top_p=1e-9)[0]
     assert probs.tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0]
 
 
 @pytest.mark.parametrize(("p", "kept"), [(0.49, 1), (0.51, 2), (0.79, 2), (0.85, 3), (1.0, 4)])
 def test_top_p_keeps_smallest_set_reaching_p(p: float, kept: int) -> None:
     logits = torch.log(torch.tensor([[0.3, 0.5, 0.05, 0.15]]))
-    probs = token_probabilities(logits, top_p=p)[0]
+    probs = distribution(logits, top_p=p)[0]
     assert int((probs > 0).sum()) == kept
     assert probs[1] > 0  # the most likely token always survives
     assert probs.sum().item() == pytest.approx(1.0)
@@ -119,7 +124,7 @@ def test_top_p_keeps_smallest_set_reaching_p(p: float, kept: int) -> None:
 
 def test_top_p_filters_each_row_independently() -> None:
     logits = torch.log(torch.tensor([[0.9, 0.05, 0.05], [0.4, 0.35, 0.25]]))
-    probs = token_probabilities(logits, top_p=0.8)
+    probs = distribution(logits, top_p=0.8)
     assert (probs > 0).sum(-1).tolist() == [1, 3]
 
 

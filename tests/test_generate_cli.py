@@ -147,7 +147,7 @@ def test_weights_source(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
         (["--temperature", "-1"], "temperature must be a finite number >= 0"),
         (["--temperature", "nan"], "temperature must be a finite number >= 0"),
         (["--top-k", "0"], "top_k must be an integer in [1, 50257]"),
-        (["--top-p", "0"], "top_p must be in (0, 1]"),
+        (["--top-p", "0"], "top_p must be a number in (0, 1]"),
         (["--max-new-tokens", "-5"], "max_new_tokens must be an integer"),
         (["--num-samples", "0"], "num_samples must be an integer"),
         (["--context-keep", "65"], "context_keep must be an integer in [1, 64]"),

@@ -27,9 +27,10 @@ from gptcore.runs.events import (
 )
 from gptcore.runs.metrics import MetricsWriter, parse_line, read_metrics
 from gptcore.runs.rundir import RunDir
-from gptcore.settings.declare import dataclass_from_dict
+from gptcore.settings.declare import from_mapping
 from gptcore.settings.train import TrainConfig
 from gptcore.training.health import OverfitDetector, SpikeDetector, health_text, z_score
+from gptcore.training.step import TrainStep
 from gptcore.training.trainer import Trainer
 from tui.settings import Settings, load_settings, save_settings
 
@@ -129,7 +130,7 @@ def test_health_settings_are_validated() -> None:
     with pytest.raises(ConfigError, match="spike_window must be at most"):
         TrainConfig(spike_window=10**6)
     with pytest.raises(ConfigError, match="skip_spikes must be true or false"):
-        dataclass_from_dict(TrainConfig, {"skip_spikes": 1})
+        from_mapping(TrainConfig, {"skip_spikes": 1})
 
 
 def test_the_cli_prints_one_line_per_health_event() -> None:
@@ -208,13 +209,17 @@ def test_skip_spikes_leaves_the_weights_of_a_spiking_step_unchanged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spiking = 12  # the window (10) is full by then
-    original = Trainer._loss
+    original = TrainStep.loss
+    train_calls = []  # one training forward pass per step (no gradient accumulation)
 
-    def loss(self: Trainer, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):  # noqa: ANN202
+    def loss(self: TrainStep, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):  # noqa: ANN202
         out = original(self, model, x, y)
-        return out * 1000 if model.training and self.state.step == spiking else out
+        if not model.training:
+            return out  # an evaluation
+        train_calls.append(1)
+        return out * 1000 if len(train_calls) == spiking + 1 else out
 
-    monkeypatch.setattr(Trainer, "_loss", loss)
+    monkeypatch.setattr(TrainStep, "loss", loss)
     cfg = TrainConfig(
         corpus=str(write_corpus(tmp_path, repeats=30)),
         batch_size=2,

@@ -26,7 +26,7 @@ from gptcore.util.fsutil import atomic_write_text
 from gptcore.util.paths import runs_dir
 from gptcore.weights.modelspec import checkpoint_path
 from tests.run_helpers import write_tiny_run_config
-from tests.tui_part2_helpers import host_app, run_async, tiny_model, wait_until
+from tests.tui_helpers import host_app, run_async, tiny_model, wait_for
 from tui.runstate import RunState
 
 SHA = "0" * 64
@@ -153,7 +153,7 @@ async def test_the_checkpoints_screen_opens_with_hostile_meta_and_shows_warnings
     app = host_app(CheckpointsPane)
     async with app.run_test(size=(160, 30)) as pilot:
         pane = app.query_one(CheckpointsPane)
-        await wait_until(pilot, lambda: pane.loaded)
+        await wait_for(pilot, lambda: pane.loaded)
         table = pane.query_one(DataTable)
         assert table.row_count == 4
         rows = {str(table.get_row(k)[2]): [str(c) for c in table.get_row(k)] for k in table.rows}

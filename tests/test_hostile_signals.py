@@ -28,7 +28,15 @@ from tui.screens.train import TrainPane
 from tui.settings import Settings, save_settings
 
 from .run_helpers import write_tiny_run_config
-from .tui_helpers import fast_config, make_app, settle, wait_until, write_corpus
+from .tui_helpers import (
+    SLOW_WAIT_S,
+    fast_config,
+    make_app,
+    settle,
+    train_state,
+    wait_for,
+    write_corpus,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -188,7 +196,9 @@ def test_the_apps_signal_handler_saves_the_run_and_exits_with_its_code(tmp_path:
         async with app.run_test(size=(100, 30)) as pilot:
             await settle(pilot, "corpus")
             await pilot.press("2", "s")
-            await wait_until(pilot, lambda s: s.last_step is not None)
+            await wait_for(
+                pilot, lambda: train_state(pilot).last_step is not None, timeout=SLOW_WAIT_S
+            )
             pane = app.query_one(TrainPane)
             run_dirs.append(pane.run_dir)
             app.stop_for_signal(signal.SIGTERM)

@@ -130,7 +130,7 @@ def test_cli_inspect_model_and_errors(capsys):
     out = capsys.readouterr().out
     assert "50 draws" in out and "entropy" in out
     assert main(["inspect", "--toy", "--top-p", "1.5"]) == 2
-    assert "top_p must be in (0, 1]" in capsys.readouterr().err
+    assert "top_p must be a number in (0, 1]" in capsys.readouterr().err
     assert main(["inspect", "--toy", "--temperatures", "1,x"]) == 2
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gptcore.errors import ConfigError
-from gptcore.model.gpt import GPTModel
+from gptcore.model.gpt import GPTModel, KVCache
 from gptcore.model.tokenizer import decode
 from gptcore.settings.model import PRESETS, GPTConfig, get_preset
 
@@ -85,7 +85,7 @@ def test_kv_cache_matches_full_forward(tiny_config):
     idx = torch.randint(0, tiny_config.vocab_size, (2, 20))
     with torch.no_grad():
         full = model(idx)
-        cache = model.new_cache(2)
+        cache = KVCache(tiny_config, 2, "cpu")
         pieces = [model(idx[:, :7], cache), model(idx[:, 7:8], cache), model(idx[:, 8:20], cache)]
     assert cache.length == 20
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-5, atol=1e-5)

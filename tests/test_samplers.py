@@ -16,10 +16,10 @@ from gptcore.sampling.chain import apply_chain, chain_stages, filter_logits, sel
 from gptcore.sampling.decode import generate_token_ids
 from gptcore.sampling.from_text import inspect_settings_from_text, settings_from_text
 from gptcore.sampling.nexttoken import chain_distributions
-from gptcore.sampling.settings import GenerationSettings
 from gptcore.sampling.stream import generate
 from gptcore.settings.model import GPTConfig
-from tests.tui_part2_helpers import run_async
+from gptcore.settings.sampling import GenerationSettings
+from tests.tui_helpers import run_async
 
 LOGITS = torch.tensor([[2.0, -1.0, 0.5, 1.0, -2.0]])
 NEG = float("-inf")
@@ -224,7 +224,7 @@ def test_inspect_shows_each_stage(capsys: pytest.CaptureFixture[str]) -> None:
     assert "after each stage" in out
     assert "bias/ban" in out and "min-p" in out
     controls = inspect_settings_from_text({"min_p": "0.1"}, 9, ban=["3"])
-    stages = chain_distributions(torch.tensor([4.5, 0.9, -1.9, 6.75, 1.6]), controls.sampling())
+    stages = chain_distributions(torch.tensor([4.5, 0.9, -1.9, 6.75, 1.6]), controls.sampling)
     assert [n for n, _ in stages] == ["logits", "bias/ban", "temperature", "min-p"]
     assert float(stages[1][1][3]) == 0.0
 
@@ -236,8 +236,7 @@ def test_inspect_shows_each_stage(capsys: pytest.CaptureFixture[str]) -> None:
 async def test_chat_sampler_controls_change_generation_and_the_inspector_shows_stages():
     from textual.widgets import Input, Static
 
-    from tests.tui_part2_helpers import host_app, make_checkpoint, settle, tiny_model, wait_until
-    from tests.tui_part2_helpers import pane as find_pane
+    from tests.tui_helpers import find_pane, host_app, make_checkpoint, settle, tiny_model, wait_for
     from tui.screens.chat import ChatPane
     from tui.screens.inspector import InspectorScreen
 
@@ -250,7 +249,7 @@ async def test_chat_sampler_controls_change_generation_and_the_inspector_shows_s
         pane = await find_pane(pilot, ChatPane)
         pane.open_model(str(ckpt))
         await settle(pilot)
-        await wait_until(pilot, lambda: pane.model is not None and not pane.loading)
+        await wait_for(pilot, lambda: pane.model is not None and not pane.loading)
         for key, value in (
             ("temperature", "0"),
             ("max_new_tokens", "8"),
@@ -267,7 +266,7 @@ async def test_chat_sampler_controls_change_generation_and_the_inspector_shows_s
         pane.query_one("#chat-prompt", Input).focus()
         await pilot.press("enter")
         await settle(pilot)
-        await wait_until(pilot, lambda: not pane.generating)
+        await wait_for(pilot, lambda: not pane.generating)
         banned = generate(
             tiny_model(), prompt, max_new_tokens=8, eos_id=None, ban=(first,), no_repeat_ngram=1
         ).samples[0]
@@ -281,7 +280,7 @@ async def test_chat_sampler_controls_change_generation_and_the_inspector_shows_s
         pane.query_one("#chat-prompt", Input).value = prompt
         await pilot.pause()
         pane.action_inspect()
-        await wait_until(pilot, lambda: isinstance(app.screen, InspectorScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
         await settle(pilot)
         view = str(app.screen.query_one("#insp-stages-view", Static).render())
         assert "bias/ban" in view and "no-repeat-ngram" in view

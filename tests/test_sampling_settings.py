@@ -16,15 +16,18 @@ from gptcore.model.gpt import GPTModel
 from gptcore.model.inference import check_precision
 from gptcore.model.tokenizer import END_OF_TEXT_ID
 from gptcore.sampling.from_text import (
-    MAX_DRAWS,
-    InspectSettings,
     inspect_settings_from_text,
     messages_by_label,
     settings_from_text,
 )
-from gptcore.sampling.settings import MAX_NEW_TOKENS_LIMIT, GenerationSettings
 from gptcore.sampling.stream import generate
-from tests.tui_part2_helpers import host_app, run_async, wait_until
+from gptcore.settings.sampling import (
+    MAX_DRAWS,
+    MAX_NEW_TOKENS_LIMIT,
+    GenerationSettings,
+    InspectSettings,
+)
+from tests.tui_helpers import host_app, run_async, wait_for
 from tui.screens.chat import ChatPane
 from tui.screens.inspector import InspectorScreen
 
@@ -78,8 +81,8 @@ def test_valid_and_blank_fields(field: str, text: str, value: object) -> None:
         ("top_k", "0", "top_k must be an integer in [1, 50257], got 0", False),
         ("top_k", "50258", "top_k must be an integer in [1, 50257], got 50258", True),
         ("top_p", "x", "top_p must be a number, got 'x'", False),
-        ("top_p", "0", "top_p must be in (0, 1], got 0.0", False),
-        ("top_p", "1.5", "top_p must be in (0, 1], got 1.5", False),
+        ("top_p", "0", "top_p must be a number in (0, 1], got 0.0", False),
+        ("top_p", "1.5", "top_p must be a number in (0, 1], got 1.5", False),
         ("max_new_tokens", "", "max_new_tokens is required", False),
         ("max_new_tokens", "many", "max_new_tokens must be an integer, got 'many'", False),
         ("max_new_tokens", "-1", "max_new_tokens must be an integer in [0, ", False),
@@ -132,7 +135,7 @@ def test_stop_at_eos_and_stop_strings() -> None:
 def test_the_chat_defaults_build_the_expected_settings() -> None:
     from tui.screens.chat import CONTROLS
 
-    settings = settings_from_text({key: initial for key, _, initial in CONTROLS})
+    settings = settings_from_text({f.name: f.initial for f in CONTROLS})
     assert settings == GenerationSettings(temperature=1.0, top_k=40, max_new_tokens=50)
 
 
@@ -145,7 +148,8 @@ def test_inspect_settings_defaults_and_values() -> None:
         {"temperature": "0.5", "top_k": "3", "top_p": "", "temperatures": "1; 0.1, 5",
          "draws": "0", "seed": "7"}, 9,
     )  # fmt: skip
-    assert got == InspectSettings(0.5, 3, None, (1.0, 0.1, 5.0), 0, 7)
+    sampling = replace(InspectSettings().sampling, temperature=0.5, top_k=3, top_p=None)
+    assert got == InspectSettings(sampling, (1.0, 0.1, 5.0), 0, 7)
 
 
 @pytest.mark.parametrize(
@@ -153,7 +157,7 @@ def test_inspect_settings_defaults_and_values() -> None:
     [
         ("temperature", "-1", "temperature must be a finite number >= 0", False),
         ("top_k", "10", "top_k must be an integer in [1, 9], got 10", True),
-        ("top_p", "1.5", "top_p must be in (0, 1], got 1.5", False),
+        ("top_p", "1.5", "top_p must be a number in (0, 1], got 1.5", False),
         ("temperatures", "1, hot", "temperatures must be numbers separated by commas", False),
         ("temperatures", "1, -2", "temperatures must be a finite number >= 0, got -2.0", False),
         ("temperatures", " , ", "give at least one temperature", False),
@@ -230,17 +234,17 @@ async def test_cli_and_app_reject_the_same_value_with_the_same_field(capsys) -> 
     assert (
         cli_errors["generate"]
         == cli_errors["inspect"]
-        == {"top_p": "--top-p: top_p must be in (0, 1], got 1.5"}
+        == {"top_p": "--top-p: top_p must be a number in (0, 1], got 1.5"}
     )
 
     app = host_app(ChatPane)
     async with app.run_test(size=(100, 40)) as pilot:
         chat = app.query_one(ChatPane)
-        await wait_until(pilot, lambda: chat._active)  # validated once shown
+        await wait_for(pilot, lambda: chat._active)  # validated once shown
         chat.query_one("#chat-top_p", Input).value = "1.5"
         await pilot.pause()
         # The same rule, in the app's words: the field's label on screen.
-        assert chat.errors == {"top_p": "top-p must be in (0, 1], got 1.5"}
+        assert chat.errors == {"top_p": "top-p must be a number in (0, 1], got 1.5"}
         assert chat.query_one("#chat-top_p", Input).has_class("-invalid")
         assert chat.settings is None
 

@@ -14,9 +14,10 @@ from gptcore.cli import main
 from gptcore.model.gpt import MultiHeadAttention
 from gptcore.settings.model import PRESETS, GPTConfig
 from gptcore.speedlab import ladder as speedlab
-from gptcore.speedlab.ladder import COMPILE_ON_CPU, RUNG_KEYS, build_model, flags_for, run_ladder
+from gptcore.speedlab.ladder import BookAttention, BookGELU, BookLayerNorm, build_model, run_ladder
 from gptcore.speedlab.results import RungFinished, RungResult, list_results, load_report
-from tests.tui_part2_helpers import host_app, run_async, wait_until
+from gptcore.speedlab.rungs import COMPILE_ON_CPU, RUNG_KEYS, flags_for
+from tests.tui_helpers import host_app, run_async, wait_for
 from tui.screens.speedlab import SpeedLabPane, results_table
 
 MINI = GPTConfig(
@@ -72,13 +73,12 @@ def test_flags_are_cumulative_and_leave_out_what_does_not_run() -> None:
 
 
 def test_rung_zero_is_the_books_model_and_the_last_is_the_fast_one() -> None:
-    attention, layer_norm, gelu = speedlab.book_modules()
     book = build_model(MINI, flags_for(0, {}))
     block = book.trf_blocks[0]
-    assert isinstance(block.att, attention) and block.att.stored_mask
+    assert isinstance(block.att, BookAttention) and block.att.stored_mask
     assert "mask" in dict(block.att.named_buffers())
-    assert isinstance(block.norm1, layer_norm) and isinstance(book.final_norm, layer_norm)
-    assert isinstance(block.ff.layers[1], gelu)
+    assert isinstance(block.norm1, BookLayerNorm) and isinstance(book.final_norm, BookLayerNorm)
+    assert isinstance(block.ff.layers[1], BookGELU)
     # Rung 1: the same attention, its mask made on the fly (no buffer).
     on_the_fly = build_model(MINI, flags_for(1, {})).trf_blocks[0].att
     assert not on_the_fly.stored_mask and not list(on_the_fly.buffers())
@@ -160,16 +160,16 @@ def test_screen_runs_shows_rows_and_cancels(monkeypatch: pytest.MonkeyPatch) -> 
             pane.focus()
             await pilot.pause()
             await pilot.press("s")
-            await wait_until(pilot, lambda: pane.report is not None and len(pane.report.rungs) >= 3)
+            await wait_for(pilot, lambda: pane.report is not None and len(pane.report.rungs) >= 3)
             assert pane.running_rung == 3
             table = _text(results_table(pane.report, pane.running_rung))
             assert "running…" in table and "1.00×" in table and "4.00×" not in table
             assert pane.report.ratio(pane.report.rungs[0]) == 1.0
             await pilot.press("c")
-            await wait_until(pilot, lambda: not pane.running and pane.report.cancelled)
+            await wait_for(pilot, lambda: not pane.running and pane.report.cancelled)
             status = str(app.query_one("#speedlab-status").render())
             assert status.startswith("cancelled · saved ")
             assert [r.index for r in pane.report.rungs] == [0, 1, 2]
-            await wait_until(pilot, lambda: len(pane.saved) == 1)
+            await wait_for(pilot, lambda: len(pane.saved) == 1)
 
     flow()

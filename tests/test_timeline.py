@@ -14,12 +14,12 @@ from textual.widgets import Input, Static
 
 import gptcore.sampling.timeline
 from gptcore.cli import main
-from gptcore.sampling.settings import GenerationSettings
 from gptcore.sampling.timeline import TimelineEntry, sample_timeline
+from gptcore.settings.sampling import GenerationSettings
 from tui.screens.timeline import TimelineScreen
 
 from .run_helpers import write_tiny_run_config
-from .tui_part2_helpers import run_async, settle
+from .tui_helpers import run_async, settle
 
 PROMPT = "Every effort moves you"
 SEED = 5
@@ -151,7 +151,7 @@ def test_damaged_checkpoints_get_their_error(run: Path) -> None:
 
 
 def test_cli_json_and_text(run: Path, capsys) -> None:
-    args = ["timeline", str(run), "--seed", str(SEED), *FLAGS, "--against", "preset:tiny"]
+    args = ["timeline", str(run), "--sample-seed", str(SEED), *FLAGS, "--against", "preset:tiny"]
     assert main([*args, "--json"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["step"] for r in records] == [11, 22, 33]
@@ -175,9 +175,9 @@ def test_cli_json_and_text(run: Path, capsys) -> None:
     assert "--- run/step-000033  step 33  tokens 1,056  val loss " in out
     assert PROMPT + records[2]["text"] in out
 
-    assert main(["timeline", str(run), "--seed", "x", "--top-k", "0"]) == 2
+    assert main(["timeline", str(run), "--sample-seed", "x", "--top-k", "0"]) == 2
     err = capsys.readouterr().err
-    assert "--seed: seed must be an integer" in err and "--top-k: top_k must be" in err
+    assert "--sample-seed: seed must be an integer" in err and "--top-k: top_k must be" in err
 
 
 # ---------------------------------------------------------------- the screen

@@ -13,11 +13,11 @@ from gptcore.model.tokenizer import (
     END_OF_TEXT_ID,
     EXPECTED_SHA256,
     WHITESPACE,
-    build_encoding,
     decode,
     encode,
     encode_to_uint16,
     get_tokenizer,
+    load_ranks,
     packaged_bpe_dir,
 )
 
@@ -56,12 +56,12 @@ def test_tampered_bpe_file_is_rejected(tmp_path):
     with open(tmp_path / "vocab.bpe", "a", encoding="utf-8") as f:
         f.write("x y\n")
     with pytest.raises(TokenizerError, match="vocab.bpe does not match"):
-        build_encoding(tmp_path)
+        load_ranks(tmp_path)
 
 
 def test_missing_bpe_file_is_reported(tmp_path):
     with pytest.raises(TokenizerError, match="cannot read GPT-2 BPE file"):
-        build_encoding(tmp_path)
+        load_ranks(tmp_path)
 
 
 def _reference_ids(text):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from gptcore.data.corpus import raw_topics_text
+from gptcore.data.order import loader_pass_seed, shuffled_order
 from gptcore.data.tokens import prepare_corpus
 from gptcore.data.windows import make_loader
 from gptcore.errors import ConfigError
@@ -30,15 +31,10 @@ from gptcore.runs.events import (
 )
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.train import TrainConfig
-from gptcore.training import trainer as train_mod
-from gptcore.training.trainer import (
-    Trainer,
-    eval_steps,
-    loader_pass_seed,
-    lr_at,
-    resolve_precision,
-    shuffled_order,
-)
+from gptcore.training import step as step_mod
+from gptcore.training.precision import resolve_precision
+from gptcore.training.step import lr_at
+from gptcore.training.trainer import Trainer
 
 from .run_helpers import book_train_model_simple
 
@@ -125,15 +121,15 @@ def test_the_books_loop_around_our_model_matches_bitwise(corpus_file: Path) -> N
 def test_loop_semantics_steps_evals_and_samples(corpus_file: Path) -> None:
     cfg = settings(corpus_file, epochs=3, eval_freq=5, eval_iter=5, sample_tokens=4, lr=4e-3)
     trainer, result, events = run(model=dataclasses.replace(MODEL, drop_rate=0.0), cfg=cfg)
-    per_epoch = trainer.steps_per_epoch
-    assert per_epoch == trainer.n_train // 2  # drop_last batches of 2
+    per_epoch = trainer.plan.steps_per_epoch
+    assert per_epoch == trainer.plan.train_windows // 2  # drop_last batches of 2
     total = 3 * per_epoch
     started = of(events, RunStarted)[0]
     assert started.total_steps == total and started.step == 0
     assert [e.step for e in of(events, StepEnd)] == list(range(total))
     assert [e.epoch for e in of(events, StepEnd)] == [s // per_epoch for s in range(total)]
     # The book's formula: evaluate after global steps 0, 5, 10, ...
-    assert [e.step for e in of(events, EvalEnd)] == eval_steps(total, 5)
+    assert [e.step for e in of(events, EvalEnd)] == list(range(0, total, 5))
     assert len(of(events, EvalEnd)) == math.ceil(total / 5)
     samples = of(events, Sample)
     assert [s.epoch for s in samples] == [0, 1, 2]
@@ -153,7 +149,7 @@ def test_exact_resume_is_bitwise(corpus_file: Path, tmp_path: Path) -> None:
     gives the weights, optimizer state and evaluations of the uninterrupted run."""
     cfg = settings(corpus_file, epochs=3, eval_freq=3, max_steps=13)
     straight, r1, ev1 = run(cfg=cfg, run_dir=tmp_path / "straight")
-    assert r1.step == 13 and straight.steps_per_epoch == 11
+    assert r1.step == 13 and straight.plan.steps_per_epoch == 11
     a = weights(straight.model)
     sa = straight.optimizer.state_dict()["state"]
     for stop_at in (6, 11):
@@ -185,10 +181,10 @@ def test_cancel_saves_a_checkpoint_that_resumes(corpus_file: Path, tmp_path: Pat
     holder["t"] = trainer
     result = trainer.run()
     assert isinstance(result, Finished) and result.reason == "cancelled" and result.step == 3
-    ckpt = load_checkpoint(trainer.last_checkpoint)
+    ckpt = load_checkpoint(trainer.policy.last_path)
     assert ckpt.step == 3 and ckpt.reason == "interrupt" and ckpt.has_optimizer
     _, again, _ = run(cfg=cfg, resume=tmp_path / "run")
-    assert again.reason == "completed" and again.step == 2 * trainer.steps_per_epoch
+    assert again.reason == "completed" and again.step == 2 * trainer.plan.steps_per_epoch
 
 
 def test_pause_holds_steps_until_unpaused(corpus_file: Path) -> None:
@@ -229,7 +225,7 @@ def test_request_checkpoint_and_keep_last(corpus_file: Path, tmp_path: Path) -> 
     root = tmp_path / "run" / "checkpoints"
     kept = [load_checkpoint(p) for p in sorted(root.iterdir())]
     steps = sorted(c.step for c in kept)
-    total = trainer.steps_per_epoch
+    total = trainer.plan.steps_per_epoch
     # The newest two and the best (every step saved after its eval) survive retention.
     assert steps[-2:] == [total - 1, total] and len(kept) <= 3
     best = min(e.val_loss for e in of(events, EvalEnd))
@@ -240,7 +236,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
     corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"n": 0}
-    real = train_mod.calc_loss_batch
+    real = step_mod.calc_loss_batch
 
     def poisoned(*args, **kwargs):
         loss = real(*args, **kwargs)
@@ -249,7 +245,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
         calls["n"] += 1
         return loss * float("nan") if calls["n"] == 5 else loss
 
-    monkeypatch.setattr(train_mod, "calc_loss_batch", poisoned)
+    monkeypatch.setattr(step_mod, "calc_loss_batch", poisoned)
     cfg = settings(corpus_file, epochs=2, eval_freq=100, checkpoint_every=2)
     trainer, result, events = run(cfg=cfg, run_dir=tmp_path / "run")
     assert isinstance(result, Failed) and result.kind == "nan"
@@ -267,7 +263,7 @@ def test_a_failing_listener_does_not_stop_training(corpus_file: Path) -> None:
     trainer = Trainer(MODEL, settings(corpus_file, epochs=1), listeners=[broken, events.append])
     result = trainer.run()
     assert isinstance(result, Finished) and result.reason == "completed"
-    assert len(of(events, StepEnd)) == trainer.steps_per_epoch
+    assert len(of(events, StepEnd)) == trainer.plan.steps_per_epoch
 
 
 def test_user_errors_end_in_failed_and_write_nothing(
@@ -296,7 +292,7 @@ def test_grad_accumulation_and_clipping_run(corpus_file: Path) -> None:
     cfg = settings(corpus_file, epochs=1, grad_accum=2, grad_clip=0.5)
     trainer, result, events = run(cfg=cfg)
     assert result.reason == "completed"
-    assert trainer.steps_per_epoch == trainer.n_train_batches // 2
+    assert trainer.plan.steps_per_epoch == trainer.plan.train_batches // 2
     steps = of(events, StepEnd)
     assert steps[0].tokens_seen == 2 * 2 * 16 and steps[0].grad_norm > 0
 

@@ -25,7 +25,16 @@ from tui.screens.open_run import OpenRunScreen
 from tui.screens.train import TrainPane
 from tui.settings import load_settings
 
-from .tui_helpers import fast_config, make_app, run_async, settle, wait_until, write_corpus
+from .tui_helpers import (
+    SLOW_WAIT_S,
+    fast_config,
+    make_app,
+    run_async,
+    settle,
+    train_state,
+    wait_for,
+    write_corpus,
+)
 
 SIZE = (80, 24)
 
@@ -127,7 +136,7 @@ async def test_builtin_and_pasted_corpora_show_their_numbers(corpus: Path) -> No
         await pilot.press("escape", "b")
         await settle(pilot, "corpus")
         assert "builtin" in text_of(app, "#corpus-name")
-        assert app.corpus_source == "builtin"
+        assert app.state.corpus_source == "builtin"
 
 
 @run_async
@@ -148,7 +157,7 @@ async def test_corpus_and_train_screens_show_the_trainers_batch_plan(verdict_pat
         assert "characters 20,479  tokens 5,145" in stats
         model, train = load_config(key)
         train = dataclasses.replace(train, corpus=str(verdict_path))
-        assert app.run_config == (model, train)
+        assert app.state.run_config == (model, train)
         corpus = prepare_corpus(verdict_path)
         plan = batch_plan(len(corpus.train_tokens), len(corpus.val_tokens), model, train)
         assert plan.train_windows == 160 and plan.steps_per_epoch == 20
@@ -222,7 +231,7 @@ async def test_invalid_hyperparameters_are_marked_and_block_start(corpus: Path) 
         app.query_one("#f-lr", Input).value = "0.001"
         await pilot.pause()
         assert text_of(app, "#form-reason") == ""
-        model, train = app.run_config
+        model, train = app.state.run_config
         assert (train.batch_size, train.lr, train.corpus) == (4, 0.001, str(corpus))
 
 
@@ -236,7 +245,11 @@ async def test_train_tiny_see_losses_and_samples_pause_resume_stop(tmp_path: Pat
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, "corpus")
         await pilot.press("2", "s")
-        await wait_until(pilot, lambda s: len(s.samples) >= 1 and len(s.evals) >= 3)
+        await wait_for(
+            pilot,
+            lambda: len(train_state(pilot).samples) >= 1 and len(train_state(pilot).evals) >= 3,
+            timeout=SLOW_WAIT_S,
+        )
         pane = app.query_one(TrainPane)
         state = pane.state
         assert state.state == "running"
@@ -254,7 +267,9 @@ async def test_train_tiny_see_losses_and_samples_pause_resume_stop(tmp_path: Pat
         await pilot.press("p")
         assert not pane.trainer.paused and pane.state.state == "running"
         seen = pane.state.last_step.step
-        await wait_until(pilot, lambda s: s.last_step.step > seen)  # it goes on
+        await wait_for(
+            pilot, lambda: train_state(pilot).last_step.step > seen, timeout=SLOW_WAIT_S
+        )  # it goes on
 
         await pilot.press("x")
         await settle(pilot, "train")
@@ -275,7 +290,9 @@ def test_quit_while_training_confirms_saves_and_leaves_no_thread(tmp_path: Path)
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot, "corpus")
             await pilot.press("2", "s")
-            await wait_until(pilot, lambda s: s.last_step is not None)
+            await wait_for(
+                pilot, lambda: train_state(pilot).last_step is not None, timeout=SLOW_WAIT_S
+            )
             pane = app.query_one(TrainPane)
             await pilot.press("ctrl+q")
             await pilot.pause()
@@ -342,7 +359,12 @@ async def test_watch_follows_a_growing_metrics_file(tmp_path: Path, corpus: Path
         readers: list[threading.Thread] = []
         poll = pane._follower.poll
         pane._follower.poll = lambda: readers.append(threading.current_thread()) or poll()
-        await wait_until(pilot, lambda s: s.last_step is not None and s.last_step.step == 1)
+        await wait_for(
+            pilot,
+            lambda: (
+                train_state(pilot).last_step is not None and train_state(pilot).last_step.step == 1
+            ),
+        )
         assert app.query_one(TabbedContent).active == "train"
         assert pane.watching == run
         assert text_of(app, "#run-state").startswith("RUNNING (watched)")
@@ -357,7 +379,7 @@ async def test_watch_follows_a_growing_metrics_file(tmp_path: Path, corpus: Path
             partial='{"event": "finished", "step": 2, "epo',
         )
         pane.poll_watched()  # what the timer does every 0.25 s
-        await wait_until(pilot, lambda s: len(s.evals) == 1)
+        await wait_for(pilot, lambda: len(train_state(pilot).evals) == 1)
         assert pane.state.state == "running"
         assert "Every effort moves you [/b]" in log_text(app.query_one("#samples", RichLog))
         with metrics.open("a", encoding="utf-8") as f:
@@ -368,7 +390,7 @@ async def test_watch_follows_a_growing_metrics_file(tmp_path: Path, corpus: Path
                 + "\n"
             )
         pane.poll_watched()
-        await wait_until(pilot, lambda s: s.state == "finished")
+        await wait_for(pilot, lambda: train_state(pilot).state == "finished")
         assert text_of(app, "#run-state").startswith("FINISHED (watched) · all epochs done")
         assert readers and threading.main_thread() not in readers
 
@@ -390,6 +412,6 @@ async def test_open_a_run_from_the_train_screen(tmp_path: Path, corpus: Path) ->
         assert "no such folder" in str(app.screen.query_one("#run-path-error", Static).render())
         app.screen.query_one("#run-path", Input).value = str(run)
         await pilot.press("enter")
-        await wait_until(pilot, lambda s: s.state == "running")
+        await wait_for(pilot, lambda: train_state(pilot).state == "running")
         pane = app.query_one(TrainPane)
         assert pane.watching == run

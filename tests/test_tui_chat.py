@@ -5,19 +5,17 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input, Static
 
-from gptcore.sampling.settings import GenerationSettings
 from gptcore.sampling.stream import generate
-from tests.tui_part2_helpers import (
+from gptcore.settings.sampling import GenerationSettings
+from tests.tui_helpers import (
     TINY,
+    find_pane,
     host_app,
     make_checkpoint,
     run_async,
     settle,
     tiny_model,
-    wait_until,
-)
-from tests.tui_part2_helpers import (
-    pane as find_pane,
+    wait_for,
 )
 from tui.app import GptTuiApp
 from tui.screens.chat import ChatDelta, ChatPane, chat_prompt
@@ -35,7 +33,7 @@ async def _open_chat(pilot, spec: str) -> ChatPane:
     pane = await find_pane(pilot, ChatPane)
     pane.open_model(spec)
     await settle(pilot)
-    await wait_until(pilot, lambda: pane.model is not None and not pane.loading)
+    await wait_for(pilot, lambda: pane.model is not None and not pane.loading)
     return pane
 
 
@@ -71,7 +69,7 @@ async def test_streams_the_engine_output_verbatim():
         pane.query_one("#chat-prompt", Input).focus()
         await pilot.press(*"Every effort", "enter")
         await settle(pilot)
-        await wait_until(pilot, lambda: not pane.generating)
+        await wait_for(pilot, lambda: not pane.generating)
         expected = generate(
             tiny_model(), "Every effort",
             GenerationSettings(max_new_tokens=12, temperature=1.0, top_k=20, seed=7),
@@ -139,21 +137,21 @@ async def test_keyboard_model_choice_then_stop_generation_midway():
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await find_pane(pilot, ChatPane)
         await pilot.press("3")  # the Chat tab, then ctrl+o and Enter: the first model
-        await wait_until(pilot, lambda: bool(pane._choices))
+        await wait_for(pilot, lambda: bool(pane._choices))
         await pilot.press("ctrl+o")
         await pilot.pause()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: pane.model is not None)
+        await wait_for(pilot, lambda: pane.model is not None)
         assert pane.spec == str(ckpt)  # the picker's first entry: the run's latest
-        await wait_until(pilot, lambda: pane.query_one("#chat-prompt", Input).has_focus)
+        await wait_for(pilot, lambda: pane.query_one("#chat-prompt", Input).has_focus)
         await _set(pilot, pane, "max_new_tokens", "100000")
         await _set(pilot, pane, "seed", "1")
         await pilot.press("a", "enter")
-        await wait_until(pilot, lambda: bool(pane._live_text.get(0)))
+        await wait_for(pilot, lambda: bool(pane._live_text.get(0)))
         assert pane.generating
         await pilot.press("escape")  # Stop while generating
         await settle(pilot)
-        await wait_until(pilot, lambda: not pane.generating)
+        await wait_for(pilot, lambda: not pane.generating)
         assert "stopped" in _log_text(pane)[-1]
         assert pane.query_one("#chat-prompt", Input).has_focus  # Esc did not also leave it
 
@@ -170,7 +168,7 @@ async def test_chat_mode_feeds_history_and_saves_transcript():
         for message in ("hello there, how are you today?", "and again"):
             assert pane.send(message)
             await settle(pilot)
-            await wait_until(pilot, lambda: not pane.generating)
+            await wait_for(pilot, lambda: not pane.generating)
         assert [u for u, _ in pane.history] == ["hello there, how are you today?", "and again"]
         # The tiny model's 32-token window cannot hold the history: it says so.
         assert any("history truncated" in t for t in _log_text(pane))
@@ -190,7 +188,7 @@ async def test_missing_model_is_a_notification_not_a_crash(tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(ChatPane)
         pane.open_model(f"ckpt:{tmp_path / 'nope'}")  # the older explicit prefix still parses
-        await wait_until(pilot, lambda: not pane.loading)
+        await wait_for(pilot, lambda: not pane.loading)
         assert pane.model is None
         status = str(pane.query_one("#chat-status", Static).render())
         assert status.startswith("could not load ") and "no run or checkpoint named" in status

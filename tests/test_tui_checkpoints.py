@@ -10,17 +10,15 @@ from gptcore.runs.checkpoint import load_checkpoint, save_checkpoint
 from gptcore.training.evaluate import evaluate_model
 from gptcore.util.paths import runs_dir
 from gptcore.weights.modelspec import load_spec
-from tests.tui_part2_helpers import (
+from tests.tui_helpers import (
+    find_pane,
     host_app,
     make_checkpoint,
     make_corrupted,
     run_async,
     settle,
     tiny_model,
-    wait_until,
-)
-from tests.tui_part2_helpers import (
-    pane as find_pane,
+    wait_for,
 )
 from tui.app import GptTuiApp
 from tui.screens.chat import ChatPane
@@ -30,7 +28,7 @@ from tui.settings import Settings
 
 async def _start(pilot) -> CheckpointsPane:
     pane = await find_pane(pilot, CheckpointsPane)
-    await wait_until(pilot, lambda: pane.loaded)
+    await wait_for(pilot, lambda: pane.loaded)
     pane.query_one(DataTable).focus()
     await pilot.pause()
     return pane
@@ -95,7 +93,7 @@ async def test_rename_and_delete_ask_first():
         field = app.screen.query_one("#prompt-input", Input)
         field.value = "keeper"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: any(i.name == "keeper" for i in pane.infos))
+        await wait_for(pilot, lambda: any(i.name == "keeper" for i in pane.infos))
         assert load_checkpoint(runs_dir() / "tiny-run" / "checkpoints" / "keeper").step == 5
         await _highlight(pilot, pane, "step-10")
         await pilot.press("d")
@@ -106,7 +104,7 @@ async def test_rename_and_delete_ask_first():
         await pilot.press("d")
         await pilot.pause()
         await pilot.press("y")
-        await wait_until(pilot, lambda: [i.name for i in pane.infos] == ["keeper"])
+        await wait_for(pilot, lambda: [i.name for i in pane.infos] == ["keeper"])
         assert not (runs_dir() / "tiny-run" / "checkpoints" / "step-10").exists()
 
 
@@ -138,14 +136,12 @@ async def _export_and_compare():
         assert (exports / "step-5.pth").is_file()
         assert (exports / "step-5-hf" / "config.json").is_file()
         # The export worker thread reports each file through a notification.
-        await wait_until(
-            pilot, lambda: sum("exported" in n.message for n in app._notifications) == 2
-        )
+        await wait_for(pilot, lambda: sum("exported" in n.message for n in app._notifications) == 2)
         await pilot.press("m")
         await _highlight(pilot, pane, "step-10")
         await pilot.press("v")
         await settle(pilot)
-        await wait_until(pilot, lambda: pane.compare_text.startswith("losses"))
+        await wait_for(pilot, lambda: pane.compare_text.startswith("losses"))
         lines = pane.compare_text.splitlines()
         assert lines[0] == (
             "losses of tiny-run on builtin (Python help topics) "
@@ -172,13 +168,13 @@ async def test_open_in_chat_switches_tab_and_loads():
         pane = await _start(pilot)
         await pilot.press("o")
         chat = app.query_one(ChatPane)
-        await wait_until(pilot, lambda: chat.model is not None)
+        await wait_for(pilot, lambda: chat.model is not None)
         assert app.query_one("#tabs").active == "chat"
         assert chat.spec == str(pane.infos[0].path)
 
 
 def test_snapshot_checkpoints(snap_compare, monkeypatch):
-    from tests.tui_part2_helpers import fixed_home
+    from tests.tui_helpers import fixed_home
 
     fixed_home(monkeypatch)
     # Fixed dates and a fixed home so the picture does not depend on when it runs.
@@ -191,7 +187,7 @@ def test_snapshot_checkpoints(snap_compare, monkeypatch):
     async def run_before(pilot):
         pane = await find_pane(pilot, CheckpointsPane)
         await pilot.press("4")
-        await wait_until(pilot, lambda: pane.loaded)
+        await wait_for(pilot, lambda: pane.loaded)
         pane.infos[0].created = pane.infos[1].created = 0  # no wall-clock date in the picture
         pane._fill()
         await pilot.pause()
@@ -232,7 +228,7 @@ async def _compare_at(size, run):
         await _highlight(pilot, pane, "step-000060")
         await pilot.press("v")
         await settle(pilot)
-        await wait_until(pilot, lambda: pane.compare_text.startswith("losses"))
+        await wait_for(pilot, lambda: pane.compare_text.startswith("losses"))
         await pilot.pause()
         text = "\n".join(screen_lines(app))
         assert f"losses of {run} on builtin" in text, (size, text)

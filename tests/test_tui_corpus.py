@@ -37,7 +37,7 @@ async def test_a_bad_path_never_shows_as_the_loaded_corpus(tmp_path: Path) -> No
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, "corpus")
         assert text_of(app, "#corpus-name") == "Corpus: small.txt"
-        tokens = app.corpus_tokens
+        tokens = app.state.corpus_tokens
         assert tokens is not None
         for name, content, words in BAD_PATHS:
             bad = tmp_path / name
@@ -50,7 +50,7 @@ async def test_a_bad_path_never_shows_as_the_loaded_corpus(tmp_path: Path) -> No
             assert text_of(app, "#corpus-name") == f"Not loaded: {bad}", name
             stats = text_of(app, "#corpus-stats")
             assert stats.startswith("Still using: small.txt (loaded before"), name
-            assert app.corpus_source == str(good) and app.corpus_tokens == tokens
+            assert app.state.corpus_source == str(good) and app.state.corpus_tokens == tokens
 
 
 @run_async
@@ -62,7 +62,7 @@ async def test_a_good_load_after_a_bad_path_shows_only_the_new_corpus(tmp_path: 
         assert "corpus not found" in text_of(app, "#corpus-error")
         assert text_of(app, "#corpus-name") == f"Not loaded: {missing}"
         assert text_of(app, "#corpus-stats") == ""  # nothing loaded: no numbers
-        assert app.corpus_tokens is None
+        assert app.state.corpus_tokens is None
 
         await _load_path(pilot, write_corpus(tmp_path))
         assert text_of(app, "#corpus-name") == "Corpus: small.txt"

@@ -43,9 +43,9 @@ async def test_a_first_start_opens_on_the_quick_run_with_its_estimate(fixed_rate
         line = await _estimate_line(app, pilot)
         quick = str(shipped_configs()["quick"])
         assert app.query_one("#config-select", Select).value == quick
-        model, train = app.run_config
+        model, train = app.state.run_config
         assert load_config(quick)[0] == model and train.corpus == "builtin"
-        plan = batch_plan(*app.corpus_tokens, model, train)
+        plan = batch_plan(*app.state.corpus_tokens, model, train)
         seconds = estimate_seconds(model, train, plan, RATE)
         assert line == f"estimated {format_duration(seconds)} on cpu"
         assert 60 < seconds < 600  # minutes, not hours, at this rate

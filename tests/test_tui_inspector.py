@@ -8,14 +8,7 @@ from textual.widgets import Input, Static
 
 from gptcore.model.tokenizer import encode
 from gptcore.sampling.nexttoken import TOY_LOGITS, TOY_VOCAB, distribution, next_token_logits
-from tests.tui_part2_helpers import (
-    host_app,
-    make_checkpoint,
-    run_async,
-    settle,
-    tiny_model,
-    wait_until,
-)
+from tests.tui_helpers import host_app, make_checkpoint, run_async, settle, tiny_model, wait_for
 from tui.screens.chat import ChatPane
 from tui.screens.inspector import InspectorScreen
 
@@ -35,7 +28,7 @@ async def _set(pilot, screen: InspectorScreen, key: str, value: str) -> None:
 
 async def _draws(pilot, screen: InspectorScreen) -> None:
     await settle(pilot)
-    await wait_until(pilot, lambda: screen.counts is not None)
+    await wait_for(pilot, lambda: screen.counts is not None)
 
 
 @run_async
@@ -101,12 +94,12 @@ async def test_opens_from_chat_on_the_model_and_prompt():
     async with app.run_test(size=(100, 40)) as pilot:
         chat = app.query_one(ChatPane)
         chat.open_model(f"ckpt:{ckpt}")
-        await wait_until(pilot, lambda: chat.model is not None)
+        await wait_for(pilot, lambda: chat.model is not None)
         chat.query_one("#chat-prompt", Input).value = "Every effort moves you"
         chat.query_one("#chat-top_k", Input).value = "5"
         await pilot.pause()
         await pilot.press("ctrl+n")
-        await wait_until(pilot, lambda: isinstance(app.screen, InspectorScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
         screen = app.screen
         assert not screen.toy and screen.query_one("#insp-top_k", Input).value == "5"
         logits = next_token_logits(tiny_model(), encode("Every effort moves you"))

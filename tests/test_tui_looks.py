@@ -23,8 +23,7 @@ from tui.screens.inspector import InspectorScreen
 from tui.screens.train import TrainPane
 from tui.widgets.loss_chart import LossChart, nice_ticks, tick_labels
 
-from .tui_helpers import FAST_MODEL, make_app, run_async, settle
-from .tui_part2_helpers import host_app
+from .tui_helpers import FAST_MODEL, host_app, make_app, run_async, settle
 
 SIZE = (80, 24)
 
@@ -235,7 +234,7 @@ async def test_train_form_reason_names_the_field_by_its_label() -> None:
         await pilot.pause()
         await settle(pilot)
         reason = str(train.query_one("#form-reason", Static).render())
-        assert reason == "Can't start: context must be a positive integer, got 0"
+        assert reason == "Can't start: context must be positive, got 0"
 
 
 # ---------------------------------------------------------------- saved transcripts

@@ -10,8 +10,7 @@ from gptcore.weights.downloads import HF_URL_ENV, OPENAI_URL_ENV, local_status
 from gptcore.weights.gpt2 import HF_FILES, SIZES, gpt2_dir
 from gptcore.weights.hf_export import export_hf
 from tests.test_download import Server
-from tests.tui_part2_helpers import host_app, run_async, tiny_model, wait_until
-from tests.tui_part2_helpers import pane as find_pane
+from tests.tui_helpers import SLOW_WAIT_S, find_pane, host_app, run_async, tiny_model, wait_for
 from tui.app import GptTuiApp
 from tui.screens.chat import ChatPane
 from tui.screens.models import ModelsPane
@@ -31,7 +30,7 @@ def _serve_tiny_gpt2(server: Server, tmp_path) -> dict[str, bytes]:
 
 async def _ready(pilot) -> ModelsPane:
     pane = await find_pane(pilot, ModelsPane)
-    await wait_until(pilot, lambda: pane.loaded)
+    await wait_for(pilot, lambda: pane.loaded)
     pane.query_one(DataTable).focus()
     await pilot.pause()
     return pane
@@ -61,27 +60,27 @@ async def _download_flow(files: dict[str, bytes]) -> None:
     app = host_app(ModelsPane, ChatPane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await _ready(pilot)
-        await wait_until(pilot, lambda: _status(pane, "124M/hf") == "absent")
+        await wait_for(pilot, lambda: _status(pane, "124M/hf") == "absent")
         assert pane.current() == ("124M", "hf")
         await pilot.press("d")
         assert pane.downloading == ("124M", "hf")
-        await wait_until(pilot, lambda: pane.downloading is None, tries=2000)
+        await wait_for(pilot, lambda: pane.downloading is None, timeout=SLOW_WAIT_S)
         assert pane.updates >= 1 and pane.progress is not None
         assert pane.progress.done == pane.progress.total == len(files["model.safetensors"])
         assert "model.safetensors (2/2)" in str(pane.query_one("#models-progress", Static).render())
         assert "is complete in" in pane.message
-        await wait_until(pilot, lambda: _status(pane, "124M/hf") == "complete")
+        await wait_for(pilot, lambda: _status(pane, "124M/hf") == "complete")
         for name, data in files.items():
             assert (gpt2_dir("124M", "hf") / name).read_bytes() == data
         # One key opens it in Chat, where the served model answers.
         await pilot.press("o")
         chat = app.query_one(ChatPane)
-        await wait_until(pilot, lambda: chat.model is not None, tries=2000)
+        await wait_for(pilot, lambda: chat.model is not None, timeout=SLOW_WAIT_S)
         assert chat.spec == "gpt2:124M" and chat.model.config.emb_dim == 32
         chat.query_one("#chat-max_new_tokens").value = "4"  # a busy 2-core machine
         await pilot.pause()
         assert chat.send("Hello")
-        await wait_until(pilot, lambda: not chat.generating)
+        await wait_for(pilot, lambda: not chat.generating)
         assert chat.transcript[-1][0] == "continuation"
 
 
@@ -104,14 +103,14 @@ async def test_offline_says_so_and_where_to_put_files(monkeypatch):
         ]
         assert str(table.get_cell("1558M/openai", "download")) == "~6.4 GB"
         await pilot.press("d")
-        await wait_until(pilot, lambda: pane.downloading is None, tries=2000)
+        await wait_for(pilot, lambda: pane.downloading is None, timeout=SLOW_WAIT_S)
         shown = str(pane.query_one("#models-message", Static).render())
         assert shown.startswith("No network? The download server cannot be reached.")
         assert "connection refused" in shown
         assert f"put these files into {gpt2_dir('124M', 'hf')}" in shown
         hint = str(pane.query_one("#models-hint", Static).render())
         assert f"put config.json, model.safetensors into {gpt2_dir('124M', 'hf')}" in hint
-        await wait_until(pilot, lambda: _status(pane, "124M/hf") == "absent")
+        await wait_for(pilot, lambda: _status(pane, "124M/hf") == "absent")
         assert str(pane.query_one("#models-progress", Static).render()) == ""  # no "connecting …"
 
 
@@ -124,7 +123,7 @@ async def test_offline_notice_shows_on_opening_without_pressing_a_key(monkeypatc
     app = host_app(ModelsPane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await _ready(pilot)
-        await wait_until(pilot, lambda: pane.probed)
+        await wait_for(pilot, lambda: pane.probed)
         assert pane.downloading is None and pane.updates == 0
         shown = str(pane.query_one("#models-message", Static).render())
         assert shown.startswith("No network? The download servers cannot be reached")
@@ -146,7 +145,7 @@ async def _probe_answered() -> None:
     app = host_app(ModelsPane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await _ready(pilot)
-        await wait_until(pilot, lambda: pane.probed)
+        await wait_for(pilot, lambda: pane.probed)
         assert pane.message == ""
 
 
@@ -175,7 +174,7 @@ async def test_keys_that_cannot_act_say_why():
 
         (folder / "model.safetensors.part").write_bytes(b"partial")
         await pilot.press("g")
-        await wait_until(pilot, lambda: _status(pane, "124M/hf") == "partial: d resumes")
+        await wait_for(pilot, lambda: _status(pane, "124M/hf") == "partial: d resumes")
         await pilot.press("o")
         await pilot.pause()
         assert (
@@ -201,13 +200,13 @@ async def _cancel_flow(size: int) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await _ready(pilot)
         await pilot.press("d")
-        await wait_until(
+        await wait_for(
             pilot, lambda: pane.progress is not None and pane.progress.name == "model.safetensors"
         )
         await pilot.press("x")
-        await wait_until(pilot, lambda: pane.downloading is None, tries=2000)
+        await wait_for(pilot, lambda: pane.downloading is None, timeout=SLOW_WAIT_S)
         assert pane.message.startswith("download cancelled; the partial files are kept")
-        await wait_until(pilot, lambda: _status(pane, "124M/hf") == "partial: d resumes")
+        await wait_for(pilot, lambda: _status(pane, "124M/hf") == "partial: d resumes")
         part = gpt2_dir("124M", "hf") / "model.safetensors.part"
         assert 0 < part.stat().st_size < size
         await pilot.press("delete")
@@ -218,20 +217,20 @@ async def _cancel_flow(size: int) -> None:
         await pilot.press("delete")
         await pilot.pause()
         await pilot.press("y")
-        await wait_until(pilot, lambda: _status(pane, "124M/hf") == "absent")
+        await wait_for(pilot, lambda: _status(pane, "124M/hf") == "absent")
         assert not gpt2_dir("124M", "hf").exists()
         assert not local_status("124M", "hf").bytes
 
 
 def test_snapshot_models(snap_compare, monkeypatch):
-    from tests.tui_part2_helpers import fixed_home
+    from tests.tui_helpers import fixed_home
 
     fixed_home(monkeypatch)
 
     async def run_before(pilot):
         models = await find_pane(pilot, ModelsPane)
         await pilot.press("5")
-        await wait_until(pilot, lambda: models.loaded and models.probed)
+        await wait_for(pilot, lambda: models.loaded and models.probed)
         await pilot.pause()
 
     assert snap_compare(

@@ -12,8 +12,7 @@ from textual.widgets import DataTable
 
 from gptcore.util.paths import runs_dir
 from gptcore.weights.gpt2 import gpt2_dir
-from tests.tui_part2_helpers import host_app, make_checkpoint, run_async, wait_until
-from tests.tui_part2_helpers import pane as find_pane
+from tests.tui_helpers import find_pane, host_app, make_checkpoint, run_async, wait_for
 from tui.app import PANE_CSS, SCREENS, PaneRouter
 from tui.messages import OpenInChat, ResumeRun
 from tui.screens.chat import ChatPane
@@ -75,21 +74,21 @@ async def test_open_and_continue_are_app_messages_the_app_routes() -> None:
     app = Recorder()
     async with app.run_test(size=(140, 30)) as pilot:
         pane = await find_pane(pilot, CheckpointsPane)
-        await wait_until(pilot, lambda: pane.loaded)
+        await wait_for(pilot, lambda: pane.loaded)
         pane.query_one(DataTable).focus()
         await pilot.pause()
         await pilot.press("o")
         chat = app.query_one(ChatPane)
-        await wait_until(pilot, lambda: chat.model is not None)
+        await wait_for(pilot, lambda: chat.model is not None)
         assert chat.spec == str(path)
         await pilot.press("t")  # a dialog shows the command and offers to start it here
         await pilot.pause()
         await pilot.press("y")  # no Train screen here: the app gives the command instead
-        await wait_until(pilot, lambda: len(app.routed) == 2)
+        await wait_for(pilot, lambda: len(app.routed) == 2)
         opened, resumed = app.routed
         assert isinstance(opened, OpenInChat) and opened.spec == str(path)
         assert isinstance(resumed, ResumeRun) and resumed.checkpoint == path
-        await wait_until(
+        await wait_for(
             pilot, lambda: any("gpt-tui train --resume" in n.message for n in app._notifications)
         )
 
@@ -115,14 +114,14 @@ async def test_deleting_a_checkpoint_runs_in_a_worker_and_the_ui_stays_responsiv
     app = host_app(CheckpointsPane, ChatPane)
     async with app.run_test(size=(140, 30)) as pilot:
         pane = await find_pane(pilot, CheckpointsPane)
-        await wait_until(pilot, lambda: pane.loaded)
+        await wait_for(pilot, lambda: pane.loaded)
         table = pane.query_one(DataTable)
         table.focus()
         table.move_cursor(row=table.get_row_index(str(runs_dir() / "tiny-run/checkpoints/step-10")))
         await pilot.press("d")
         await pilot.pause()
         await pilot.press("y")
-        await wait_until(pilot, lambda: bool(deleters))
+        await wait_for(pilot, lambda: bool(deleters))
         # The deletion is still going on, and the screen still answers keys.
         sort_by = pane.sort_by
         await pilot.press("s")
@@ -130,7 +129,7 @@ async def test_deleting_a_checkpoint_runs_in_a_worker_and_the_ui_stays_responsiv
         assert any(i.name == "step-10" for i in pane.infos)
         release.set()
         # The result arrives as a message; the app has the lists re-read.
-        await wait_until(pilot, lambda: [i.name for i in pane.infos] == ["step-5"])
+        await wait_for(pilot, lambda: [i.name for i in pane.infos] == ["step-5"])
         assert deleters[0] is not threading.main_thread()
         assert any("deleted tiny-run/step-10" in n.message for n in app._notifications)
 
@@ -153,13 +152,13 @@ async def test_deleting_downloaded_weights_runs_in_a_worker(monkeypatch) -> None
     app = host_app(ModelsPane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await find_pane(pilot, ModelsPane)
-        await wait_until(pilot, lambda: pane.loaded)
+        await wait_for(pilot, lambda: pane.loaded)
         pane.query_one(DataTable).focus()
         await pilot.pause()
         assert pane.current() == ("124M", "hf")
         await pilot.press("delete")
         await pilot.pause()
         await pilot.press("y")
-        await wait_until(pilot, lambda: pane.message == "deleted GPT-2 124M (hf)")
+        await wait_for(pilot, lambda: pane.message == "deleted GPT-2 124M (hf)")
         assert not folder.exists()
         assert deleters and threading.main_thread() not in deleters

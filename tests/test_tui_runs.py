@@ -28,9 +28,7 @@ from tui.screens.runs import RunsPane
 from tui.settings import Settings
 from tui.widgets.run_chart import RunChart
 
-from .tui_helpers import FAST_MODEL, write_corpus
-from .tui_part2_helpers import host_app, run_async, wait_until
-from .tui_part2_helpers import pane as find_pane
+from .tui_helpers import FAST_MODEL, find_pane, host_app, run_async, wait_for, write_corpus
 
 LRS = {"lr-1e-3": 1e-3, "lr-4e-3": 4e-3, "lr-1e-2": 1e-2}
 SIZE = (100, 30)
@@ -74,7 +72,7 @@ def table_names(pane: RunsPane) -> list[str]:
 
 async def open_pane(pilot) -> RunsPane:
     pane = await find_pane(pilot, RunsPane)
-    await wait_until(pilot, lambda: pane.loaded)
+    await wait_for(pilot, lambda: pane.loaded)
     pane.query_one(DataTable).focus()
     await pilot.pause()
     return pane
@@ -87,7 +85,7 @@ async def overlay(pilot, pane: RunsPane, names: list[str]) -> None:
         table.move_cursor(row=table_names(pane).index(name))
         await pilot.press("space")
     want = {p for p in pane.selected}
-    await wait_until(pilot, lambda: want <= set(pane.series))
+    await wait_for(pilot, lambda: want <= set(pane.series))
 
 
 def drawn(chart: RunChart, run: str, label: str, raw: bool = False):
@@ -194,7 +192,7 @@ async def test_filter_and_pinned_reference(runs: dict[str, Path]) -> None:
         await overlay(pilot, pane, ["lr-1e-3"])
         table.move_cursor(row=table_names(pane).index("lr-4e-3"))
         await pilot.press("r")
-        await wait_until(pilot, lambda: runs["lr-4e-3"] in pane.series)
+        await wait_for(pilot, lambda: runs["lr-4e-3"] in pane.series)
         assert pane.pinned == runs["lr-4e-3"]
         assert table_names(pane)[0] == "lr-4e-3"
         assert str(table.get_row_at(0)[0]) == "★"
@@ -219,7 +217,7 @@ async def test_a_running_run_updates_live(runs: dict[str, Path]) -> None:
             assert len(drawn(chart, "lr-1e-3", "train").xs) == 4
             with path.joinpath("metrics.jsonl").open("a", encoding="utf-8") as f:
                 f.writelines(lines[cut:])
-            await wait_until(pilot, lambda: len(drawn(chart, "lr-1e-3", "train").xs) == 8)
+            await wait_for(pilot, lambda: len(drawn(chart, "lr-1e-3", "train").xs) == 8)
 
 
 # ---------------------------------------------------------------- the look at 80x24
@@ -250,7 +248,7 @@ def write_pinned_run(name: str, lr: float, end: str, steps: int = 40) -> None:
 
 
 def test_snapshot_runs(snap_compare, monkeypatch: pytest.MonkeyPatch) -> None:
-    from .tui_part2_helpers import fixed_home
+    from .tui_helpers import fixed_home
 
     fixed_home(monkeypatch)
     monkeypatch.setenv("TZ", "UTC")  # the started column
@@ -262,13 +260,13 @@ def test_snapshot_runs(snap_compare, monkeypatch: pytest.MonkeyPatch) -> None:
     async def run_before(pilot) -> None:
         pane = await find_pane(pilot, RunsPane)
         await pilot.press("6")
-        await wait_until(pilot, lambda: pane.loaded)
+        await wait_for(pilot, lambda: pane.loaded)
         table = pane.query_one(DataTable)
         for name in ("lr-0.002", "lr-0.004"):
             table.move_cursor(row=table_names(pane).index(name))
             await pilot.press("space")
         await pilot.press("r")
-        await wait_until(pilot, lambda: len(pane.series) == 2)
+        await wait_for(pilot, lambda: len(pane.series) == 2)
         await pilot.pause()
 
     try:
@@ -293,7 +291,7 @@ async def test_a_run_folder_from_elsewhere_is_added_with_a(runs: dict[str, Path]
             pilot.app.screen.query_one("#run-path").value = str(folder)
             await pilot.press("enter")
             await pilot.pause()
-        await wait_until(pilot, lambda: "far-run" in table_names(pane))
+        await wait_for(pilot, lambda: "far-run" in table_names(pane))
         assert pane.extra == [elsewhere] and len(table_names(pane)) == 4
 
 
@@ -308,7 +306,7 @@ async def test_gpt2_reference_lines_on_the_runs_split(runs: dict[str, Path], tmp
     async with host_app(RunsPane).run_test(size=SIZE) as pilot:
         pane = await open_pane(pilot)
         await overlay(pilot, pane, ["lr-4e-3"])
-        await wait_until(pilot, lambda: bool(pane.reference))
+        await wait_for(pilot, lambda: bool(pane.reference))
         row = next(r for r in pane.rows if r.name == "lr-4e-3")
         train, val = reference_losses(
             "124M", row.corpus, row.config["train_ratio"], row.config["model.context_length"],

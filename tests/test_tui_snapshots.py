@@ -21,7 +21,7 @@ from gptcore.settings.model import PRESETS
 from gptcore.settings.train import TrainConfig
 from tui.screens.train import TrainPane
 
-from .tui_helpers import make_app, settle, wait_until, write_corpus
+from .tui_helpers import make_app, settle, train_state, wait_for, write_corpus
 
 SIZE = (80, 24)
 
@@ -113,7 +113,7 @@ def test_train_screen_watching_a_run(snap_compare, tmp_path: Path) -> None:
 
     async def before(pilot: Pilot) -> None:
         await settle(pilot, "corpus")
-        await wait_until(pilot, lambda s: s.state == "finished")  # read in a worker
+        await wait_for(pilot, lambda: train_state(pilot).state == "finished")  # read in a worker
         pane = pilot.app.query_one(TrainPane)
         while not (pane._config_key or "").startswith("run:"):  # its config.toml, read too
             await pilot.pause(0.05)
@@ -134,8 +134,8 @@ def test_help_screen(snap_compare, tmp_path: Path) -> None:
 
 def test_speed_lab_screen(snap_compare, tmp_path: Path) -> None:
     """The Speed Lab with a saved result (a fixed report: no timing on screen)."""
-    from gptcore.speedlab.ladder import RUNGS
     from gptcore.speedlab.results import RungResult, SpeedReport, save_report
+    from gptcore.speedlab.rungs import RUNGS
 
     skipped = {
         "tf32": "CUDA only (NVIDIA tensor cores)",

@@ -15,13 +15,23 @@ from gptcore.runs.rundir import write_run_config
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.train import TrainConfig
 from gptcore.util.paths import runs_dir
-from tests.tui_part2_helpers import TINY, tiny_model
 from tui.app import GptTuiApp
 from tui.screens.dialogs import ConfirmScreen
 from tui.screens.train import TrainPane
 from tui.widgets.model_summary import ModelSummaryView
 
-from .tui_helpers import fast_config, make_app, run_async, settle, wait_until, write_corpus
+from .tui_helpers import (
+    SLOW_WAIT_S,
+    TINY,
+    fast_config,
+    make_app,
+    run_async,
+    settle,
+    tiny_model,
+    train_state,
+    wait_for,
+    write_corpus,
+)
 
 SIZE = (80, 24)
 # The watched run's model: unlike any form config, so the form cannot show it by chance.
@@ -84,7 +94,7 @@ async def test_watch_is_read_only_shows_the_runs_config_and_w_leaves(tmp_path: P
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, "corpus")
         pane = app.query_one(TrainPane)
-        await wait_until(pilot, lambda s: s.last_step is not None)
+        await wait_for(pilot, lambda: train_state(pilot).last_step is not None)
         await pilot.pause()
         pane.focus()
         await pilot.pause()
@@ -94,7 +104,7 @@ async def test_watch_is_read_only_shows_the_runs_config_and_w_leaves(tmp_path: P
         assert (field(app, "batch-size"), field(app, "lr")) == ("3", "0.0007")
         assert app.query_one("#train-form").disabled
         assert selected_config(app) == "20260101-000000-watched (watched)"
-        assert app.run_config[0] == WATCHED
+        assert app.state.run_config[0] == WATCHED
         await pilot.press("m")  # the model summary is of the watched run's model
         await pilot.pause()
         assert app.query_one(ModelSummaryView).request.model == WATCHED
@@ -177,14 +187,14 @@ async def test_continue_confirmed_resumes_with_the_runs_own_config(tmp_path: Pat
         await pilot.pause()
         await pilot.press("y")
         train = app.query_one(TrainPane)
-        await wait_until(pilot, lambda s: s.started is not None)
+        await wait_for(pilot, lambda: train_state(pilot).started is not None, timeout=SLOW_WAIT_S)
         assert app.query_one(TabbedContent).active == "train"
         assert train.state.started.step == 5  # it continues the checkpoint's run
         # The form and `m` are the resumed run's (TINY: context 32, 2 layers, batch 2).
         assert (field(app, "model-context-length"), field(app, "batch-size")) == ("32", "2")
         assert field(app, "max-steps") == "7"
         assert selected_config(app) == "tiny-run/step-5 (resumed)"
-        assert app.run_config[0] == TINY
+        assert app.state.run_config[0] == TINY
         await pilot.press("m")
         await pilot.pause()
         assert app.query_one(ModelSummaryView).request.model == TINY
@@ -210,7 +220,7 @@ async def test_every_key_that_cannot_act_says_why(tmp_path: Path) -> None:
         assert not pane.training
 
         await pilot.press("s")
-        await wait_until(pilot, lambda s: s.last_step is not None)
+        await wait_for(pilot, lambda: train_state(pilot).last_step is not None, timeout=SLOW_WAIT_S)
         token = pane._run_token
         note = await press_and_note(pilot, "s")
         assert "a run is training" in note and "x stops it" in note

@@ -37,7 +37,17 @@ from tui.pump import TrainEvents
 from tui.runstate import RunState
 from tui.screens.train import TrainPane
 
-from .tui_helpers import FAST_MODEL, GUARD_S, fast_config, make_app, run_async, settle, wait_until
+from .tui_helpers import (
+    FAST_MODEL,
+    GUARD_S,
+    SLOW_WAIT_S,
+    fast_config,
+    make_app,
+    run_async,
+    settle,
+    train_state,
+    wait_for,
+)
 from .tui_helpers import write_corpus as write_text_corpus
 
 SIZES = [(80, 24), (60, 20)]
@@ -228,7 +238,7 @@ async def test_stop_says_stopping_at_once(tmp_path: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, "corpus")
         await pilot.press("2", "s")
-        await wait_until(pilot, lambda s: s.last_step is not None)
+        await wait_for(pilot, lambda: train_state(pilot).last_step is not None, timeout=SLOW_WAIT_S)
         pane = app.query_one(TrainPane)
         long_step = threading.Event()  # a step of the 124M model on a CPU: it ends when set
         pane.trainer.add_listener(
@@ -251,7 +261,9 @@ def test_quit_while_training_says_stopping_at_once(tmp_path: Path) -> None:
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot, "corpus")
             await pilot.press("2", "s")
-            await wait_until(pilot, lambda s: s.last_step is not None)
+            await wait_for(
+                pilot, lambda: train_state(pilot).last_step is not None, timeout=SLOW_WAIT_S
+            )
             pane = app.query_one(TrainPane)
             render = pane._render_state
 
@@ -329,7 +341,7 @@ async def test_the_system_line_shows_while_a_run_is_live_and_watched(tmp_path: P
         await pilot.press("2")
         assert system_line(app) == ""  # idle: no run to describe
         await pilot.press("s")
-        await wait_until(pilot, lambda s: s.last_step is not None)
+        await wait_for(pilot, lambda: train_state(pilot).last_step is not None, timeout=SLOW_WAIT_S)
         pane = app.query_one(TrainPane)
         pane._tick()  # the 1 s timer's refresh, now
         await settle(pilot, "sysinfo")
@@ -466,17 +478,17 @@ async def test_a_watched_run_notifies_its_health_and_rings_when_it_ends(
     app = make_app(write_text_corpus(tmp_path), watch_dir=run)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, "corpus")
-        await wait_until(pilot, lambda s: len(s.health) == 1)
+        await wait_for(pilot, lambda: len(train_state(pilot).health) == 1)
         assert [n[0] for n in notes(app) if n[1] == "warning"] == ["Overfitting"]
         writer(Spike(1, 0, "grad_norm", 9.0, 7.0, False))
         writer(Finished(2, 0, "max_steps", 128, 2.0))
         writer.close()
-        await wait_until(pilot, lambda s: s.state == "finished")
+        await wait_for(pilot, lambda: train_state(pilot).state == "finished")
         assert rung == [1]  # it ended while we watched
         assert [n[0] for n in notes(app) if n[1] == "warning"] == ["Overfitting", "Spike"]
         assert notes(app)[-1][:2] == ("Training finished", "information")
         # A run that had already ended when we began watching is history, not news.
         app.query_one(TrainPane).watch_run(run)
-        await wait_until(pilot, lambda s: s.state == "finished")
+        await wait_for(pilot, lambda: train_state(pilot).state == "finished")
         assert rung == [1]
         assert notes(app)[-1][0] == "Run health"  # its two signals, in one notification

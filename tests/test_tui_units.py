@@ -141,11 +141,11 @@ def field(key: str) -> configs.Field:
     [
         # Each reason names the field by the form's label, not its config key.
         ("batch_size", "0", "batch size must be positive"),
-        ("batch_size", "two", "must be a number"),
+        ("batch_size", "two", "batch size must be an integer, got 'two'"),
         ("batch_size", "2.5", "must be an integer"),
         ("batch_size", "", "is required"),
-        ("lr", "-1", "learn rate must be > 0"),
-        ("model.context_length", "-4", "context must be a positive integer"),
+        ("lr", "-1", "learn rate must be positive"),
+        ("model.context_length", "-4", "context must be positive"),
         ("lr", "1e400", "must be finite"),
         ("device", "gpu", "device must be one of auto, cpu, cuda, mps"),
         ("max_steps", "0", "max steps must be positive"),

@@ -13,20 +13,20 @@ import torch.nn.functional as F
 
 from gptcore.errors import ConfigError
 from gptcore.hardware.perf import matmul_parameters
-from gptcore.model.gpt import GPTModel
+from gptcore.model.gpt import GPTModel, KVCache
 from gptcore.model.summary import format_summary, summarize, summarize_config
 from gptcore.runs.checkpoint import save_checkpoint
 from gptcore.runs.checkpoints import load_model
 from gptcore.runs.rundir import config_toml
 from gptcore.sampling.decode import generate_token_ids
-from gptcore.sampling.settings import make_settings
 from gptcore.settings.files import run_config_from_dict
 from gptcore.settings.model import PRESETS, GPTConfig, describe_model
+from gptcore.settings.sampling import make_settings
 from gptcore.settings.train import TrainConfig
 from gptcore.weights.book import export_book_pth, import_book_pth
 from gptcore.weights.hf_export import export_hf
-from gptcore.weights.layouts import read_config, with_vocab_multiple
-from gptcore.weights.loaders import load_hf
+from gptcore.weights.layouts import with_vocab_multiple
+from gptcore.weights.loaders import check_hf_config, load_hf
 
 SMALL = GPTConfig(
     vocab_size=100, context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0
@@ -63,7 +63,7 @@ def test_model_has_padded_rows_and_returns_vocab_size_logits() -> None:
     with torch.no_grad():
         assert model(IDS).shape == (2, 6, 100)
         assert model(IDS, last_only=True).shape == (2, 1, 100)
-        cache = model.new_cache(2)
+        cache = KVCache(PADDED, 2, "cpu")
         assert model(IDS[:, :3], cache).shape == (2, 3, 100)
         assert model(IDS[:, 3:4], cache).shape == (2, 1, 100)
 
@@ -200,7 +200,9 @@ def test_loading_gpt2_weights_into_a_padded_model(tmp_path: Path) -> None:
         transformers.GPT2Config(n_layer=2, n_head=4, n_embd=32, vocab_size=50257, n_positions=32)
     ).eval()
     hf.save_pretrained(tmp_path / "gpt2", safe_serialization=True)
-    config = dataclasses.replace(read_config(tmp_path / "gpt2"), vocab_multiple=64)
+    config = dataclasses.replace(
+        check_hf_config(tmp_path / "gpt2" / "config.json"), vocab_multiple=64
+    )
     model = load_hf(tmp_path / "gpt2", config=config)
     assert model.config.vocab_multiple == 64
     assert model.tok_emb.weight.shape == (50304, 32)

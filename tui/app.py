@@ -19,17 +19,21 @@ from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
-from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import TabbedContent, TabPane
 
 from gptcore.errors import GptTuiError
-from gptcore.settings.model import GPTConfig
-from gptcore.settings.train import TrainConfig
 from gptcore.training.stopsignals import StopSignals, exit_code, signal_name
 
 from .background import IdleCollector, freeze_long_lived_objects
-from .messages import CheckpointsChanged, OpenInChat, ResumeRun, RunFolderChanged
+from .messages import (
+    CheckpointsChanged,
+    CorpusChanged,
+    OpenInChat,
+    ResumeRun,
+    RunConfigChanged,
+    RunFolderChanged,
+)
 from .screens.chat import ChatPane
 from .screens.checkpoints import CheckpointsPane
 from .screens.corpus import CorpusPane
@@ -38,6 +42,7 @@ from .screens.runs import RunsPane
 from .screens.speedlab import SpeedLabPane
 from .screens.train import TrainPane
 from .settings import Settings, load_settings, save_settings
+from .state import AppState
 from .widgets.footer import StableFooter
 
 STYLES = Path(__file__).parent
@@ -66,8 +71,21 @@ SCREENS = [
 
 
 class PaneRouter(App[int]):
-    """Routes the panes' app-level messages (tui.messages) to the pane that acts on
-    them: panes never query each other. Tests' bare host apps route the same way."""
+    """Owns the shared state (tui.state.AppState) and routes the panes' app-level
+    messages (tui.messages) to the panes that act on them: panes never query each
+    other. Tests' bare host apps route the same way."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.state = AppState(settings if settings is not None else Settings())
+        self.state.corpus_source = self.state.settings.corpus
+
+    def save_settings(self) -> None:
+        """Write the settings (a failure is a warning: the app goes on without them)."""
+        try:
+            save_settings(self.state.settings)
+        except OSError as exc:
+            self.notify(f"could not save settings: {exc}", severity="warning")
 
     def action_show_tab(self, tab: str) -> None:
         """Switch to a screen's tab (a bare host app has no tab bar)."""
@@ -121,8 +139,24 @@ class PaneRouter(App[int]):
             chat.refresh_models()
 
     def on_run_folder_changed(self, message: RunFolderChanged) -> None:
-        for chat in self.query(ChatPane):
-            chat.trained_run = message.run_dir  # offered as "just trained" in its picker
+        self.state.run_dir = message.run_dir  # Chat offers it as "just trained"
+
+    def on_corpus_changed(self, message: CorpusChanged) -> None:
+        if message.source is not None and message.source != self.state.corpus_source:
+            self.state.corpus_source = self.state.settings.corpus = message.source
+            self.save_settings()
+            for train in self.query(TrainPane):
+                train.schedule_validation()  # the run config now names the new corpus
+        self.state.corpus_tokens = message.tokens
+        for train in self.query(TrainPane):
+            train.corpus_changed()
+
+    def on_run_config_changed(self, message: RunConfigChanged) -> None:
+        self.state.run_config = message.config
+        for corpus in self.query(CorpusPane):
+            corpus.config_changed()
+        for train in self.query(TrainPane):
+            train.config_changed()
 
 
 class GptTuiApp(PaneRouter):
@@ -141,16 +175,9 @@ class GptTuiApp(PaneRouter):
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
 
-    run_config: reactive[tuple[GPTConfig, TrainConfig] | None] = reactive(None, init=False)
-    corpus_source: reactive[str] = reactive("builtin", init=False)
-    # (train, val) token counts of the loaded corpus: what batch plans are computed from.
-    corpus_tokens: reactive[tuple[int, int] | None] = reactive(None, init=False)
-
     def __init__(self, watch_dir: Path | None = None, settings: Settings | None = None) -> None:
-        super().__init__()
-        self.settings = settings if settings is not None else load_settings()
+        super().__init__(settings if settings is not None else load_settings())
         self.watch_dir = watch_dir
-        self.set_reactive(GptTuiApp.corpus_source, self.settings.corpus)
         self.signal_exit_code: int | None = None  # 128 + signum once a stop signal came
         self._train: TrainPane | None = None  # kept past unmount: run() waits for its run
         self._event_loop: asyncio.AbstractEventLoop | None = None
@@ -167,8 +194,8 @@ class GptTuiApp(PaneRouter):
 
     def on_mount(self) -> None:
         self._event_loop = asyncio.get_running_loop()
-        if self.settings.theme in self.available_themes:
-            self.theme = self.settings.theme
+        if self.state.settings.theme in self.available_themes:
+            self.theme = self.state.settings.theme
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.call_after_refresh(self._focus_active)
 
@@ -196,27 +223,15 @@ class GptTuiApp(PaneRouter):
 
     # ------------------------------------------------------------ settings
 
-    def save_settings(self) -> None:
-        try:
-            save_settings(self.settings)
-        except OSError as exc:
-            self.notify(f"could not save settings: {exc}", severity="warning")
-
     def action_toggle_bell(self) -> None:
         """The terminal bell when a run ends (live or watched), on or off (saved)."""
-        self.settings.bell = not self.settings.bell
+        self.state.settings.bell = not self.state.settings.bell
         self.save_settings()
-        self.notify(f"bell when a run ends: {'on' if self.settings.bell else 'off'}")
+        self.notify(f"bell when a run ends: {'on' if self.state.settings.bell else 'off'}")
 
     def _theme_changed(self, theme: object) -> None:
-        self.settings.theme = self.theme
+        self.state.settings.theme = self.theme
         self.save_settings()
-
-    def watch_corpus_source(self, source: str) -> None:
-        self.settings.corpus = source
-        self.save_settings()
-        for train in self.query(TrainPane):
-            train.schedule_validation()  # the run config now names the new corpus
 
     # ------------------------------------------------------------ navigation
 
@@ -274,7 +289,7 @@ class GptTuiApp(PaneRouter):
         )
         corpus = self.query_one(CorpusPane)
         yield SystemCommand("Use the built-in corpus", "(b on Corpus)", corpus.action_use_builtin)
-        now = "on" if self.settings.bell else "off"
+        now = "on" if self.state.settings.bell else "off"
         yield SystemCommand(
             "Toggle bell", f"Ring when a run ends (now {now})", self.action_toggle_bell
         )

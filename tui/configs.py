@@ -2,14 +2,13 @@
 
 Choices are the TOML presets that ship with gpt-tui (configs/), the configs the
 user saved (config dir, configs/), and each model preset with the default
-training settings. Validation goes through gptcore.config so the form accepts
+training settings. Each field is a declared setting (gptcore.settings); the form accepts
 exactly what a config file would.
 """
 
 from __future__ import annotations
 
-import functools
-import typing
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from rich.text import Text
 
 from gptcore.errors import ConfigError
 from gptcore.runs.rundir import config_toml
-from gptcore.settings.declare import dataclass_from_dict
+from gptcore.settings.declare import declared, field_message, parse_text, text_of
 from gptcore.settings.files import load_run_config, shipped_configs
 from gptcore.settings.model import PRESETS, GPTConfig, model_config_from
 from gptcore.settings.train import TrainConfig, check_trainable
@@ -72,8 +71,9 @@ def save_config(name: str, model: GPTConfig, train: TrainConfig) -> Path:
 
 @dataclass(frozen=True)
 class Field:
-    key: str  # "model.context_length" or a TrainConfig field name
-    label: str
+    """One setting the form edits: "model.context_length" or a TrainConfig name."""
+
+    key: str
 
     @property
     def is_model(self) -> bool:
@@ -83,99 +83,76 @@ class Field:
     def name(self) -> str:
         return self.key.removeprefix("model.")
 
+    @property
+    def settings_class(self) -> type:
+        return GPTConfig if self.is_model else TrainConfig
+
+    @property
+    def label(self) -> str:
+        """The declared label (gptcore.settings): the form shows it beside the input."""
+        return declared(self.settings_class)[self.name].setting.label
+
 
 # The hyperparameters the form edits; everything else comes from the chosen config.
-FIELDS = (
-    Field("model.context_length", "context"),
-    Field("epochs", "epochs"),
-    Field("max_steps", "max steps"),
-    Field("batch_size", "batch size"),
-    Field("lr", "learn rate"),
-    Field("weight_decay", "wt decay"),
-    Field("stride", "stride"),
-    Field("eval_freq", "eval every"),
-    Field("eval_iter", "eval iters"),
-    Field("sample_tokens", "sample len"),
-    Field("start_context", "prompt"),
-    Field("seed", "seed"),
-    Field("device", "device"),
+# Their types, bounds, labels and help are the settings' own declarations.
+FIELDS = tuple(
+    Field(key)
+    for key in (
+        "model.context_length",
+        "epochs",
+        "max_steps",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "stride",
+        "eval_freq",
+        "eval_iter",
+        "sample_tokens",
+        "start_context",
+        "seed",
+        "device",
+    )
 )
 FIELD_KEYS = [f.key for f in FIELDS]
-DEVICE_KINDS = ("auto", "cpu", "cuda", "mps")
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, object]:
-    return typing.get_type_hints(cls)  # slow (evaluates string annotations): once per class
-
-
-def _annotation(field: Field) -> object:
-    return _hints(GPTConfig if field.is_model else TrainConfig)[field.name]
 
 
 def field_text(field: Field, model: GPTConfig, train: TrainConfig) -> str:
-    value = getattr(model if field.is_model else train, field.name)
-    return "" if value is None else str(value)
+    return text_of(getattr(model if field.is_model else train, field.name))
 
 
 def parse_field(field: Field, text: str) -> object:
-    """The typed value of one input; empty means "unset" for optional fields."""
-    tp = _annotation(field)
-    optional = type(None) in typing.get_args(tp)
-    text = text.strip()
-    if tp is str or str in typing.get_args(tp):
-        return text
-    if not text:
-        if optional:
-            return None
-        raise ConfigError(f"{field.label} is required")
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"{field.label} must be a number, got {text!r}") from None
+    """The typed value of one input (blank: unset, for a setting that may be unset);
+    ConfigError in the form's words when it does not parse."""
+    values, errors = parse_text(field.settings_class, {field.name: text})
+    if errors:
+        raise ConfigError(field_message(errors[0], field.label), errors=tuple(errors))
+    return values[field.name]
 
 
 def build_configs(
     model: GPTConfig, train: TrainConfig, values: dict[str, object], corpus: str | None = None
 ) -> tuple[GPTConfig, TrainConfig]:
     """Apply typed form values on top of a base config; ConfigError if invalid."""
-    model_data = model.to_dict()
-    train_data = train.to_dict()
-    for key, value in values.items():
-        if key.startswith("model."):
-            model_data[key.removeprefix("model.")] = value
-        else:
-            train_data[key] = value
+    model_values = {
+        k.removeprefix("model."): v for k, v in values.items() if k.startswith("model.")
+    }
+    train_values = {k: v for k, v in values.items() if not k.startswith("model.")}
     if corpus is not None:
-        train_data["corpus"] = corpus
-    new_model = dataclass_from_dict(GPTConfig, model_data)
-    new_train = dataclass_from_dict(TrainConfig, train_data)
+        train_values["corpus"] = corpus
+    new_model = dataclasses.replace(model, **model_values)
+    new_train = dataclasses.replace(train, **train_values)
     check_trainable(new_model, new_train)  # the Trainer's own rules across the two
     return new_model, new_train
 
 
 def validate_field(field: Field, text: str, model: GPTConfig, train: TrainConfig) -> str | None:
     """The reason this input is invalid on top of the base config, or None; it names
-    the field by the label the form shows ("context must be a positive integer …")."""
+    the field by the label the form shows ("context must be positive, got 0")."""
     try:
         value = parse_field(field, text)
-        if field.is_model:  # only the dataclass the field belongs to needs checking
-            dataclass_from_dict(GPTConfig, {**model.to_dict(), field.name: value})
-        else:
-            dataclass_from_dict(TrainConfig, {**train.to_dict(), field.name: value})
+        base = model if field.is_model else train  # only its own class needs checking
+        dataclasses.replace(base, **{field.name: value})
     except ConfigError as exc:
-        # The config's rules name the setting as a config file does (model.context_length,
-        # train.lr, or lr for a type): the form names it by its label.
-        message = str(exc)
-        for name in (field.key if field.is_model else f"train.{field.name}", field.name):
-            if message.startswith(name + " "):
-                return field.label + message[len(name) :]
-        return message
-    if field.key == "device" and text.strip().split(":")[0] not in DEVICE_KINDS:
-        # Availability needs torch; the trainer's pick_device checks it at start.
-        return f"device must be one of {', '.join(DEVICE_KINDS)}, got {text.strip()!r}"
+        mine = [e for e in exc.errors if e.field == field.name]
+        return field_message(mine[0], field.label) if mine else str(exc)
     return None

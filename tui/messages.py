@@ -11,6 +11,9 @@ from pathlib import Path
 
 from textual.message import Message
 
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
+
 
 class OpenInChat(Message):
     """Load the model `spec` names (gptcore.modelspec) in Chat and show Chat."""
@@ -38,3 +41,20 @@ class RunFolderChanged(Message):
     def __init__(self, run_dir: Path | None) -> None:
         super().__init__()
         self.run_dir = run_dir
+
+
+class CorpusChanged(Message):
+    """The Corpus screen loaded `source` (or lost its counts while loading a new one):
+    `tokens` are its (train, val) token counts, None until known."""
+
+    def __init__(self, source: str | None, tokens: tuple[int, int] | None) -> None:
+        super().__init__()
+        self.source, self.tokens = source, tokens
+
+
+class RunConfigChanged(Message):
+    """The Train form now describes `config` (None: the form is invalid)."""
+
+    def __init__(self, config: tuple[GPTConfig, TrainConfig] | None) -> None:
+        super().__init__()
+        self.config = config

@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 
 from gptcore.runs.events import Event, StepEnd
+from gptcore.util.throttle import Throttle
 
 
 class TrainEvents(Message):
@@ -42,22 +43,18 @@ class EventPump:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
-        self.interval = interval
         self.source = source
-        self.clock = clock
+        self._throttle = Throttle(interval, clock)
         self._pending: list[Event] = []
-        self._last_post = float("-inf")
         self._lock = threading.Lock()
         self.posted = 0  # messages posted, for tests and diagnostics
 
     def __call__(self, event: Event) -> None:
         with self._lock:
             self._pending.append(event)
-            now = self.clock()
-            if isinstance(event, StepEnd) and now - self._last_post < self.interval:
-                return  # coalesced into the next message
+            if not self._throttle.ready(force=not isinstance(event, StepEnd)):
+                return  # a step, coalesced into the next message
             batch, self._pending = self._pending, []
-            self._last_post = now
             self.posted += 1
         self.target.post_message(TrainEvents(batch, self.source))
 
@@ -66,7 +63,7 @@ class EventPump:
         with self._lock:
             batch, self._pending = self._pending, []
             if batch:
-                self._last_post = self.clock()
+                self._throttle.ready(force=True)  # the next step waits a full interval
                 self.posted += 1
         if batch:
             self.target.post_message(TrainEvents(batch, self.source))

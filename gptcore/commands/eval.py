@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from gptcore.settings.declare import add_flags
+from gptcore.settings.train import TrainConfig
+
+from .flags import add_device_flag, settings_from_flags
 from .model_args import add_model_arguments, load_from_args
+
+# The corpus and batch settings eval takes, declared as training's own.
+CORPUS = ["corpus", "batch_size", "train_ratio", "decode_errors"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,22 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a run = its latest, RUN:latest or RUN:best), or GPT-2 weights (--gpt2 / --weights).",
     )
     add_model_arguments(p, default_preset="book-124m")
-    p.add_argument("--corpus", default="builtin", help="text file, folder, or 'builtin' (default)")
-    p.add_argument("--batch-size", type=int, default=2, help="windows per batch (default: 2)")
+    add_flags(p, TrainConfig, CORPUS)
     p.add_argument(
         "--max-batches",
         type=int,
         default=None,
         help="evaluate at most N batches per split (default: all)",
     )
-    p.add_argument("--train-ratio", type=float, default=0.9)
-    p.add_argument(
-        "--decode-errors",
-        choices=["strict", "replace"],
-        default="strict",
-        help="how to treat invalid UTF-8",
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_device_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -45,18 +44,17 @@ def run(args: argparse.Namespace) -> int:
     from gptcore.util.progress import ProgressLine
 
     # Flag checks before the (possibly slow) load; evaluate_model checks them too.
-    if args.batch_size <= 0:
-        raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")
+    train = settings_from_flags(TrainConfig, args, CORPUS)
     if args.max_batches is not None and args.max_batches <= 0:
         raise ConfigError(f"--max-batches must be positive, got {args.max_batches}")
     loaded = load_from_args(args, args.device)
     bar = ProgressLine("tokenizing", "chars")
-    corpus = prepare_corpus(args.corpus, args.train_ratio, args.decode_errors, bar.update)
+    corpus = prepare_corpus(train.corpus, train.train_ratio, train.decode_errors, bar.update)
     bar.close()
     result = evaluate_model(
         loaded.model,
         corpus,
-        batch_size=args.batch_size,
+        batch_size=train.batch_size,
         max_batches=args.max_batches,
         device=loaded.device,
     )

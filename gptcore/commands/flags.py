@@ -1,19 +1,31 @@
-"""Engine errors told in the words of the command line: a setting's flag, not its field."""
+"""Sampling flags derived from the settings' declarations, and engine errors told in
+the words of the command line (a setting's flag, not its field name)."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:  # gptcore.generate imports torch: not while the parser is built
-    from gptcore.errors import GenerationError
+from gptcore.errors import ConfigError, FieldError, GenerationError
+from gptcore.settings.declare import (
+    add_flags,
+    declared,
+    field_message,
+    flag_texts,
+    flags_of,
+    parse_text,
+)
+from gptcore.settings.sampling import GenerationSettings, sampler_names
+from gptcore.settings.train import TrainConfig
+
+T = TypeVar("T")
 
 
 def name_flags(error: GenerationError, flags: Mapping[str, str]) -> GenerationError:
     """`error` with each field's message led by the flag that sets it
     (e.g. "--samples: draws must be ..."); the fields stay as they are."""
-    from gptcore.errors import FieldError, GenerationError
 
     def told(item: FieldError | str) -> FieldError | str:
         if isinstance(item, FieldError) and item.field in flags:
@@ -23,67 +35,50 @@ def name_flags(error: GenerationError, flags: Mapping[str, str]) -> GenerationEr
     return GenerationError(*(told(item) for item in error.args))
 
 
-# The samplers beyond the book, shared by `generate` and `inspect` (field -> flag).
-SAMPLER_FLAGS = {
-    "repetition_penalty": "--repetition-penalty",
-    "repetition_window": "--repetition-window",
-    "frequency_penalty": "--frequency-penalty",
-    "presence_penalty": "--presence-penalty",
-    "no_repeat_ngram": "--no-repeat-ngram",
-    "min_p": "--min-p",
-    "logit_bias": "--logit-bias",
-    "ban": "--ban",
-}
-
-
 def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
-    """The sampler flags, as text: gptcore.sampling_settings parses and checks them."""
+    """The samplers beyond the book (generate and inspect), one flag each, as text:
+    gptcore.sampling.from_text parses and checks them by their declarations."""
     g = p.add_argument_group(
         "samplers (each off by default; chain: bias/ban, repetition, frequency/presence, "
         "no-repeat-ngram, top-k, temperature, min-p, top-p)"
     )
-    g.add_argument(
-        "--repetition-penalty",
-        metavar="R",
-        help="divide positive / multiply negative logits of tokens seen in the window (> 0)",
-    )
-    g.add_argument(
-        "--repetition-window",
-        metavar="N",
-        help="the last N tokens, prompt included, the penalties look at (default 64)",
-    )
-    g.add_argument(
-        "--frequency-penalty", metavar="F", help="logit -= F x count in the window, [-2, 2]"
-    )
-    g.add_argument(
-        "--presence-penalty", metavar="P", help="logit -= P if seen in the window, [-2, 2]"
-    )
-    g.add_argument("--no-repeat-ngram", metavar="N", help="never repeat an N-gram of the context")
-    g.add_argument(
-        "--min-p", metavar="P", help="keep tokens with probability >= P x the top one's, [0, 1]"
-    )
-    g.add_argument(
-        "--logit-bias",
-        action="append",
-        default=[],
-        metavar="ID=VALUE",
-        help="add VALUE ([-100, 100]) to token ID's logit (repeatable)",
-    )
-    g.add_argument(
-        "--ban",
-        action="append",
-        default=[],
-        metavar="TEXT_OR_ID",
-        help="never generate this token: an id or one token's text, \\n and \\t understood, "
-        "e.g. '<|endoftext|>' (repeatable)",
-    )
+    add_flags(g, GenerationSettings, sampler_names())
+
+
+def scalar_names(cls: type, names: Iterable[str]) -> list[str]:
+    """The settings among `names` that a flag gives as one value (not a list)."""
+    decls = declared(cls)
+    return [n for n in names if decls[n].base_type in (int, float)]
 
 
 def sampler_text(args: argparse.Namespace) -> dict[str, str]:
-    """The numeric sampler flags given, as typed, by field (absent: the default)."""
-    out = {}
-    for field in SAMPLER_FLAGS:
-        value = getattr(args, field)
-        if isinstance(value, str):
-            out[field] = value
-    return out
+    """The numeric sampler flags given, as typed, by setting name (absent: the default)."""
+    return flag_texts(args, scalar_names(GenerationSettings, sampler_names()))
+
+
+# The flag behind each sampler setting, for error messages.
+SAMPLER_FLAGS = flags_of(GenerationSettings, sampler_names())
+
+
+def settings_from_flags(
+    cls: type[T], args: argparse.Namespace, names: list[str], base: Any = None
+) -> T:
+    """`base` (default: the class's defaults) with the named settings given as flags;
+    a bad value is a ConfigError led by its flag ("--batch-size must be positive, got 0")."""
+    flags = flags_of(cls, names)
+    values, errors = parse_text(cls, flag_texts(args, names))
+    try:
+        if errors:
+            raise ConfigError(errors[0].message, errors=tuple(errors))
+        return dataclasses.replace(base if base is not None else cls(), **values)
+    except ConfigError as exc:
+        mine = [e for e in exc.errors if e.field in flags]
+        if not mine:
+            raise
+        raise ConfigError(field_message(mine[0], flags[mine[0].field])) from None
+
+
+def add_device_flag(p: argparse.ArgumentParser) -> None:
+    """--device, as the training setting declares it (default: auto)."""
+    add_flags(p, TrainConfig, ["device"])
+    p.set_defaults(device=TrainConfig.device)

@@ -9,13 +9,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .flags import SAMPLER_FLAGS, add_sampler_arguments, sampler_text
+from gptcore.settings.declare import add_flags, flag_texts, flags_of
+from gptcore.settings.model import InferenceSettings
+from gptcore.settings.sampling import GenerationSettings
+
+from .flags import SAMPLER_FLAGS, add_device_flag, add_sampler_arguments, sampler_text
 from .model_args import add_model_arguments, load_from_args
 
 if TYPE_CHECKING:
     from gptcore.sampling.stream import Sample
-
-PRECISION_CHOICES = ("fp32", "bf16", "fp16", "int8")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,45 +30,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "<|endoftext|>.",
     )
     add_model_arguments(p)
-    # Sampling flags stay text: gptcore.sampling_settings parses and checks them, by
-    # the same rules (and with the same field names in errors) as the app's controls.
-    p.add_argument(
-        "--sample-seed",
-        metavar="S",
-        help="seed for sampling: the same seed reproduces the same text (default: unseeded)",
-    )
+    # Sampling flags stay text: gptcore.sampling.from_text parses and checks them, by
+    # the same declarations (and with the same field names in errors) as the app's controls.
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", help="the prompt text")
     prompt.add_argument("--prompt-file", metavar="PATH", help="read the prompt from a UTF-8 file")
-    p.add_argument("--max-new-tokens", metavar="N", help="default: 50")
-    p.add_argument("--temperature", metavar="T", help="0 = greedy (default)")
-    p.add_argument("--top-k", metavar="K", help="keep the K most likely")
-    p.add_argument("--top-p", metavar="P", help="nucleus sampling, (0, 1]")
+    add_flags(p, GenerationSettings, SAMPLING)
     add_sampler_arguments(p)
     p.add_argument(
         "--no-eos", action="store_true", help="do not stop at <|endoftext|> (the default stop)"
     )
-    p.add_argument(
-        "--stop",
-        action="append",
-        default=[],
-        metavar="TEXT",
-        help="stop when this text appears (repeatable); it is left out of the output",
-    )
-    p.add_argument("--num-samples", metavar="N", help="samples drawn as one batch (default: 1)")
-    p.add_argument(
-        "--context-keep",
-        metavar="N",
-        help="tokens kept when the context window slides (default: all, exact book output; "
-        "fewer is faster for long outputs)",
-    )
-    p.add_argument(
-        "--precision",
-        choices=PRECISION_CHOICES,
-        default="fp32",
-        help="fp32 (default), bf16, fp16 (CUDA/MPS) or int8 (CPU dynamic quantization)",
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_flags(p, GenerationSettings, ["stop"])
+    add_flags(p, InferenceSettings, ["precision"])
+    p.set_defaults(precision=InferenceSettings.precision)
+    add_device_flag(p)
     p.add_argument(
         "--threads",
         type=int,
@@ -118,33 +95,27 @@ def read_prompt(args: argparse.Namespace) -> str:
     return ""
 
 
+# The sampling settings this command takes as one flag each (the samplers come after).
+SAMPLING = [
+    "max_new_tokens",
+    "temperature",
+    "top_k",
+    "top_p",
+    "seed",
+    "num_samples",
+    "context_keep",
+]
 # The flag behind each sampling setting, for error messages.
 FLAGS = {
-    "temperature": "--temperature",
-    "top_k": "--top-k",
-    "top_p": "--top-p",
-    "max_new_tokens": "--max-new-tokens",
-    "seed": "--sample-seed",
-    "num_samples": "--num-samples",
-    "context_keep": "--context-keep",
-    "precision": "--precision",
+    **flags_of(GenerationSettings, SAMPLING),
+    **flags_of(InferenceSettings, ["precision"]),
     **SAMPLER_FLAGS,
 }
 
 
 def sampling_text(args: argparse.Namespace) -> dict[str, str]:
     """The sampling flags given, as typed, by setting name (absent: the default)."""
-    flags = {
-        "temperature": args.temperature,
-        "top_k": args.top_k,
-        "top_p": args.top_p,
-        "max_new_tokens": args.max_new_tokens,
-        "seed": args.sample_seed,
-        "num_samples": args.num_samples,
-        "context_keep": args.context_keep,
-    }
-    given = {name: text for name, text in flags.items() if text is not None}
-    return {**given, **sampler_text(args)}
+    return {**flag_texts(args, SAMPLING), **sampler_text(args)}
 
 
 def parse_logprobs(text: str | None) -> int | None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from gptcore.settings.declare import add_flags, flag_texts, flags_of
+from gptcore.settings.sampling import GenerationSettings, InspectSettings
+
 from .flags import SAMPLER_FLAGS, add_sampler_arguments, sampler_text
 from .model_args import add_model_arguments, load_from_args
 
@@ -27,18 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--prompt", default="Every effort moves you", help="the text before the next token"
     )
-    # Sampling flags stay text: gptcore.sampling_settings parses and checks them, by
-    # the same rules (and field names) as the inspector screen and `gpt-tui generate`.
-    p.add_argument("--temperature", default="1", help="default 1 (0 = greedy)")
-    p.add_argument("--top-k")
-    p.add_argument("--top-p")
+    # Sampling flags stay text: gptcore.sampling.from_text parses and checks them, by
+    # the same declarations (and field names) as the inspector screen and `generate`.
+    defaults = {"temperature": InspectSettings().sampling.temperature}
+    add_flags(p, GenerationSettings, FILTER, defaults)
     add_sampler_arguments(p)
     p.add_argument("--top", type=int, default=20, help="how many candidates to list (default 20)")
-    p.add_argument(
-        "--temperatures", default="1,0.1,5", help="comma-separated temperatures to compare"
-    )
-    p.add_argument("--samples", default="1000", help="draws for the sampling lab (0: skip)")
-    p.add_argument("--sample-seed", default="123", help="seed of the sampling lab's draws")
+    add_flags(p, InspectSettings, LAB)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--png",
@@ -53,14 +51,13 @@ def _bar(p: float, width: int = BAR) -> str:
     return "#" * round(p * width)
 
 
+# The settings this command takes as one flag each (the samplers come after).
+FILTER = ["temperature", "top_k", "top_p"]
+LAB = ["temperatures", "draws", "seed"]
 # The flag behind each setting, for error messages.
 FLAGS = {
-    "temperature": "--temperature",
-    "top_k": "--top-k",
-    "top_p": "--top-p",
-    "temperatures": "--temperatures",
-    "draws": "--samples",
-    "seed": "--sample-seed",
+    **flags_of(GenerationSettings, FILTER),
+    **flags_of(InspectSettings, LAB),
     **SAMPLER_FLAGS,
 }
 
@@ -87,15 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top <= 0:
         raise ConfigError(f"--top must be positive, got {args.top}")
-    text = {
-        "temperature": args.temperature,
-        "top_k": args.top_k or "",
-        "top_p": args.top_p or "",
-        "temperatures": args.temperatures,
-        "draws": args.samples,
-        "seed": args.sample_seed,
-        **sampler_text(args),
-    }
+    text = {**flag_texts(args, [*FILTER, *LAB]), **sampler_text(args)}
     lists = {"logit_bias": args.logit_bias, "ban": args.ban}
     vocab = len(TOY_VOCAB) if args.toy else VOCAB_SIZE
     try:  # before the (possibly slow) model load
@@ -128,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
         source = loaded.label
     temps = controls.temperatures
-    chain = controls.sampling()
+    chain = controls.sampling
     dist = distribution(logits, chain=chain, history=history)
     stages = chain_distributions(logits, chain, history)
     cands = top_candidates(dist, args.top)
@@ -177,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     settings = (
-        f"temperature {controls.temperature:g}, top-k {controls.top_k or 'off'}, "
-        f"top-p {controls.top_p or 'off'}"
+        f"temperature {controls.sampling.temperature:g}, top-k {controls.sampling.top_k or 'off'}, "
+        f"top-p {controls.sampling.top_p or 'off'}"
     )
     print(f"{source}; prompt {args.prompt!r}" if not args.toy else source)
     print(f"{'token':<18} {'id':>6} {'logit':>8}  {'probability':<{BAR + 8}} after {settings}")

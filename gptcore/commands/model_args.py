@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from gptcore.settings.declare import add_flags
 from gptcore.settings.model import PRESETS
+from gptcore.settings.train import TrainConfig
 from gptcore.weights.spec import CHECKPOINT_KINDS, ModelSpec, parse_spec
+
+from .flags import settings_from_flags
 
 if TYPE_CHECKING:
     import torch
@@ -38,9 +42,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_preset: str | N
         default=default_preset,
         help=f"a freshly initialised model (default: {default_preset})" if default_preset else None,
     )
-    group.add_argument(
-        "--seed", type=int, default=123, help="torch.manual_seed before building a --preset model"
-    )
+    add_flags(group, TrainConfig, ["seed"])  # as training seeds a fresh model
 
 
 def spec_from_args(args: argparse.Namespace) -> ModelSpec:
@@ -60,4 +62,5 @@ def load_from_args(
     """The model the flags name, loaded by gptcore.modelspec.load_spec."""
     from gptcore.weights.modelspec import load_spec
 
-    return load_spec(spec_from_args(args), device, precision, seed=args.seed)
+    seed = settings_from_flags(TrainConfig, args, ["seed"]).seed
+    return load_spec(spec_from_args(args), device, precision, seed=seed)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from gptcore.util.fmt import MISSING, format_bytes, format_si
 
+from .flags import add_device_flag
+
 if TYPE_CHECKING:
     from gptcore.speedlab.results import Event, SpeedReport
 
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--steps", type=int, metavar="N", help="timed steps per rung (default: 3 on a CPU, 20 CUDA)"
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_device_flag(p)
     p.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,
@@ -136,8 +138,8 @@ class _Progress:
 def format_report(report: SpeedReport, columns: int = 80) -> str:
     """The table: one bar per rung scaled to the fastest, ratio to rung 0, peak memory;
     the rungs that did not run, with the reason."""
-    from gptcore.speedlab.ladder import RUNGS
     from gptcore.speedlab.results import bar, describe_device, describe_workload
+    from gptcore.speedlab.rungs import RUNGS
 
     title_w = max(len(r.title) for r in report.rungs) if report.rungs else 10
     # "NN  title  bar  tok/s  ratio  memory"

@@ -5,24 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 
+from gptcore.settings.declare import add_flags
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
+
+from .flags import settings_from_flags
 from .model_args import add_model_arguments, load_from_args, spec_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("summary", help="parameter counts per component and memory estimates")
     add_model_arguments(p, default_preset="book-124m")
-    p.add_argument(
-        "--context-length", type=int, help="count a --preset model at this context length"
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=2, help="batch for the training-memory estimate"
-    )
+    add_flags(p, GPTConfig, ["context_length"], {"context_length": None})  # the preset's
+    add_flags(p, TrainConfig, ["batch_size"])  # for the training-memory estimate
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
 
     from gptcore.errors import ConfigError
     from gptcore.model.summary import (
@@ -34,8 +34,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from gptcore.settings.model import get_preset
 
-    if args.batch_size <= 0:
-        raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")
+    batch_size = settings_from_flags(TrainConfig, args, ["batch_size"]).batch_size
     label = spec_from_args(args).label
     if args.checkpoint or args.gpt2 or args.weights:
         if args.context_length:
@@ -43,12 +42,10 @@ def run(args: argparse.Namespace) -> int:
         loaded = load_from_args(args)
         summary, label = summarize(loaded.model), loaded.label
     else:  # counting needs no weights: build on the meta device
-        config = get_preset(args.preset)
-        if args.context_length:
-            config = dataclasses.replace(config, context_length=args.context_length)
+        config = settings_from_flags(GPTConfig, args, ["context_length"], get_preset(args.preset))
         summary = summarize_config(config)
     if args.json:
-        mem = training_memory(summary, args.batch_size)
+        mem = training_memory(summary, batch_size)
         print(
             json.dumps(
                 {
@@ -64,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         print(label)
-        print(format_summary(summary, args.batch_size))
+        print(format_summary(summary, batch_size))
     return 0

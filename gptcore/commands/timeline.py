@@ -6,18 +6,19 @@ import argparse
 import json
 import sys
 
+from gptcore.settings.declare import add_flags, flag_texts, flags_of
+from gptcore.settings.sampling import GenerationSettings
 from gptcore.settings.train import TrainConfig
+
+from .flags import add_device_flag
 
 # gptcore.timeline's defaults, without importing it (and torch) to build the parser.
 DEFAULT_PROMPT, DEFAULT_SEED = TrainConfig.start_context, TrainConfig.seed
 
+# The sampling settings this command takes, with generate's flags (--sample-seed S).
+SAMPLING = ["seed", "max_new_tokens", "temperature", "top_k"]
 # The flag behind each sampling setting, for error messages.
-FLAGS = {
-    "seed": "--seed",
-    "max_new_tokens": "--max-new-tokens",
-    "temperature": "--temperature",
-    "top_k": "--top-k",
-}
+FLAGS = flags_of(GenerationSettings, SAMPLING)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,16 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--prompt",
         help=f"default: the run's own sample prompt (start_context), else {DEFAULT_PROMPT!r}",
     )
-    p.add_argument("--seed", metavar="S", help=f"sampling seed (default: {DEFAULT_SEED})")
-    p.add_argument("--max-new-tokens", metavar="N", help="default: 50")
-    p.add_argument("--temperature", metavar="T", help="0 = greedy (default)")
-    p.add_argument("--top-k", metavar="K", help="keep the K most likely")
+    add_flags(p, GenerationSettings, SAMPLING, {"seed": DEFAULT_SEED})
     p.add_argument(
         "--against",
         metavar="SPEC",
         help="a second model sampled with the same settings (RUN:best, a checkpoint, gpt2:124M)",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_device_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON object per checkpoint")
     p.set_defaults(func=run)
 
@@ -57,15 +55,10 @@ def run(args: argparse.Namespace) -> int:
 
     from .flags import name_flags
 
-    given = {
-        "seed": args.seed if args.seed is not None else str(DEFAULT_SEED),
-        "max_new_tokens": args.max_new_tokens,
-        "temperature": args.temperature,
-        "top_k": args.top_k,
-    }
+    given = {"seed": str(DEFAULT_SEED), **flag_texts(args, SAMPLING)}
     # The same parser and defaults as `gpt-tui generate`'s flags.
     try:
-        settings = settings_from_text({k: v for k, v in given.items() if v is not None})
+        settings = settings_from_text(given)
     except GenerationError as exc:
         raise name_flags(exc, FLAGS) from None
     run_dir = find_run(args.run)

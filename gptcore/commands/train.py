@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from gptcore.errors import GptTuiError
+from gptcore.settings.declare import add_flags
+from gptcore.settings.train import TrainConfig
 from gptcore.training.stopsignals import StopSignals, exit_code, signal_name
 from gptcore.util.fmt import format_duration
 
@@ -35,17 +37,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         help="override a setting: `--set max_steps=20`, `--set model.n_layers=4` (repeatable)",
     )
-    p.add_argument("--corpus", metavar="PATH", help="corpus file, folder, 'builtin' or 'verdict'")
+    add_flags(p, TrainConfig, ["corpus"], {"corpus": None})  # default: the config's
     p.add_argument(
         "--resume",
         metavar="RUN_OR_CHECKPOINT",
         help="continue from a checkpoint folder, a run (its latest), RUN:latest or RUN:best",
     )
-    p.add_argument(
-        "--init",
-        metavar="SPEC",
-        help="start from pretrained weights: gpt2:124M or weights:DIR (= --set init=SPEC)",
-    )
+    add_flags(p, TrainConfig, ["init"])
     p.add_argument(
         "--run-dir", metavar="DIR", help="write the run here (default: a new run folder)"
     )

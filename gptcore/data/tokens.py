@@ -44,6 +44,8 @@ from gptcore.util.fsutil import atomic_open, atomic_write_bytes
 from gptcore.util.paths import token_cache_dir
 
 CACHE_FORMAT = 2  # 2: meta.json counts the whole text's tokens
+# A cache folder: the two splits' token ids (uint16), then the meta that marks it complete.
+TRAIN_FILE, VAL_FILE, META_FILE = "train.bin", "val.bin", "meta.json"
 
 
 CHUNK_CHARS = 1 << 20  # 1 MiB of text per tokenizer task
@@ -218,7 +220,7 @@ def _write_token_cache(
     chunks = stream_chunks(corpus.blocks(), split, chunk_chars)
     encoded = _encode_parallel(chunks, threads)
     with contextlib.ExitStack() as stack:
-        names = ("train.bin", "val.bin")
+        names = (TRAIN_FILE, VAL_FILE)
         files = [stack.enter_context(atomic_open(folder / name, "wb")) for name in names]
         stack.callback(encoded.close)  # runs first: stops the pool, then the files go
         for part, chunk, ids in encoded:
@@ -316,7 +318,7 @@ def prepare_corpus(
         "tokens": n_tokens,
         "train_ratio": train_ratio,
     }
-    atomic_write_bytes(folder / "meta.json", json.dumps(meta).encode())  # last: marks completeness
+    atomic_write_bytes(folder / META_FILE, json.dumps(meta).encode())  # last: marks completeness
     loaded = _load_cached(folder, key)
     if loaded is None:  # pragma: no cover - only if the disk lost what we just wrote
         raise CorpusError(f"the token cache in {folder} could not be read back")
@@ -326,9 +328,9 @@ def prepare_corpus(
 def _load_cached(folder: Path, key: str) -> TokenizedCorpus | None:
     """The cached corpus in `folder`, or None if absent or damaged (then rebuilt)."""
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-        train = _load_tokens(folder / "train.bin")
-        val = _load_tokens(folder / "val.bin")
+        meta = json.loads((folder / META_FILE).read_text())
+        train = _load_tokens(folder / TRAIN_FILE)
+        val = _load_tokens(folder / VAL_FILE)
         if len(train) != meta["train_tokens"] or len(val) != meta["val_tokens"]:
             return None
         chars, split = meta["chars"], meta["train_chars"]

@@ -171,10 +171,6 @@ class GPTModel(nn.Module):
             logits = logits[..., : self.config.vocab_size]
         return logits
 
-    def new_cache(self, batch_size: int) -> KVCache:
-        param = self.out_head.weight
-        return KVCache(self.config, batch_size, param.device, param.dtype)
-
     def num_parameters(self) -> int:
         """Parameter count with tied tensors counted once."""
         return sum(p.numel() for p in self.parameters())

@@ -28,8 +28,9 @@ import torch
 
 from gptcore.errors import FieldError, GenerationError
 from gptcore.model.gpt import GPTModel, model_device
+from gptcore.settings.model import INFERENCE_PRECISIONS
 
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+PRECISIONS = INFERENCE_PRECISIONS
 
 
 def check_precision(precision: str, device: torch.device) -> None:

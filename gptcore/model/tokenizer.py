@@ -18,10 +18,11 @@ import tiktoken
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
 from gptcore.errors import TokenizerError
+from gptcore.settings.model import GPT2_END_OF_TEXT_ID, GPT2_VOCAB_SIZE
 
 END_OF_TEXT = "<|endoftext|>"
-END_OF_TEXT_ID = 50256
-VOCAB_SIZE = 50257
+END_OF_TEXT_ID = GPT2_END_OF_TEXT_ID
+VOCAB_SIZE = GPT2_VOCAB_SIZE
 
 # The hashes tiktoken pins for OpenAI's GPT-2 files.
 EXPECTED_SHA256 = {
@@ -68,11 +69,6 @@ def load_ranks(folder: Path) -> dict[bytes, int]:
         vocab_bpe_file=str(folder / "vocab.bpe"),
         encoder_json_file=str(folder / "encoder.json"),
     )
-
-
-def build_encoding(folder: Path) -> tiktoken.Encoding:
-    """Build the "gpt2" Encoding from encoder.json + vocab.bpe in `folder`."""
-    return _gpt2_encoding(load_ranks(folder))
 
 
 def _gpt2_encoding(ranks: dict[bytes, int]) -> tiktoken.Encoding:

@@ -37,7 +37,7 @@ from safetensors.torch import load_file, save_file
 from gptcore.errors import CheckpointError, ConfigError, DiskFullError
 from gptcore.model.gpt import GPTModel
 from gptcore.runs.train_state import epoch_number
-from gptcore.settings.declare import dataclass_from_dict
+from gptcore.settings.declare import from_mapping
 from gptcore.settings.model import GPTConfig, describe_model
 from gptcore.util.fsutil import disk_full, fsync_dir, fsync_file, pid_alive
 from gptcore.util.hashcache import sha256_file
@@ -340,7 +340,7 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> Checkpoint:
                 f"{sizes[name]:,} recorded (truncated or modified)"
             )
     try:
-        model_config = dataclass_from_dict(GPTConfig, meta["model_config"], f"{meta_path}: model")
+        model_config = from_mapping(GPTConfig, meta["model_config"], f"{meta_path}: model")
     except (TypeError, ValueError, ArithmeticError, ConfigError) as exc:
         raise CheckpointError(f"{meta_path} is damaged: field 'model_config': {exc}") from None
     ckpt = Checkpoint(

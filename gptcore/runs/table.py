@@ -33,7 +33,7 @@ from gptcore.runs.events import (
 from gptcore.runs.lock import lock_holder
 from gptcore.runs.metrics import MetricsFollower, read_metrics
 from gptcore.runs.rundir import RunDir
-from gptcore.settings.declare import dataclass_from_dict, parse_override
+from gptcore.settings.declare import from_mapping, parse_override
 from gptcore.settings.files import load_toml
 from gptcore.settings.model import describe_model, model_config_from
 from gptcore.settings.train import TrainConfig
@@ -76,7 +76,7 @@ def _flat_config(run: RunDir) -> tuple[str, str | None, dict[str, Any]]:
     except (GptTuiError, TypeError, ValueError):
         label, model_flat = "?", raw_model if isinstance(raw_model, dict) else {}
     try:
-        train_flat = dataclass_from_dict(TrainConfig, raw_train).to_dict()
+        train_flat = from_mapping(TrainConfig, raw_train).to_dict()
     except (GptTuiError, TypeError, ValueError):
         train_flat = dict(raw_train)
     corpus = train_flat.get("corpus")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from gptcore.sampling.settings import GenerationSettings
+from gptcore.settings.sampling import GenerationSettings
 
 
 def filter_logits(
@@ -164,16 +164,6 @@ def sampling_distribution(
     if settings.temperature == 0:
         return torch.zeros_like(chained).scatter(-1, chained.argmax(-1, keepdim=True), 1.0)
     return torch.softmax(chained, dim=-1)
-
-
-def token_probabilities(
-    logits: torch.Tensor,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-) -> torch.Tensor:
-    """The distribution the sampler draws from (for inspection and tests)."""
-    return torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
 
 
 def select_next(

@@ -31,7 +31,7 @@ import torch
 
 from gptcore.model.gpt import GPTModel, KVCache, model_device
 from gptcore.sampling.chain import select_next
-from gptcore.sampling.settings import GenerationSettings
+from gptcore.settings.sampling import GenerationSettings
 
 CancelCheck = threading.Event | Callable[[], bool] | None
 
@@ -71,8 +71,7 @@ def generate_token_ids(
     generator = None
     if settings.seed is not None:
         generator = torch.Generator(device=device).manual_seed(settings.seed)
-    # Built here rather than with model.new_cache(): a quantized head has no
-    # .weight tensor, and the embeddings' dtype is the activations' dtype.
+    # The embeddings' dtype is the activations' (a quantized head has no .weight).
     cache = KVCache(config, settings.num_samples, device, model.tok_emb.weight.dtype)
     window = torch.tensor(prompt_ids[-ctx:], dtype=torch.long, device=device)
     window = window.unsqueeze(0).expand(settings.num_samples, -1)

@@ -12,7 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from gptcore.errors import GptTuiError
+from gptcore.sampling.nexttoken import TOY_LOGITS, TOY_VOCAB, temperature_table
 from gptcore.util.fsutil import atomic_open
 
 BOOK_TEMPERATURES = (1.0, 0.1, 5.0)
@@ -58,10 +61,6 @@ def toy_temperature_table(
     temperatures: Sequence[float] = BOOK_TEMPERATURES,
 ) -> tuple[list[str], dict[float, list[float]]]:
     """The chapter's toy vocabulary (in its order) and its probabilities per temperature."""
-    import torch
-
-    from gptcore.sampling.nexttoken import TOY_LOGITS, TOY_VOCAB, temperature_table
-
     try:
         table = temperature_table(torch.tensor(TOY_LOGITS), temperatures, range(len(TOY_VOCAB)))
     except ValueError as exc:

@@ -1,51 +1,37 @@
 """Sampling settings from what a user typed: the one parser behind `gpt-tui
-generate`, `gpt-tui inspect`, the Chat controls and the next-token inspector.
+generate`, `gpt-tui inspect`, `gpt-tui timeline`, the Chat controls, the sample
+timeline screen and the next-token inspector.
 
-Each front end hands over its fields as text (field name -> the string as
+Each front end hands over its fields as text (setting name -> the string as
 typed) and gets back a frozen settings value, or a GenerationError whose
 `errors` name every bad field as data (FieldError: field, message,
-unreachable). Parsing is done here; the range rules are the engine's own
-(`GenerationSettings.problems`), so what a screen accepts is what generation
-accepts.
+unreachable). Types, bounds and what blank means come from the declarations in
+gptcore.settings.sampling, so what a screen accepts is what generation accepts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
+from typing import Any
 
 from gptcore.errors import FieldError, GenerationError
 from gptcore.model.tokenizer import END_OF_TEXT_ID, VOCAB_SIZE, encode
-from gptcore.sampling.settings import MAX_SEED, GenerationSettings, int_problem, temperature_problem
+from gptcore.settings.declare import declared, field_message, parse_text, problems
+from gptcore.settings.sampling import (
+    GenerationSettings,
+    InspectSettings,
+    sampler_names,
+    temperature_problem,
+)
 
-# Draws are one multinomial call each, as the chapter does: this bounds the wait.
-MAX_DRAWS = 100_000
-# What typed text means "none" for an optional field (README: "blank = off",
-# seed "blank = random"); a required field (None below) refuses blank text.
-OFF = ("", "off", "none")
-RANDOM = (*OFF, "random")
+# The settings a person types as one value each (the lists have their own syntax).
+SCALAR_TYPES = (int, float)
 
-# field -> (type, the words that leave it unset, or None: required)
-FieldSpec = tuple[type, tuple[str, ...] | None]
-# The samplers beyond the book (generate, inspect, Chat, the inspector): blank = off.
-SAMPLER_FIELDS: dict[str, FieldSpec] = {
-    "repetition_penalty": (float, OFF),
-    "repetition_window": (int, None),
-    "frequency_penalty": (float, OFF),
-    "presence_penalty": (float, OFF),
-    "no_repeat_ngram": (int, OFF),
-    "min_p": (float, OFF),
-}
-GENERATION_FIELDS: dict[str, FieldSpec] = {
-    "temperature": (float, None),
-    "top_k": (int, OFF),
-    "top_p": (float, OFF),
-    "max_new_tokens": (int, None),
-    "seed": (int, RANDOM),
-    "num_samples": (int, None),
-    "context_keep": (int, OFF),
-    **SAMPLER_FIELDS,
-}
+
+def typed_names(cls: type) -> list[str]:
+    """The settings of `cls` typed as one number each (a form field, a flag)."""
+    return [n for n, d in declared(cls).items() if d.base_type in SCALAR_TYPES]
 
 
 def settings_from_text(
@@ -58,62 +44,27 @@ def settings_from_text(
     vocab_size: int = VOCAB_SIZE,
     context_length: int | None = None,
 ) -> GenerationSettings:
-    """Validated GenerationSettings from the text of the fields in GENERATION_FIELDS.
+    """Validated GenerationSettings from the text of its numeric settings.
 
-    A field left out of `text` keeps GenerationSettings' default. `stop_at_eos`
-    (a checkbox, a flag) stops at `<|endoftext|>` when the vocabulary has it;
-    `stop` are stop strings; `logit_bias` ("ID=VALUE") and `ban` (a token's text
-    or id) as typed, see parse_token_lists. `context_length=None`: not known yet.
-    Raises GenerationError naming every bad field.
+    A setting left out of `text` keeps its default. `stop_at_eos` (a checkbox, a
+    flag) stops at `<|endoftext|>` when the vocabulary has it; `stop` are stop
+    strings; `logit_bias` ("ID=VALUE") and `ban` (a token's text or id) as typed,
+    see parse_token_lists. `context_length=None`: not known yet. Raises
+    GenerationError naming every bad field.
     """
-    values, errors = _parse(text, GENERATION_FIELDS)
+    names = set(typed_names(GenerationSettings)) - {"eos_id"}
+    values, errors = parse_text(GenerationSettings, _known(text, names))
+    errors += _unknown(text, names)
     eos = END_OF_TEXT_ID if stop_at_eos and vocab_size > END_OF_TEXT_ID else None
-    bias, ban, list_errors = parse_token_lists(logit_bias, ban)
+    bias, banned, list_errors = parse_token_lists(logit_bias, ban)
     errors += list_errors
-    settings = GenerationSettings(eos_id=eos, stop=tuple(stop), logit_bias=bias, ban=ban, **values)
-    errors += settings.problems(vocab_size, context_length)
+    settings = GenerationSettings(eos_id=eos, stop=tuple(stop), logit_bias=bias, ban=banned)
+    settings = _with(settings, values)
+    typed = {e.field for e in errors}
+    errors += [e for e in settings.problems(vocab_size, context_length) if e.field not in typed]
     if errors:
         raise GenerationError(*errors)
     return settings
-
-
-@dataclass(frozen=True)
-class InspectSettings:
-    """The next-token inspector's controls: the sampling filter (the same rules as
-    generation), the temperatures compared, and the sampling lab's draws and seed
-    (0 draws: no lab)."""
-
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    temperatures: tuple[float, ...] = (1.0, 0.1, 5.0)
-    draws: int = 1000
-    seed: int = 123
-    repetition_penalty: float | None = None
-    repetition_window: int = GenerationSettings.repetition_window
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    no_repeat_ngram: int | None = None
-    min_p: float | None = None
-    logit_bias: tuple[tuple[int, float], ...] = ()
-    ban: tuple[int, ...] = ()
-
-    def sampling(self) -> GenerationSettings:
-        """The sampler chain these controls set (for gptcore.nexttoken.chain_distributions)."""
-        chain = {name: getattr(self, name) for name in (*SAMPLER_FIELDS, "logit_bias", "ban")}
-        return GenerationSettings(
-            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, eos_id=None, **chain
-        )
-
-
-INSPECT_FIELDS: dict[str, FieldSpec] = {
-    "temperature": (float, None),
-    "top_k": (int, OFF),
-    "top_p": (float, OFF),
-    "draws": (int, None),
-    "seed": (int, None),  # the lab's draws are always reproducible
-    **SAMPLER_FIELDS,
-}
 
 
 def inspect_settings_from_text(
@@ -122,35 +73,50 @@ def inspect_settings_from_text(
     logit_bias: Sequence[str] = (),
     ban: Sequence[str] = (),
 ) -> InspectSettings:
-    """Validated InspectSettings from the text of INSPECT_FIELDS plus "temperatures"
+    """Validated InspectSettings from the text of the filter's settings (temperature,
+    top_k, top_p and the samplers), the lab's "draws" and "seed", and "temperatures"
     (comma- or semicolon-separated); `logit_bias` and `ban` as in settings_from_text.
-    A field left out keeps its default. Raises GenerationError naming every bad field."""
-    values, errors = _parse({k: v for k, v in text.items() if k != "temperatures"}, INSPECT_FIELDS)
+    A setting left out keeps its default. Raises GenerationError naming every bad field."""
+    filter_names = {"temperature", "top_k", "top_p", *sampler_names()} & set(
+        typed_names(GenerationSettings)
+    )
+    lab_names = set(typed_names(InspectSettings))
+    given = {k: v for k, v in text.items() if k != "temperatures"}
+    sampling_values, errors = parse_text(GenerationSettings, _known(given, filter_names))
+    lab_values, lab_errors = parse_text(InspectSettings, _known(given, lab_names))
+    errors += lab_errors + _unknown(given, filter_names | lab_names)
     bias, banned, list_errors = parse_token_lists(logit_bias, ban)
     errors += list_errors
-    chain = {k: v for k, v in values.items() if k in SAMPLER_FIELDS}
-    sampling = GenerationSettings(
-        temperature=values.get("temperature", InspectSettings.temperature),
-        top_k=values.get("top_k"),
-        top_p=values.get("top_p"),
-        eos_id=None,
-        logit_bias=bias,
-        ban=banned,
-        **chain,
-    )
+    sampling = _with(InspectSettings().sampling, {**sampling_values})
+    sampling = _with(sampling, {"logit_bias": bias, "ban": banned})
     temperatures, temperatures_problem = InspectSettings.temperatures, None
     if "temperatures" in text:
         temperatures, temperatures_problem = _temperature_list(text["temperatures"])
+    controls = InspectSettings(sampling=sampling, temperatures=temperatures)
+    controls = _with(controls, lab_values)
+    typed = {e.field for e in errors}
     found = [
         *sampling.problems(vocab_size, None),
-        int_problem("draws", values["draws"], 0, MAX_DRAWS) if "draws" in values else None,
-        int_problem("seed", values["seed"], 0, MAX_SEED) if "seed" in values else None,
+        *problems(controls),
         temperatures_problem,
     ]
-    errors += [e for e in found if e is not None]
+    errors += [e for e in found if e is not None and e.field not in typed]
     if errors:
         raise GenerationError(*errors)
-    return InspectSettings(**values, temperatures=temperatures, logit_bias=bias, ban=banned)
+    return controls
+
+
+def _known(text: Mapping[str, str], names: set[str]) -> dict[str, str]:
+    return {k: v for k, v in text.items() if k in names}
+
+
+def _unknown(text: Mapping[str, str], names: set[str]) -> list[FieldError]:
+    return [FieldError(k, f"unknown setting {k!r}") for k in text if k not in names]
+
+
+def _with(obj: Any, values: Mapping[str, Any]) -> Any:
+    """A frozen settings value with some settings replaced."""
+    return replace(obj, **values) if values else obj
 
 
 def parse_ban(item: str) -> int | FieldError:
@@ -204,40 +170,13 @@ def split_ban_list(text: str) -> list[str]:
 
 
 def messages_by_label(error: GenerationError, labels: Mapping[str, str]) -> dict[str, str]:
-    """Field -> its first message, in the words of a screen: each message opens with
-    its field's name (the rule's one wording), which becomes the label the screen
-    shows for it ("top-k must be an integer in [1, 50257], got 0")."""
+    """Field -> its first message, in the words of a screen: the field's label in
+    place of its name ("top-k must be an integer in [1, 50257], got 0")."""
     out: dict[str, str] = {}
     for item in error.errors:
-        message, label = item.message, labels.get(item.field)
-        if label is not None and message.startswith(item.field + " "):
-            message = label + message[len(item.field) :]
-        out.setdefault(item.field, message)
+        label = labels.get(item.field)
+        out.setdefault(item.field, field_message(item, label) if label else item.message)
     return out
-
-
-def _parse(
-    text: Mapping[str, str], fields: Mapping[str, FieldSpec]
-) -> tuple[dict[str, int | float | None], list[FieldError]]:
-    """Typed values of the fields present in `text`, and the fields that do not parse."""
-    values: dict[str, int | float | None] = {}
-    errors = [FieldError(name, f"unknown setting {name!r}") for name in text if name not in fields]
-    for name, (kind, unset_words) in fields.items():
-        if name not in text:
-            continue
-        raw = text[name].strip()
-        if unset_words is not None and raw.lower() in unset_words:
-            values[name] = None
-            continue
-        if not raw:
-            errors.append(FieldError(name, f"{name} is required"))
-            continue
-        try:
-            values[name] = kind(raw)
-        except ValueError:
-            what = "an integer" if kind is int else "a number"
-            errors.append(FieldError(name, f"{name} must be {what}, got {raw!r}"))
-    return values, errors
 
 
 def _temperature_list(raw: str) -> tuple[tuple[float, ...], FieldError | None]:

@@ -16,7 +16,7 @@ import torch
 
 from gptcore.model.gpt import GPTModel
 from gptcore.sampling.chain import chain_stages, filter_logits, sampling_distribution
-from gptcore.sampling.settings import GenerationSettings
+from gptcore.settings.sampling import GenerationSettings
 
 # The chapter's toy example: a 9-word vocabulary and the logits after "every effort moves you".
 TOY_VOCAB = ("closer", "every", "effort", "forward", "inches", "moves", "pizza", "toward", "you")

@@ -38,7 +38,7 @@ from gptcore.model.gpt import GPTModel
 from gptcore.model.tokenizer import END_OF_TEXT_ID, encode, get_tokenizer
 from gptcore.sampling.chain import apply_chain
 from gptcore.sampling.decode import CancelCheck, _is_cancelled, generate_token_ids
-from gptcore.sampling.settings import GenerationSettings, int_problem, make_settings
+from gptcore.settings.sampling import GenerationSettings, make_settings
 
 FINISH_LENGTH = "length"
 
@@ -277,9 +277,14 @@ class TextStream:
     ) -> None:
         config = model.config
         if logprobs is not None:
-            problem = int_problem("logprobs", logprobs, 0, min(MAX_LOGPROBS, config.vocab_size))
-            if problem:
-                raise GenerationError(problem)
+            most = min(MAX_LOGPROBS, config.vocab_size)
+            if (
+                isinstance(logprobs, bool)
+                or not isinstance(logprobs, int)
+                or not 0 <= logprobs <= most
+            ):
+                message = f"logprobs must be an integer in [0, {most}], got {logprobs!r}"
+                raise GenerationError(FieldError("logprobs", message))
         self.logprobs = logprobs
         self.settings = settings.validated(config.vocab_size, config.context_length)
         self.model = model

@@ -23,11 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from gptcore.errors import CheckpointError, GptTuiError
+from gptcore.runs.checkpoint import load_checkpoint
+from gptcore.runs.checkpoints import list_checkpoints
 from gptcore.runs.rundir import RunDir, checkpoint_label
-from gptcore.sampling.settings import GenerationSettings, make_settings
 from gptcore.sampling.stream import generate
+from gptcore.settings.files import load_run_config
+from gptcore.settings.sampling import GenerationSettings, make_settings
 from gptcore.settings.train import TrainConfig
 from gptcore.util.fsutil import atomic_write_text
+from gptcore.weights.modelspec import checkpoint_path, load_spec
+from gptcore.weights.spec import CHECKPOINT_KINDS, parse_spec
 
 # The book's chapter-5 prompt and seed: the run's own defaults.
 DEFAULT_PROMPT, DEFAULT_SEED = TrainConfig.start_context, TrainConfig.seed
@@ -108,10 +113,6 @@ def _query(prompt: str, settings: GenerationSettings) -> dict[str, Any]:
 def _other_key(spec: str) -> str:
     """A cache key for the second model: a checkpoint's resolved folder and save time,
     else the spec itself (GPT-2 weights and presets do not change)."""
-    from gptcore.runs.checkpoint import load_checkpoint
-    from gptcore.weights.modelspec import checkpoint_path
-    from gptcore.weights.spec import CHECKPOINT_KINDS, parse_spec
-
     parsed = parse_spec(spec)
     if parsed.kind not in CHECKPOINT_KINDS:
         return str(parsed)
@@ -122,16 +123,12 @@ def _other_key(spec: str) -> str:
 def _sample(
     spec: str | Path, prompt: str, settings: GenerationSettings, device: str, cancel: Cancel | None
 ) -> str:
-    from gptcore.weights.modelspec import load_spec
-
     model = load_spec(spec, device).model
     return generate(model, prompt, settings, cancel=cancel).samples[0].text
 
 
 def run_prompt(run: str | Path) -> str:
     """The run's own sample prompt (its train.start_context), else the book's."""
-    from gptcore.settings.files import load_run_config
-
     try:
         return load_run_config(RunDir(run).config)[1].start_context
     except (GptTuiError, OSError):
@@ -157,8 +154,6 @@ def sample_timeline(
     returned and the sample cut short is not cached. Raises GptTuiError for a folder
     that is no run, settings a model refuses, or an `other` model that cannot be loaded.
     """
-    from gptcore.runs.checkpoints import list_checkpoints
-
     folder = RunDir(run)
     if not folder.is_run() and not folder.has_checkpoints():
         raise GptTuiError(f"{folder.path} is not a run folder (no config.toml or checkpoints/)")

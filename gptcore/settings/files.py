@@ -1,9 +1,7 @@
-"""Model configuration, named presets and validated loading from dicts / TOML.
-
-`dataclass_from_dict` is the one place that turns untrusted key/value data (a
-TOML file, `--set key=value` overrides, a checkpoint's JSON) into a config
-dataclass: unknown keys, wrong types and out-of-range values raise ConfigError
-naming the key and where it came from.
+"""Run config files: reading TOML, the `[model]` / `[train]` tables with `--set`
+overrides, and the presets that ship in configs/. Untrusted values go through
+gptcore.settings.declare.from_mapping: unknown keys, wrong types and out-of-range
+values raise ConfigError naming the key and the file.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gptcore.errors import ConfigError
-from gptcore.settings.declare import dataclass_from_dict, parse_override
+from gptcore.settings.declare import from_mapping, parse_override
 from gptcore.settings.model import GPTConfig, model_config_from
 from gptcore.settings.train import TrainConfig
 
@@ -66,7 +64,7 @@ def run_config_from_dict(
         else:
             train_data[key.removeprefix("train.")] = value
     model = model_config_from(model_data, f"{where}: [model]")
-    train = dataclass_from_dict(TrainConfig, train_data, f"{where}: [train]")
+    train = from_mapping(TrainConfig, train_data, f"{where}: [train]")
     return model, train
 
 

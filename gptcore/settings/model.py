@@ -1,70 +1,78 @@
-"""Model configuration, named presets and validated loading from dicts / TOML.
+"""The model's settings (GPTConfig), its named presets and how a config names a model.
 
-`dataclass_from_dict` is the one place that turns untrusted key/value data (a
-TOML file, `--set key=value` overrides, a checkpoint's JSON) into a config
-dataclass: unknown keys, wrong types and out-of-range values raise ConfigError
-naming the key and where it came from.
+Each setting is declared once (gptcore.settings.declare): type, default, bounds,
+label and help. The caps are far above any real GPT-2 shape; they stop a typo or a
+hostile checkpoint from asking for terabytes before anything is allocated.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 from gptcore.errors import ConfigError
-from gptcore.settings.declare import dataclass_from_dict
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - exercised on Python 3.10 only
-    pass
-
+from gptcore.settings.declare import check, from_mapping, refuse, setting
 
 # "book": PyTorch's default initialisation in the book's parameter order (its seeded
 # numbers reproduce). "gpt2": GPT-2's recipe (nanoGPT, llm.c): normal(0, 0.02) weights,
 # residual output projections scaled by 1/sqrt(2 * n_layers), zero biases.
 INIT_SCHEMES = ("book", "gpt2")
+# GPT-2's BPE vocabulary, the tokenizer's (gptcore.model.tokenizer checks its files give it).
+GPT2_VOCAB_SIZE = 50257
+GPT2_END_OF_TEXT_ID = 50256  # <|endoftext|>, the vocabulary's last token
 
 
 @dataclass(frozen=True)
 class GPTConfig:
     """GPT-2 architecture hyperparameters (the book's GPT_CONFIG_124M keys)."""
 
-    vocab_size: int = 50257
-    context_length: int = 256
-    emb_dim: int = 768
-    n_heads: int = 12
-    n_layers: int = 12
-    drop_rate: float = 0.1
-    qkv_bias: bool = False
-    tie_embeddings: bool = False
-    # Weight initialisation (see INIT_SCHEMES); "book" keeps the book's seeded numbers.
-    init: str = "book"
-    # The embedding and output head get vocab_size rounded up to a multiple of this
-    # (64: 50,304 rows), which GPU matmul kernels run faster; the padding rows never
-    # reach the logits (GPTModel.forward slices them off). 1 = no padding, the book's.
-    vocab_multiple: int = 1
+    SETTINGS_PREFIX = "model."
+
+    vocab_size: int = setting(
+        GPT2_VOCAB_SIZE,
+        label="vocab",
+        help="token ids the model knows (GPT-2's: 50,257)",
+        low=1,
+        cap=2_000_000,
+    )
+    context_length: int = setting(
+        256, label="context", help="the longest input, in tokens", low=1, cap=1_048_576
+    )
+    emb_dim: int = setting(768, label="width", help="embedding size", low=1, cap=65_536)
+    n_heads: int = setting(12, label="heads", help="attention heads per layer", low=1, cap=1024)
+    n_layers: int = setting(12, label="layers", help="transformer blocks", low=1, cap=1024)
+    drop_rate: float = setting(
+        0.1, label="dropout", help="dropout rate while training", low=0, high=1, high_open=True
+    )
+    qkv_bias: bool = setting(False, label="qkv bias", help="bias in the query/key/value layers")
+    tie_embeddings: bool = setting(
+        False, label="tied head", help="the output head shares the token embedding (GPT-2)"
+    )
+    init: str = setting(
+        "book",
+        label="init",
+        help="starting weights: book (PyTorch defaults in the book's order; its seeded "
+        "numbers reproduce) or gpt2 (normal(0, 0.02), scaled residual projections)",
+        choices=INIT_SCHEMES,
+    )
+    # The padding rows never reach the logits (GPTModel.forward slices them off).
+    vocab_multiple: int = setting(
+        1,
+        label="vocab pad",
+        help="round the embedding and head rows up to a multiple of this (64: 50,304 "
+        "rows, faster GPU matmuls); 1 = no padding, the book's",
+        low=1,
+        high=4096,
+    )
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"model.{name} must be a positive integer, got {value!r}")
-        multiple = self.vocab_multiple
-        if isinstance(multiple, bool) or not isinstance(multiple, int) or not 1 <= multiple <= 4096:
-            raise ConfigError(f"model.vocab_multiple must be between 1 and 4096, got {multiple!r}")
+        check(self)
         if self.emb_dim % self.n_heads != 0:
-            raise ConfigError(
-                f"model.emb_dim ({self.emb_dim}) must be divisible by model.n_heads ({self.n_heads})"
-            )
-        rate = self.drop_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise ConfigError(f"model.drop_rate must be in [0, 1), got {rate!r}")
-        if self.init not in INIT_SCHEMES:
-            raise ConfigError(
-                f"model.init must be one of {', '.join(map(repr, INIT_SCHEMES))}, got {self.init!r}"
+            refuse(
+                self,
+                "emb_dim",
+                f"({self.emb_dim}) must be divisible by model.n_heads ({self.n_heads})",
             )
 
     @property
@@ -155,4 +163,26 @@ def model_config_from(value: str | dict[str, Any], where: str = "model") -> GPTC
     value = dict(value)
     base = get_preset(value.pop("preset")) if "preset" in value else GPTConfig()
     merged = {**base.to_dict(), **value}
-    return dataclass_from_dict(GPTConfig, merged, where)
+    return from_mapping(GPTConfig, merged, where)
+
+
+# Precisions: what weights can be stored and computed in; generation may also quantize.
+WEIGHT_PRECISIONS = ("fp32", "bf16", "fp16")
+INFERENCE_PRECISIONS = (*WEIGHT_PRECISIONS, "int8")
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How a model is loaded to generate from (generate, Chat, the timeline)."""
+
+    precision: str = setting(
+        "fp32",
+        label="dtype",
+        help="the weights' precision: fp32, bf16, fp16 (CUDA/MPS) or int8 (CPU dynamic "
+        "quantization)",
+        choices=INFERENCE_PRECISIONS,
+        metavar="DTYPE",
+    )
+
+    def __post_init__(self) -> None:
+        check(self)

@@ -1,185 +1,229 @@
-"""Model configuration, named presets and validated loading from dicts / TOML.
+"""A training run's settings (TrainConfig): everything but the model's shape.
 
-`dataclass_from_dict` is the one place that turns untrusted key/value data (a
-TOML file, `--set key=value` overrides, a checkpoint's JSON) into a config
-dataclass: unknown keys, wrong types and out-of-range values raise ConfigError
-naming the key and where it came from.
+Each setting is declared once (gptcore.settings.declare). Defaults follow the
+book's chapter-5 run where the book sets a value.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from gptcore.errors import ConfigError
-from gptcore.settings.model import GPTConfig
+from gptcore.settings.declare import check, refuse, setting
+from gptcore.settings.model import GPT2_VOCAB_SIZE, WEIGHT_PRECISIONS, GPTConfig
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - exercised on Python 3.10 only
-    pass
-
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
+PRECISIONS = ("auto", *WEIGHT_PRECISIONS)  # auto: chosen from what the device runs natively
+ADAMW_IMPLS = ("auto", "fused", "foreach", "default")
+DROPOUT_MASKS = ("torch", "fast")
+LR_SCHEDULES = ("constant", "cosine")
+SAMPLERS = ("sequential", "random")
+DECODE_ERRORS = ("strict", "replace")
+DEVICE_KINDS = ("auto", "cpu", "cuda", "mps")
 
 # Upper bounds that stop a typo from failing late (after the run folder exists, or
 # after a whole epoch) or from exhausting memory.
-MAX_SAMPLE_TOKENS = 100_000  # also generation's cap on new tokens (generate.py)
-
-
+MAX_SAMPLE_TOKENS = 100_000  # also generation's cap on new tokens
 MAX_START_CONTEXT = 100_000  # characters of the per-epoch sample's prompt
-
-
 MAX_WINDOWS_PER_EPOCH = 100_000_000  # one epoch's order is a list of this many ints
-
-
 MAX_EPOCHS = 1_000_000
-
-
 MAX_TRAIN_SEED = 2**64 - 1  # torch.manual_seed's range (negative seeds are refused)
-
-
-ADAMW_IMPLS = ("auto", "fused", "foreach", "default")
-
-
-DROPOUT_MASKS = ("torch", "fast")
-
-
-LR_SCHEDULES = ("constant", "cosine")
-
-
-SAMPLERS = ("sequential", "random")
-
-
-MIN_SPIKE_WINDOW = 10  # fewer past steps never judge a spike (gptcore.health)
-
-
+MIN_SPIKE_WINDOW = 10  # fewer past steps never judge a spike (gptcore.training.health)
 MAX_SPIKE_WINDOW = 10_000  # each step's z-score reads the whole window
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda)(:\d+)?$")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything about a training run except the model's shape.
+    """Everything about a training run except the model's shape."""
 
-    Defaults follow the book's chapter-5 run where the book sets a value.
-    """
+    SETTINGS_PREFIX = "train."
 
-    corpus: str = "builtin"  # a path, "builtin", or "verdict" (the book's text in the data dir)
-    decode_errors: str = "strict"  # or "replace"
-    train_ratio: float = 0.9
-    batch_size: int = 2
-    max_length: int | None = None  # window length; None = the model's context length
-    stride: int | None = None  # None = max_length (the book's setting)
-    shuffle: bool = True
-    drop_last: bool = True
-    sampler: str = "sequential"  # "random": random-offset windows for large corpora
-    samples_per_epoch: int | None = None  # windows per epoch with sampler = "random"
-    epochs: int = 10
-    max_steps: int | None = None
-    max_time_s: float | None = None
-    eval_freq: int = 5
-    eval_iter: int = 5
-    start_context: str = "Every effort moves you"
-    sample_tokens: int = 50
-    lr: float = 4e-4
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.999
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    min_lr: float = 0.0
-    grad_clip: float | None = None
-    grad_accum: int = 1
-    seed: int = 123
-    device: str = "auto"
-    precision: str = "auto"
-    compile: bool = False
-    adamw: str = (
-        "auto"  # "auto" (fused where available), "fused", "foreach", "default" (the book's)
+    corpus: str = setting(
+        "builtin",
+        label="corpus",
+        help="a file, a folder, builtin, or verdict (the book's text, fetched by "
+        "`gpt-tui download verdict`)",
+        metavar="PATH",
     )
-    # "fast": dropout masks four to a random word under CPU autocast (gptcore.dropout);
-    # ~10% faster bf16 steps, but other draws than the book's run (its curve differs).
-    dropout_masks: str = "torch"
-    checkpoint_every: int | None = None  # steps; a checkpoint is also saved after each epoch
-    keep_last: int = 3
-    init: str | None = None  # e.g. "gpt2:124M" or "weights:DIR" to continue pretraining
-    # Health signals (gptcore.health): 0 turns each detector off.
-    overfit_evals: int = 3  # evals in a row with val loss up and train loss down
-    spike_window: int = 50  # steps whose loss / grad norm a new one is compared with
-    spike_z: float = 6.0  # z-score above which a step is a spike
-    skip_spikes: bool = False  # do not apply the update of a spiking step
+    decode_errors: str = setting(
+        "strict",
+        label="bad UTF-8",
+        help="replace decodes bad UTF-8 as U+FFFD",
+        choices=DECODE_ERRORS,
+        metavar="MODE",
+    )
+    train_ratio: float = setting(
+        0.9,
+        label="train ratio",
+        help="the train split's share, by characters, as the book",
+        low=0,
+        low_open=True,
+        high=1,
+        high_open=True,
+    )
+    batch_size: int = setting(
+        2,
+        label="batch size",
+        help="windows per batch (per process under torchrun)",
+        low=1,
+        metavar="N",
+    )
+    max_length: int | None = setting(
+        None, label="window", help="window length (off: the model's context length)", low=1
+    )
+    stride: int | None = setting(
+        None,
+        label="stride",
+        help="step between windows (off: the window length, the book's)",
+        low=1,
+    )
+    shuffle: bool = setting(True, label="shuffle", help="shuffle the train windows each epoch")
+    drop_last: bool = setting(True, label="drop last", help="drop an incomplete last batch")
+    sampler: str = setting(
+        "sequential",
+        label="sampler",
+        help="random: samples_per_epoch windows at random offsets (large corpora)",
+        choices=SAMPLERS,
+    )
+    samples_per_epoch: int | None = setting(
+        None,
+        label="samples",
+        help="windows per epoch with sampler = random",
+        low=1,
+        cap=MAX_WINDOWS_PER_EPOCH,
+    )
+    epochs: int = setting(
+        10, label="epochs", help="passes over the train split", low=1, cap=MAX_EPOCHS
+    )
+    max_steps: int | None = setting(
+        None, label="max steps", help="stop after this many optimizer steps", low=1
+    )
+    max_time_s: float | None = setting(
+        None, label="max time", help="stop after this many seconds", low=0, low_open=True
+    )
+    eval_freq: int = setting(5, label="eval every", help="evaluate after every N-th step", low=1)
+    eval_iter: int = setting(5, label="eval iters", help="batches each evaluation averages", low=1)
+    start_context: str = setting(
+        "Every effort moves you",
+        label="prompt",
+        help="the per-epoch greedy sample's prompt",
+        cap=MAX_START_CONTEXT,
+    )
+    sample_tokens: int = setting(
+        50,
+        label="sample len",
+        help="tokens in the per-epoch sample (0 = none)",
+        low=0,
+        cap=MAX_SAMPLE_TOKENS,
+    )
+    lr: float = setting(
+        4e-4, label="learn rate", help="AdamW's learning rate", low=0, low_open=True
+    )
+    weight_decay: float = setting(0.1, label="wt decay", help="AdamW's weight decay", low=0)
+    beta1: float = setting(0.9, label="beta1", help="AdamW's beta1", low=0, high=1, high_open=True)
+    beta2: float = setting(
+        0.999, label="beta2", help="AdamW's beta2", low=0, high=1, high_open=True
+    )
+    lr_schedule: str = setting(
+        "constant",
+        label="schedule",
+        help="cosine: linear warmup, then cosine decay to min_lr",
+        choices=LR_SCHEDULES,
+    )
+    warmup_steps: int = setting(0, label="warmup", help="steps of linear warmup", low=0)
+    min_lr: float = setting(0.0, label="min lr", help="where the cosine ends (<= lr)", low=0)
+    grad_clip: float | None = setting(
+        None, label="grad clip", help="clip the global gradient norm", low=0, low_open=True
+    )
+    grad_accum: int = setting(1, label="grad accum", help="micro-batches per optimizer step", low=1)
+    seed: int = setting(
+        123,
+        label="seed",
+        help="torch.manual_seed right before the model is built",
+        low=0,
+        cap=MAX_TRAIN_SEED,
+    )
+    device: str = setting(
+        "auto",
+        label="device",
+        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
+        metavar="DEVICE",
+    )
+    precision: str = setting(
+        "auto",
+        label="precision",
+        help="auto: bf16 autocast where the device runs it natively, else fp32 (fp16 with "
+        "a grad scaler on CUDA without bf16); the book's config sets fp32",
+        choices=PRECISIONS,
+    )
+    compile: bool = setting(False, label="compile", help="torch.compile the model")
+    adamw: str = setting(
+        "auto",
+        label="AdamW",
+        help="auto (fused where available), fused, foreach, default (the book's)",
+        choices=ADAMW_IMPLS,
+    )
+    dropout_masks: str = setting(
+        "torch",
+        label="dropout masks",
+        help="fast: under CPU bf16 autocast, four masks to one random word (faster; not "
+        "the book's draws, so not the book's curve)",
+        choices=DROPOUT_MASKS,
+    )
+    checkpoint_every: int | None = setting(
+        None, label="ckpt every", help="also save a checkpoint every N steps", low=1
+    )
+    keep_last: int = setting(
+        3,
+        label="keep last",
+        help="automatic checkpoints kept (plus the best; manual and renamed ones are never pruned)",
+        low=1,
+    )
+    init: str | None = setting(
+        None,
+        label="init from",
+        help="start from pretrained weights: gpt2:124M or weights:DIR",
+        metavar="SPEC",
+    )
+    # Health signals (gptcore.training.health): 0 turns each detector off.
+    overfit_evals: int = setting(
+        3,
+        label="overfit evals",
+        help="evaluations in a row with val loss up and train loss down before an "
+        "overfitting event (0 = off)",
+        low=0,
+    )
+    spike_window: int = setting(
+        50,
+        label="spike window",
+        help="past steps a step's loss / gradient norm is compared with",
+        low=MIN_SPIKE_WINDOW,
+        cap=MAX_SPIKE_WINDOW,
+    )
+    spike_z: float = setting(
+        6.0, label="spike z", help="z-score above which a step is a spike (0 = off)", low=0
+    )
+    skip_spikes: bool = setting(
+        False, label="skip spikes", help="do not apply a spiking step's update"
+    )
 
     def __post_init__(self) -> None:
-        positive = ("batch_size", "epochs", "eval_freq", "eval_iter", "grad_accum", "keep_last")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
-        for name in ("max_length", "stride", "max_steps", "samples_per_epoch", "checkpoint_every"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"train.{name} must be positive, got {value}")
-        for name in ("sample_tokens", "warmup_steps", "overfit_evals", "spike_z"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
-        limits = {
-            "sample_tokens": MAX_SAMPLE_TOKENS,
-            "samples_per_epoch": MAX_WINDOWS_PER_EPOCH,
-            "epochs": MAX_EPOCHS,
-            "seed": MAX_TRAIN_SEED,
-            "spike_window": MAX_SPIKE_WINDOW,
-        }
-        for name, high in limits.items():
-            value = getattr(self, name)
-            if value is not None and value > high:
-                raise ConfigError(f"train.{name} must be at most {high:,}, got {value:,}")
-        if self.spike_window < MIN_SPIKE_WINDOW:
-            raise ConfigError(
-                f"train.spike_window must be at least {MIN_SPIKE_WINDOW} (the points a "
-                f"spike is judged against), got {self.spike_window}"
+        check(self)
+        if not self.corpus.strip():  # an empty path would mean the current folder
+            refuse(self, "corpus", 'is empty: give a file, a folder, "builtin" or "verdict"')
+        if self.min_lr > self.lr:
+            refuse(
+                self, "min_lr", f"must be at most train.lr, got lr={self.lr}, min_lr={self.min_lr}"
             )
-        if self.seed < 0:
-            raise ConfigError(f"train.seed must be >= 0, got {self.seed}")
-        if len(self.start_context) > MAX_START_CONTEXT:
-            raise ConfigError(
-                f"train.start_context must be at most {MAX_START_CONTEXT:,} characters, "
-                f"got {len(self.start_context):,}"
+        if not _DEVICE.match(self.device.strip()):
+            refuse(
+                self,
+                "device",
+                f"must be one of {', '.join(DEVICE_KINDS)} (or cuda:N), got {self.device!r}",
             )
-        if not self.corpus.strip():
-            # An empty path would mean the current folder.
-            raise ConfigError(
-                'train.corpus is empty: give a file, a folder, "builtin" or "verdict"'
-            )
-        if self.max_time_s is not None and self.max_time_s <= 0:
-            raise ConfigError(f"train.max_time_s must be positive, got {self.max_time_s}")
-        if not 0 < self.train_ratio < 1:
-            raise ConfigError(f"train.train_ratio must be between 0 and 1, got {self.train_ratio}")
-        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
-            raise ConfigError(
-                f"train.lr must be > 0 and 0 <= train.min_lr <= lr, got lr={self.lr}, min_lr={self.min_lr}"
-            )
-        if self.weight_decay < 0:
-            raise ConfigError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ConfigError(f"train.grad_clip must be positive, got {self.grad_clip}")
-        choices = {
-            "precision": PRECISIONS,
-            "lr_schedule": LR_SCHEDULES,
-            "sampler": SAMPLERS,
-            "decode_errors": ("strict", "replace"),
-            "adamw": ADAMW_IMPLS,
-            "dropout_masks": DROPOUT_MASKS,
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(
-                    f"train.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
-                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -188,11 +232,9 @@ class TrainConfig:
 def check_trainable(model: GPTConfig, train: TrainConfig) -> None:
     """Raise ConfigError when `train` cannot run on `model`: the rules across the two
     that the Trainer (before it writes anything) and the app's Train form both apply."""
-    from gptcore.model.tokenizer import VOCAB_SIZE
-
-    if model.vocab_size < VOCAB_SIZE:
+    if model.vocab_size < GPT2_VOCAB_SIZE:
         # Token ids of the corpus would index past the embedding (an IndexError mid-run).
         raise ConfigError(
-            f"model.vocab_size must be at least {VOCAB_SIZE}, the tokenizer's, "
+            f"model.vocab_size must be at least {GPT2_VOCAB_SIZE}, the tokenizer's, "
             f"got {model.vocab_size}"
         )

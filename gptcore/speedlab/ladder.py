@@ -35,10 +35,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gptcore.hardware.device import pick_device
+from gptcore.hardware.perf import cpu_has_native_bf16, make_adamw, reuse_freed_memory
+from gptcore.model.gpt import GPTModel, MultiHeadAttention
 from gptcore.settings.model import GPTConfig, get_preset
 from gptcore.speedlab.results import (
     Cancelled,
@@ -50,12 +56,7 @@ from gptcore.speedlab.results import (
     StepDone,
     save_report,
 )
-
-DEFAULT_MODEL = "book-124m"
-
-
-DEFAULT_BATCH = 2
-
+from gptcore.speedlab.rungs import COMPILE_ON_CPU, DEFAULT_BATCH, DEFAULT_MODEL, RUNGS, flags_for
 
 VOCAB_MULTIPLE = 64
 
@@ -66,126 +67,80 @@ MAX_BATCH_LIMIT = 1024  # the largest-batch search stops here even if memory rem
 LR, WEIGHT_DECAY = 0.0004, 0.1  # the book's AdamW settings
 
 
-@dataclass(frozen=True)
-class Rung:
-    key: str
-    title: str  # short: it heads a row of a table 60 columns wide
+class BookAttention(MultiHeadAttention):
+    """The book's chapter-3 attention: scores, causal mask, softmax, weights @ values.
+
+    `stored_mask`: the mask is a registered buffer sized to the context (the
+    book's code); otherwise it is made for each forward's length (rung 1).
+    """
+
+    def __init__(self, config: GPTConfig, stored_mask: bool) -> None:
+        super().__init__(config)
+        self.dropout = nn.Dropout(config.drop_rate)
+        self.stored_mask = stored_mask
+        if stored_mask:
+            n = config.context_length
+            self.register_buffer("mask", torch.triu(torch.ones(n, n), diagonal=1))
+
+    def forward(self, x: torch.Tensor, cache: object = None, layer: int = 0) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = (
+            self._heads(self.W_query(x)),
+            self._heads(self.W_key(x)),
+            self._heads(self.W_value(x)),
+        )
+        scores = q @ k.transpose(2, 3)
+        if self.stored_mask:
+            mask = self.mask.bool()[:t, :t]
+        else:
+            mask = torch.triu(torch.ones(t, t, device=x.device, dtype=torch.bool), diagonal=1)
+        scores.masked_fill_(mask, -torch.inf)
+        weights = self.dropout(torch.softmax(scores / k.shape[-1] ** 0.5, dim=-1))
+        return self.out_proj((weights @ v).transpose(1, 2).reshape(b, t, d))
 
 
-RUNGS = [
-    Rung("book", "book's code"),
-    Rung("mask", "mask on the fly"),
-    Rung("tf32", "TF32 matmuls"),
-    Rung("fused_adamw", "fused AdamW"),
-    Rung("pinned", "pinned memory"),
-    Rung("bf16", "bf16 autocast"),
-    Rung("native", "native LN + GELU"),
-    Rung("sdpa", "FlashAttention/SDPA"),
-    Rung("compile", "torch.compile"),
-    Rung("vocab_pad", "vocab padded to 64"),
-    Rung("max_batch", "largest batch"),
-]
+class BookLayerNorm(nn.Module):
+    """The book's hand-written LayerNorm."""
+
+    def __init__(self, emb_dim: int) -> None:
+        super().__init__()
+        self.eps = 1e-5
+        self.scale = nn.Parameter(torch.ones(emb_dim))
+        self.shift = nn.Parameter(torch.zeros(emb_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=-1, keepdim=True)
+        var = x.var(dim=-1, keepdim=True, unbiased=False)
+        return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
 
 
-RUNG_KEYS = [r.key for r in RUNGS]
+class BookGELU(nn.Module):
+    """The book's tanh approximation of GELU, written out."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = math.sqrt(2.0 / math.pi)
+        return 0.5 * x * (1 + torch.tanh(c * (x + 0.044715 * torch.pow(x, 3))))
 
 
-COMPILE_ON_CPU = "compiling takes minutes on a CPU; --compile to include it"
-
-
-def _book_modules() -> tuple[type, type, type]:
-    """The book's attention, LayerNorm and GELU, defined on first use (torch import)."""
-    import torch
-    from torch import nn
-
-    from gptcore.model.gpt import MultiHeadAttention
-
-    class BookAttention(MultiHeadAttention):
-        """The book's chapter-3 attention: scores, causal mask, softmax, weights @ values.
-
-        `stored_mask`: the mask is a registered buffer sized to the context (the
-        book's code); otherwise it is made for each forward's length (rung 1).
-        """
-
-        def __init__(self, config: GPTConfig, stored_mask: bool) -> None:
-            super().__init__(config)
-            self.dropout = nn.Dropout(config.drop_rate)
-            self.stored_mask = stored_mask
-            if stored_mask:
-                n = config.context_length
-                self.register_buffer("mask", torch.triu(torch.ones(n, n), diagonal=1))
-
-        def forward(self, x: torch.Tensor, cache: object = None, layer: int = 0) -> torch.Tensor:
-            b, t, d = x.shape
-            q, k, v = (
-                self._heads(self.W_query(x)),
-                self._heads(self.W_key(x)),
-                self._heads(self.W_value(x)),
-            )
-            scores = q @ k.transpose(2, 3)
-            if self.stored_mask:
-                mask = self.mask.bool()[:t, :t]
-            else:
-                mask = torch.triu(torch.ones(t, t, device=x.device, dtype=torch.bool), diagonal=1)
-            scores.masked_fill_(mask, -torch.inf)
-            weights = self.dropout(torch.softmax(scores / k.shape[-1] ** 0.5, dim=-1))
-            return self.out_proj((weights @ v).transpose(1, 2).reshape(b, t, d))
-
-    class LayerNorm(nn.Module):
-        def __init__(self, emb_dim: int) -> None:
-            super().__init__()
-            self.eps = 1e-5
-            self.scale = nn.Parameter(torch.ones(emb_dim))
-            self.shift = nn.Parameter(torch.zeros(emb_dim))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            mean = x.mean(dim=-1, keepdim=True)
-            var = x.var(dim=-1, keepdim=True, unbiased=False)
-            return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
-
-    class GELU(nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            c = math.sqrt(2.0 / math.pi)
-            return 0.5 * x * (1 + torch.tanh(c * (x + 0.044715 * torch.pow(x, 3))))
-
-    return BookAttention, LayerNorm, GELU
-
-
-_modules: tuple[type, type, type] | None = None
-
-
-def book_modules() -> tuple[type, type, type]:
-    """(BookAttention, BookLayerNorm, BookGELU) classes."""
-    global _modules
-    if _modules is None:
-        _modules = _book_modules()
-    return _modules
-
-
-def build_model(config: GPTConfig, flags: set[str]) -> Any:
+def build_model(config: GPTConfig, flags: set[str]) -> GPTModel:
     """GPTModel for a rung: the book's modules wherever `flags` has not switched to
     the fast ones ("sdpa" for attention, "native" for LayerNorm/GELU)."""
-    from gptcore.model.gpt import GPTModel
-
     if "vocab_pad" in flags:
         config = dataclasses.replace(config, vocab_multiple=VOCAB_MULTIPLE)
     model = GPTModel(config)
-    attention, layer_norm, gelu = book_modules()
     for block in model.trf_blocks:
         if "sdpa" not in flags:
-            block.att = attention(config, stored_mask="mask" not in flags)
+            block.att = BookAttention(config, stored_mask="mask" not in flags)
         if "native" not in flags:
-            block.norm1, block.norm2 = layer_norm(config.emb_dim), layer_norm(config.emb_dim)
-            block.ff.layers[1] = gelu()
+            block.norm1, block.norm2 = BookLayerNorm(config.emb_dim), BookLayerNorm(config.emb_dim)
+            block.ff.layers[1] = BookGELU()
     if "native" not in flags:
-        model.final_norm = layer_norm(config.emb_dim)
+        model.final_norm = BookLayerNorm(config.emb_dim)
     return model
 
 
 def device_name(device: Any) -> str:
     """The CUDA card's name, or the CPU's model name."""
-    import torch
-
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
@@ -205,10 +160,6 @@ def skip_reasons(device: Any, compile: bool | None = None) -> dict[str, str]:
 
     `compile`: None skips torch.compile on a CPU only; True/False force it.
     """
-    import torch
-
-    from gptcore.hardware.perf import cpu_has_native_bf16
-
     cuda = device.type == "cuda"
     reasons = {}
     if not cuda:
@@ -231,17 +182,8 @@ def skip_reasons(device: Any, compile: bool | None = None) -> dict[str, str]:
 
 
 def _fused_adamw_available(device: Any) -> bool:
-    import torch
-
-    from gptcore.hardware.perf import make_adamw
-
     param = torch.zeros(1, device=device, requires_grad=True)
     return make_adamw([param], LR, WEIGHT_DECAY, (0.9, 0.999))[1] == "fused"
-
-
-def flags_for(index: int, skipped: dict[str, str]) -> set[str]:
-    """The changes switched on at rung `index`: every rung up to it that runs here."""
-    return {key for key in RUNG_KEYS[1 : index + 1] if key not in skipped}
 
 
 class _PeakMemory:
@@ -257,8 +199,6 @@ class _PeakMemory:
         return "peak RSS rise" if _reset_peak_rss() else "ru_maxrss rise"
 
     def start(self) -> None:
-        import torch
-
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         elif _reset_peak_rss():
@@ -267,8 +207,6 @@ class _PeakMemory:
             self._start = _ru_maxrss()
 
     def peak(self) -> int | None:
-        import torch
-
         if self.device.type == "cuda":
             return int(torch.cuda.max_memory_allocated(self.device))
         if self.device.type != "cpu":
@@ -305,8 +243,6 @@ def _ru_maxrss() -> int:
 @contextlib.contextmanager
 def _tf32(on: bool) -> Iterator[None]:
     """TF32 matmuls for the rung, the previous settings restored after it."""
-    import torch
-
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
     try:
@@ -317,8 +253,6 @@ def _tf32(on: bool) -> Iterator[None]:
 
 def _batches(config: GPTConfig, batch: int, count: int, pinned: bool) -> list[tuple[Any, Any]]:
     """`count` (inputs, targets) pairs of random tokens, prepared on the CPU like a loader's."""
-    import torch
-
     out = []
     for _ in range(count):
         tokens = torch.randint(0, config.vocab_size, (batch, config.context_length + 1))
@@ -328,8 +262,6 @@ def _batches(config: GPTConfig, batch: int, count: int, pinned: bool) -> list[tu
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    import torch
-
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc)
 
 
@@ -337,10 +269,6 @@ class _Rung:
     """One rung's model, optimizer and step function."""
 
     def __init__(self, config: GPTConfig, flags: set[str], device: Any, compile: bool) -> None:
-        import torch
-
-        from gptcore.hardware.perf import make_adamw
-
         torch.manual_seed(123)
         self.config, self.flags, self.device = config, flags, device
         self.model = build_model(config, flags).to(device)
@@ -352,9 +280,6 @@ class _Rung:
         self.forward = torch.compile(self.model) if compile else self.model
 
     def step(self, x: Any, y: Any) -> None:
-        import torch
-        import torch.nn.functional as F
-
         pinned = "pinned" in self.flags
         x, y = x.to(self.device, non_blocking=pinned), y.to(self.device, non_blocking=pinned)
         autocast = (
@@ -371,16 +296,12 @@ class _Rung:
 
 
 def _sync(device: Any) -> None:
-    import torch
-
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def _largest_batch(rung: _Rung, batch: int, check: Callable[[], None]) -> int:
     """Double the batch until a step runs out of memory (CUDA); the last that fit."""
-    import torch
-
     fits = batch
     while fits * 2 <= MAX_BATCH_LIMIT:
         check()
@@ -412,8 +333,6 @@ def measure_rung(
     check: Callable[[], None],
 ) -> RungResult:
     """Time `steps` optimizer steps after `warmup` untimed ones, with `flags` on."""
-    from gptcore.hardware.perf import reuse_freed_memory
-
     rung = RUNGS[index]
     gc.collect()
     memory.start()
@@ -452,8 +371,6 @@ def measure_rung(
 
 
 def _release(device: Any) -> None:
-    import torch
-
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -485,10 +402,6 @@ def run_ladder(
     with the error and left out of the later rungs. Setting `cancel` stops
     between two steps; the rungs finished so far are returned (and saved).
     """
-    import torch
-
-    from gptcore.hardware.device import pick_device
-
     torch_device = pick_device(device)
     config = get_preset(model)
     if context is not None:

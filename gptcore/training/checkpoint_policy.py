@@ -94,6 +94,10 @@ class CheckpointPolicy:
             return None
         return path
 
+    def resumed_from(self, ckpt: Checkpoint) -> None:
+        """A resumed run starts from `ckpt`: it is the last checkpoint saved."""
+        self.last_path, self.last_step, self.last_reason = ckpt.path, ckpt.step, ckpt.reason
+
     def saved(self, run_dir: Path, path: Path, step: int, reason: str) -> None:
         """Record a new checkpoint and prune the older automatic ones."""
         self.last_path, self.last_step, self.last_reason = path, step, reason

@@ -54,7 +54,7 @@ def run_flops(model: GPTConfig, train: TrainConfig, plan: BatchPlan) -> float:
     per_token = flops_per_token(model, plan.length)
     tokens_per_step = plan.global_batch * plan.grad_accum * plan.length
     steps = plan.total_steps  # max_steps already applied
-    evals = len(range(0, steps, train.eval_freq))  # the Trainer's eval_steps
+    evals = len(range(0, steps, train.eval_freq))  # the steps the Trainer evaluates after
     eval_batches = min(train.eval_iter, plan.train_batches) + min(train.eval_iter, plan.val_batches)
     eval_tokens = evals * eval_batches * plan.global_batch * plan.length
     return steps * tokens_per_step * per_token + eval_tokens * per_token / 3

@@ -8,16 +8,17 @@ import math
 from collections.abc import Iterable, Mapping, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gptcore.data.tokens import TokenizedCorpus, prepare_corpus
+from gptcore.data.windows import make_loader, require_windows
 from gptcore.errors import ConfigError, CorpusError
-
-if TYPE_CHECKING:
-    from gptcore.data.tokens import TokenizedCorpus
+from gptcore.hardware.device import pick_device
+from gptcore.settings.train import TrainConfig
 
 
 def calc_loss_batch(
@@ -116,10 +117,6 @@ def evaluate_model(
     characters at `train_ratio`). The model is moved to `device` (pick_device's
     choice when None) and put in eval mode.
     """
-    from gptcore.data.tokens import TokenizedCorpus, prepare_corpus
-    from gptcore.data.windows import make_loader, require_windows
-    from gptcore.hardware.device import pick_device
-
     if batch_size <= 0:
         raise ConfigError(f"the batch size must be positive, got {batch_size}")
     if max_batches is not None and max_batches <= 0:
@@ -156,9 +153,6 @@ def eval_options(train_config: Mapping[str, Any]) -> tuple[int, torch.device]:
     """The batch size and device a checkpoint's run trained with, to evaluate it the same
     way here; a device this machine lacks (a run trained elsewhere) falls back to
     pick_device's choice."""
-    from gptcore.hardware.device import pick_device
-    from gptcore.settings.train import TrainConfig
-
     batch_size = int(train_config.get("batch_size") or TrainConfig.batch_size)
     try:
         device = pick_device(str(train_config.get("device") or "auto"))

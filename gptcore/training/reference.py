@@ -16,16 +16,17 @@ import json
 import math
 from pathlib import Path
 
+from gptcore.data.tokens import prepare_corpus
 from gptcore.util import paths
 from gptcore.util.fsutil import atomic_write_text
+from gptcore.weights.downloads import downloaded_sizes
+from gptcore.weights.gpt2 import resolve_size
 
 DEFAULT_MAX_BATCHES = 20
 
 
 def local_gpt2_sizes() -> list[str]:
     """The GPT-2 sizes whose weights are complete on disk, smallest first."""
-    from gptcore.weights.downloads import downloaded_sizes
-
     return downloaded_sizes()
 
 
@@ -55,11 +56,6 @@ def reference_losses(
     Slow the first time (loads and runs GPT-2): call it off the UI thread. Raises
     GptTuiError subclasses for a corpus too short for one batch.
     """
-    from gptcore.data.tokens import prepare_corpus
-    from gptcore.training.evaluate import eval_options, evaluate_model
-    from gptcore.weights.gpt2 import resolve_size
-    from gptcore.weights.modelspec import load_spec
-
     name = resolve_size(size).name
     if name not in local_gpt2_sizes():
         return None
@@ -77,6 +73,11 @@ def reference_losses(
     cached = _read_cached(reference_dir() / f"{digest}.json", key)
     if cached is not None:
         return cached
+    # torch loads only here, for a result not cached yet: the app's Runs tab asks
+    # about every run it shows.
+    from gptcore.training.evaluate import eval_options, evaluate_model
+    from gptcore.weights.modelspec import load_spec
+
     # eval_options: a device this machine lacks falls back to the best one here.
     _, dev = eval_options({"batch_size": batch_size, "device": device})
     loaded = load_spec(f"gpt2:{name}", dev)

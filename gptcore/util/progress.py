@@ -7,6 +7,9 @@ import time
 from typing import TextIO
 
 from gptcore.util.fmt import format_duration, format_si
+from gptcore.util.throttle import Throttle
+
+REDRAW_INTERVAL_S = 0.1  # a terminal line redrawn at most ten times a second
 
 
 class ProgressLine:
@@ -20,13 +23,13 @@ class ProgressLine:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty()
         self.start = time.perf_counter()
-        self.last_draw = 0.0
+        self._redraw = Throttle(REDRAW_INTERVAL_S, time.perf_counter)
 
     def update(self, done: float, total: float) -> None:
+        """Redraw for `done` of `total`; the last update (done >= total) always draws."""
         now = time.perf_counter()
-        if not self.enabled or (now - self.last_draw < 0.1 and done < total):
+        if not self.enabled or not self._redraw.ready(now, force=done >= total):
             return
-        self.last_draw = now
         frac = min(1.0, done / total) if total else 1.0
         filled = int(frac * self.width)
         rate = done / max(now - self.start, 1e-9)

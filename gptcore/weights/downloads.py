@@ -33,7 +33,9 @@ from gptcore.util.download import (
     probe,
 )
 from gptcore.weights.gpt2 import (
+    HF_CONFIG,
     HF_FILES,
+    HF_WEIGHTS,
     OPENAI_FILES,
     PREFERRED_SOURCES,
     SIZES,
@@ -133,8 +135,8 @@ def _check_weights_file(path: Path) -> None:
 # Hugging Face file -> its content check and size cap (config.json is under 1 kB;
 # the largest model.safetensors, gpt2-xl's, about 6.4 GB).
 _HF_CHECKS: dict[str, tuple[Callable[[Path], None], int]] = {
-    "config.json": (_check_config_file, 1_000_000),
-    "model.safetensors": (_check_weights_file, 8_000_000_000),
+    HF_CONFIG: (_check_config_file, 1_000_000),
+    HF_WEIGHTS: (_check_weights_file, 8_000_000_000),
 }
 
 
@@ -184,14 +186,14 @@ def safetensors_complete(path: Path) -> bool:
 def _hf_invalid(folder: Path) -> set[str]:
     """The files of a Hugging Face download that fail their content check."""
     try:
-        config = check_hf_config(folder / "config.json")
+        config = check_hf_config(folder / HF_CONFIG)
     except CheckpointError:
-        weights_ok = safetensors_complete(folder / "model.safetensors")
-        return {"config.json"} if weights_ok else {"config.json", "model.safetensors"}
+        weights_ok = safetensors_complete(folder / HF_WEIGHTS)
+        return {HF_CONFIG} if weights_ok else {HF_CONFIG, HF_WEIGHTS}
     try:
-        check_hf_weights(folder / "model.safetensors", config)
+        check_hf_weights(folder / HF_WEIGHTS, config)
     except CheckpointError:
-        return {"model.safetensors"}
+        return {HF_WEIGHTS}
     return set()
 
 

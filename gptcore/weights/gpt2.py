@@ -38,10 +38,16 @@ class GPT2Size:
     approx_bytes: int = 0  # roughly what one download weighs (the weights file dominates)
 
 
+# The files of the two layouts that the loaders read by name.
+OPENAI_HPARAMS = "hparams.json"
+HF_CONFIG = "config.json"
+HF_WEIGHTS = "model.safetensors"
+
+
 OPENAI_FILES = (
     "checkpoint",
     "encoder.json",
-    "hparams.json",
+    OPENAI_HPARAMS,
     "model.ckpt.data-00000-of-00001",
     "model.ckpt.index",
     "model.ckpt.meta",
@@ -49,7 +55,7 @@ OPENAI_FILES = (
 )
 
 
-HF_FILES = ("config.json", "model.safetensors")
+HF_FILES = (HF_CONFIG, HF_WEIGHTS)
 
 
 _SHARED_BYTES = {"checkpoint": 77, "encoder.json": 1_042_301, "vocab.bpe": 456_318}
@@ -62,7 +68,7 @@ SIZES: dict[str, GPT2Size] = {
         "openai-community/gpt2",
         {
             **_SHARED_BYTES,
-            "hparams.json": 90,
+            OPENAI_HPARAMS: 90,
             "model.ckpt.data-00000-of-00001": 497_759_232,
             "model.ckpt.index": 5_215,
             "model.ckpt.meta": 471_155,
@@ -75,7 +81,7 @@ SIZES: dict[str, GPT2Size] = {
         "openai-community/gpt2-medium",
         {
             **_SHARED_BYTES,
-            "hparams.json": 91,
+            OPENAI_HPARAMS: 91,
             "model.ckpt.data-00000-of-00001": 1_419_292_672,
             "model.ckpt.index": 10_399,
             "model.ckpt.meta": 926_519,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from gptcore.settings.model import GPTConfig
 from gptcore.util.fsutil import atomic_output, atomic_write_text
+from gptcore.weights.gpt2 import HF_CONFIG, HF_WEIGHTS
 from gptcore.weights.layouts import _unpadded
 
 if TYPE_CHECKING:  # torch loads lazily, so `gpt-tui download` / `models` start instantly
@@ -110,10 +111,10 @@ def export_hf(model: GPTModel, out_dir: str | Path) -> Path:
     tensors = {k: v.cpu().contiguous() for k, v in to_hf_state_dict(model).items()}
     if model.config.tie_embeddings:
         del tensors["lm_head.weight"]  # safetensors refuses shared tensors; HF re-ties it
-    (out / "config.json").unlink(missing_ok=True)
-    with atomic_output(out / "model.safetensors") as tmp:
+    (out / HF_CONFIG).unlink(missing_ok=True)
+    with atomic_output(out / HF_WEIGHTS) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
     dtype = str(model.tok_emb.weight.dtype).removeprefix("torch.")
     text = json.dumps(hf_config_dict(model.config, dtype), indent=2) + "\n"
-    atomic_write_text(out / "config.json", text)
+    atomic_write_text(out / HF_CONFIG, text)
     return out

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from gptcore.errors import CheckpointError, ConfigError
 from gptcore.settings.model import GPTConfig
+from gptcore.weights.gpt2 import HF_CONFIG, HF_WEIGHTS, OPENAI_HPARAMS
 
 if TYPE_CHECKING:  # torch loads lazily, so `gpt-tui download` / `models` start instantly
     import torch
@@ -36,9 +37,9 @@ def detect_layout(directory: str | Path) -> str:
     d = Path(directory)
     if not d.is_dir():
         raise CheckpointError(f"weights directory not found: {d}")
-    if (d / "config.json").is_file() and (d / "model.safetensors").is_file():
+    if (d / HF_CONFIG).is_file() and (d / HF_WEIGHTS).is_file():
         return "hf"
-    if (d / "hparams.json").is_file() and _openai_prefix(d) is not None:
+    if (d / OPENAI_HPARAMS).is_file() and _openai_prefix(d) is not None:
         return "openai"
     present = ", ".join(sorted(p.name for p in d.iterdir())[:12]) or "nothing"
     raise CheckpointError(
@@ -140,14 +141,6 @@ def config_from_hf(cfg: dict[str, Any], where: Path) -> GPTConfig:
         )
     except ConfigError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
-
-
-def read_config(directory: str | Path) -> GPTConfig:
-    """The GPTConfig a weights directory of either layout describes."""
-    d = Path(directory)
-    if detect_layout(d) == "hf":
-        return config_from_hf(_read_json(d / "config.json"), d / "config.json")
-    return config_from_hparams(_read_json(d / "hparams.json"), d / "hparams.json")
 
 
 def expected_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:

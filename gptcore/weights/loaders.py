@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from gptcore.errors import CheckpointError
 from gptcore.settings.model import GPTConfig
+from gptcore.weights.gpt2 import HF_CONFIG, HF_WEIGHTS, OPENAI_HPARAMS
 from gptcore.weights.layouts import (
     _assemble,
     _check_names,
@@ -193,7 +194,7 @@ def check_hf_weights(path: Path, config: GPTConfig | None = None) -> None:
     `config` defaults to the config.json next to the file. Reads only the header.
     """
     if config is None:
-        config = check_hf_config(path.parent / "config.json")
+        config = check_hf_config(path.parent / HF_CONFIG)
     entries, _ = safetensors_header(path)
     _hf_tensor_names({k: entry[1] for k, entry in entries.items()}, config, str(path))
 
@@ -205,8 +206,8 @@ def load_hf(
     import torch
 
     d = Path(directory)
-    config = config or config_from_hf(_read_json(d / "config.json"), d / "config.json")
-    file = d / "model.safetensors"
+    config = config or config_from_hf(_read_json(d / HF_CONFIG), d / HF_CONFIG)
+    file = d / HF_WEIGHTS
     if not file.is_file():
         raise CheckpointError(f"{file} not found")
     if sys.byteorder != "little":  # pragma: no cover - safetensors data is little-endian
@@ -249,7 +250,8 @@ def load_openai(
     import torch
 
     d = Path(directory)
-    config = config or config_from_hparams(_read_json(d / "hparams.json"), d / "hparams.json")
+    hparams = d / OPENAI_HPARAMS
+    config = config or config_from_hparams(_read_json(hparams), hparams)
     prefix = _openai_prefix(d)
     if prefix is None:
         raise CheckpointError(f"no TF checkpoint (model.ckpt.index) in {d}")

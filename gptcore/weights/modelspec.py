@@ -8,9 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from gptcore.runs.checkpoints import checkpoint_for
+import torch
+
+from gptcore.errors import GenerationError
+from gptcore.hardware.device import pick_device
+from gptcore.model.gpt import GPTModel
+from gptcore.model.inference import PRECISIONS, check_precision, prepare_for_inference
+from gptcore.runs.checkpoint import Checkpoint
+from gptcore.runs.checkpoints import (
+    checkpoint_for,
+    list_checkpoints,
+    load_model,
+    run_picks,
+)
+from gptcore.settings.model import get_preset
+from gptcore.weights.downloads import downloaded_sizes, find_gpt2
+from gptcore.weights.loaders import load_weights
 from gptcore.weights.spec import (
     BEST,
     CHECKPOINT,
@@ -23,12 +37,6 @@ from gptcore.weights.spec import (
     ModelSpec,
     parse_spec,
 )
-
-if TYPE_CHECKING:
-    import torch
-
-    from gptcore.model.gpt import GPTModel
-    from gptcore.runs.checkpoint import Checkpoint
 
 
 def checkpoint_path(spec: str | Path | ModelSpec) -> Path:
@@ -74,29 +82,16 @@ def load_spec(
     messages: a bad spec, missing or damaged weights, a precision the device lacks
     (checked before the possibly long load).
     """
-    import torch
-
-    from gptcore.hardware.device import pick_device
-    from gptcore.model.inference import check_precision, prepare_for_inference
-
     parsed = parse_spec(spec)
     dev = device if isinstance(device, torch.device) else pick_device(device)
     check_precision(precision, dev)
     ckpt = None
     if parsed.kind in CHECKPOINT_KINDS:
-        from gptcore.runs.checkpoints import load_model
-
         model, ckpt = load_model(checkpoint_path(parsed), dev)
     elif parsed.kind in (GPT2, WEIGHTS):
-        from gptcore.weights.downloads import find_gpt2
-        from gptcore.weights.loaders import load_weights
-
         folder = find_gpt2(parsed.target) if parsed.kind == GPT2 else Path(parsed.target)
         model = load_weights(folder, dev)
     else:
-        from gptcore.model.gpt import GPTModel
-        from gptcore.settings.model import get_preset
-
         torch.manual_seed(seed)
         model = GPTModel(get_preset(parsed.target)).to(dev)
     model = prepare_for_inference(model, precision)
@@ -105,12 +100,6 @@ def load_spec(
 
 def available_precisions(device: str | torch.device = "auto") -> list[str]:
     """The precisions `load_spec` accepts on this machine's device (the Chat dtype menu)."""
-    import torch
-
-    from gptcore.errors import GenerationError
-    from gptcore.hardware.device import pick_device
-    from gptcore.model.inference import PRECISIONS, check_precision
-
     dev = device if isinstance(device, torch.device) else pick_device(device)
     out = []
     for precision in PRECISIONS:
@@ -129,9 +118,6 @@ def list_choices(root: str | Path | None = None) -> list[ModelChoice]:
     """Every usable model on disk: each run's latest and best checkpoint, every other
     checkpoint, then the downloaded GPT-2 sizes. Damaged checkpoints are left out
     (the checkpoint views list them with their reason)."""
-    from gptcore.runs.checkpoints import list_checkpoints, run_picks
-    from gptcore.weights.downloads import downloaded_sizes
-
     infos = [i for i in list_checkpoints(root) if i.error is None]
     out: list[ModelChoice] = []
     listed: set[Path] = set()

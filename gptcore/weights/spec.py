@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gptcore.errors import ConfigError, ModelSpecError
-from gptcore.runs.rundir import BEST, CHECKPOINT, CHECKPOINT_KINDS, LATEST
+from gptcore.runs.rundir import BEST, CHECKPOINT, CHECKPOINT_KINDS, LATEST, checkpoint_label
+from gptcore.settings.model import PRESETS
+from gptcore.weights.gpt2 import resolve_size
 
 GPT2, WEIGHTS, PRESET = "gpt2", "weights", "preset"
 KINDS = (*CHECKPOINT_KINDS, GPT2, WEIGHTS, PRESET)
@@ -53,8 +55,6 @@ class ModelSpec:
     def label(self) -> str:
         """A short name for status lines: `RUN/step-20`, `GPT-2 124M`, `tiny (untrained)`."""
         if self.kind == CHECKPOINT:
-            from gptcore.runs.rundir import checkpoint_label
-
             return checkpoint_label(self.target)
         if self.kind in (LATEST, BEST):
             return f"{Path(self.target).name} ({self.kind})"
@@ -87,19 +87,14 @@ def _prefixed(kind: str, value: str, raw: str) -> ModelSpec:
     if not value:
         raise ModelSpecError(f"model spec {raw!r} is missing its value: expected {FORMS[kind]}")
     if kind == GPT2:
-        from gptcore.weights.gpt2 import resolve_size
-
         try:
             return ModelSpec(GPT2, resolve_size(value).name)
         except ConfigError as exc:
             raise ModelSpecError(f"model spec {raw!r}: {exc}") from None
-    if kind == PRESET:
-        from gptcore.settings.model import PRESETS
-
-        if value not in PRESETS:
-            raise ModelSpecError(
-                f"model spec {raw!r}: unknown preset {value!r}; choose one of: {', '.join(PRESETS)}"
-            )
+    if kind == PRESET and value not in PRESETS:
+        raise ModelSpecError(
+            f"model spec {raw!r}: unknown preset {value!r}; choose one of: {', '.join(PRESETS)}"
+        )
     return ModelSpec(kind, value)
 
 

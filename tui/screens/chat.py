@@ -31,38 +31,30 @@ from textual.widgets import Checkbox, Collapsible, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from gptcore.errors import GptTuiError
+from gptcore.settings.sampling import GenerationSettings, sampler_names
 from gptcore.weights.spec import LATEST, ModelChoice, choice_for, describe_spec
+
+from ..fields import setting_fields
 
 if TYPE_CHECKING:
     from gptcore.model.gpt import GPTModel
-    from gptcore.sampling.settings import GenerationSettings
     from gptcore.sampling.stream import GenerationResult, TokenRecord
 
 POST_INTERVAL_S = 0.1  # at most ~10 transcript updates a second
 USER, ASSISTANT = "User:", "Assistant:"
 
-# (setting name, label, initial text): parsed and checked by
-# gptcore.sampling_settings.settings_from_text, like `gpt-tui generate`'s flags;
-# blank top-k / top-p / seed mean "off" / "random".
-CONTROLS = (
-    ("temperature", "temp", "1.0"),
-    ("top_k", "top-k", "40"),
-    ("top_p", "top-p", ""),
-    ("max_new_tokens", "max new", "50"),
-    ("seed", "seed", ""),
-    ("num_samples", "samples", "1"),
+# The settings Chat edits, from their declarations (gptcore.settings.sampling); parsed
+# and checked by gptcore.sampling.from_text.settings_from_text, like `gpt-tui generate`'s
+# flags. Chat samples from the start (temperature 1, top-k 40); blank top-k / top-p /
+# seed mean "off" / "random". The samplers beyond the book sit in a collapsed section;
+# the list settings (logit bias, ban) take comma-separated items (split_ban_list).
+CONTROLS = setting_fields(
+    GenerationSettings,
+    ["temperature", "top_k", "top_p", "max_new_tokens", "seed", "num_samples"],
+    {"temperature": 1.0, "top_k": 40},
 )
-# The samplers beyond the book, in a collapsed "samplers" section (blank = off);
-# "ban" is a comma-separated list of token texts or ids (split_ban_list).
-SAMPLER_CONTROLS = (
-    ("repetition_penalty", "rep pen", ""),
-    ("repetition_window", "rep win", "64"),
-    ("frequency_penalty", "freq pen", ""),
-    ("presence_penalty", "pres pen", ""),
-    ("no_repeat_ngram", "no-rep n", ""),
-    ("min_p", "min-p", ""),
-    ("ban", "ban", ""),
-)
+SAMPLER_CONTROLS = setting_fields(GenerationSettings, sampler_names())
+LIST_CONTROLS = ("logit_bias", "ban")
 
 
 # The confidence view (ctrl+f): alternatives recorded per generated token, and the
@@ -230,7 +222,6 @@ class ChatPane(Container, can_focus=True):
         self._choices: list[ModelChoice] = []
         self._want_spec: str | None = None
         self._active = False  # validation (and its torch import) waits for the first show
-        self.trained_run: Path | None = None  # the Train screen's run, routed by the app
 
     # ------------------------------------------------------------ layout
 
@@ -257,15 +248,15 @@ class ChatPane(Container, can_focus=True):
                         id="chat-mode",
                         compact=True,
                     )
-                for key, label, initial in CONTROLS:
+                for field in CONTROLS:
                     with Horizontal(classes="chat-row"):
-                        yield Label(label, classes="chat-label")
-                        yield Input(initial, id=f"chat-{key}", compact=True)
+                        yield Label(field.label, classes="chat-label")
+                        yield Input(field.initial, id=f"chat-{field.name}", compact=True)
                 with Collapsible(title="samplers", collapsed=True, id="chat-samplers"):
-                    for key, label, initial in SAMPLER_CONTROLS:
+                    for field in SAMPLER_CONTROLS:
                         with Horizontal(classes="chat-row"):
-                            yield Label(label, classes="chat-label")
-                            yield Input(initial, id=f"chat-{key}", compact=True)
+                            yield Label(field.label, classes="chat-label")
+                            yield Input(field.initial, id=f"chat-{field.name}", compact=True)
                 yield Checkbox("stop at end-of-text", True, id="chat-eos", compact=True)
                 with Horizontal(classes="chat-row"):
                     yield Label("dtype", classes="chat-label")
@@ -297,7 +288,7 @@ class ChatPane(Container, can_focus=True):
 
     def refresh_models(self) -> None:
         """Re-list checkpoints and downloaded GPT-2 sizes (in a worker)."""
-        self._list_models(self.trained_run)
+        self._list_models(self.app.state.run_dir)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="chat-list")
     def _list_models(self, trained_run: Path | None) -> None:
@@ -408,8 +399,8 @@ class ChatPane(Container, can_focus=True):
 
         self._active = True  # from now on, every change is validated as typed
         controls = (*CONTROLS, *SAMPLER_CONTROLS)
-        values = {k: self.query_one(f"#chat-{k}", Input).value for k, _, _ in controls}
-        ban = split_ban_list(values.pop("ban"))
+        values = {f.name: self.query_one(f"#chat-{f.name}", Input).value for f in controls}
+        lists = {name: split_ban_list(values.pop(name)) for name in LIST_CONTROLS}
         # Without a model: GPT-2's vocabulary, and the context is not known yet.
         limits: dict[str, int] = {}
         if self.model is not None:
@@ -417,16 +408,16 @@ class ChatPane(Container, can_focus=True):
             limits = {"vocab_size": config.vocab_size, "context_length": config.context_length}
         eos = self.query_one("#chat-eos", Checkbox).value
         try:
-            self.settings = settings_from_text(values, stop_at_eos=eos, ban=ban, **limits)
+            self.settings = settings_from_text(values, stop_at_eos=eos, **lists, **limits)
             errors: dict[str, str] = {}
         except GenerationError as exc:
-            labels = {key: label for key, label, _ in controls}
+            labels = {f.name: f.label for f in controls}
             self.settings, errors = None, messages_by_label(exc, labels)
         self.errors = errors
-        for key, _, _ in controls:
-            widget = self.query_one(f"#chat-{key}", Input)
-            widget.set_class(key in errors, "-invalid")
-            widget.tooltip = Text(errors[key]) if key in errors else None
+        for f in controls:
+            widget = self.query_one(f"#chat-{f.name}", Input)
+            widget.set_class(f.name in errors, "-invalid")
+            widget.tooltip = Text(errors.get(f.name, f.help))
         self.query_one("#chat-reason", Static).update(Text("\n".join(errors.values())))
 
     @property

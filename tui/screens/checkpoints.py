@@ -417,7 +417,7 @@ class CheckpointsPane(Container, can_focus=True):
             self.notify("mark one checkpoint (m), then highlight another and press v",
                         title="Compare", markup=False)  # fmt: skip
             return
-        source = str(getattr(self.app, "corpus_source", "builtin"))
+        source = self.app.state.corpus_source
         self.compare_text = f"comparing on corpus {source} …"
         self._show_detail()
         self._compare(self.marked, info.path, source, COMPARE_BATCHES)

@@ -31,6 +31,7 @@ from gptcore.errors import GptTuiError
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.train import TrainConfig
 
+from ..messages import CorpusChanged
 from ..widgets.token_view import TokenViewer
 
 PREVIEW_TOKENS = 500
@@ -184,12 +185,11 @@ class CorpusPane(Container, can_focus=True):
         self._previous_note: str | None = None
         self._last_progress = 0.0
         self.query_one("#corpus-progress").display = False
-        self.watch(self.app, "run_config", self._config_changed, init=False)
 
     def start(self) -> None:
         """Load the last corpus; the app calls this once the first frame is on screen,
         because importing torch (in the worker) would otherwise delay that frame."""
-        source = self.app.corpus_source
+        source = self.app.state.corpus_source
         if source != "builtin":
             self.query_one("#corpus-path", Input).value = source
             self.query_one(ContentSwitcher).current = "src-path"  # the tree waits for f
@@ -296,11 +296,10 @@ class CorpusPane(Container, can_focus=True):
 
     def _train_ratio(self) -> float:
         """The Train form's split (read here: the worker never reads the app's state)."""
-        config = self.app.run_config
-        return config[1].train_ratio if config is not None else 0.9
+        return self.app.state.train_ratio
 
     def _begin(self, label: str) -> None:
-        self.app.corpus_tokens = None  # no plan until the new counts are in
+        self.post_message(CorpusChanged(None, None))  # no plan until the new counts are in
         self.query_one("#corpus-name", Static).update(Text(f"Loading {label} …"))
         self.query_one("#corpus-error", Static).update("")
         self._show_previous("until the new one loads")
@@ -357,8 +356,7 @@ class CorpusPane(Container, can_focus=True):
         if viewer.display:
             viewer.set_source(*self._token_source())
         self._render_stats()
-        self.app.corpus_source = info.source
-        self.app.corpus_tokens = (info.train_tokens, info.val_tokens)
+        self.post_message(CorpusChanged(info.source, (info.train_tokens, info.val_tokens)))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "corpus" and event.state == WorkerState.ERROR:
@@ -374,7 +372,7 @@ class CorpusPane(Container, can_focus=True):
         self._show_previous("(loaded before)")
         self.query_one("#corpus-error", Static).update(Text(error))
         if self.info is not None:  # its plan stands again
-            self.app.corpus_tokens = (self.info.train_tokens, self.info.val_tokens)
+            self.post_message(CorpusChanged(None, (self.info.train_tokens, self.info.val_tokens)))
 
     def _show_previous(self, note: str | None) -> None:
         """Mark the stats and preview as the previous corpus's (note), or as current (None)."""
@@ -382,7 +380,9 @@ class CorpusPane(Container, can_focus=True):
         self.query_one("#corpus-info").set_class(self._previous_note is not None, "-previous")
         self._render_stats()
 
-    def _config_changed(self, _config: object) -> None:
+    def config_changed(self) -> None:
+        """The Train form's config changed (routed by the app): another split means
+        other token counts; else only the plan changes."""
         if self.info is None:
             return
         if self.info.train_ratio != self._train_ratio():  # another split: other token counts
@@ -403,7 +403,7 @@ class CorpusPane(Container, can_focus=True):
             f"val   {info.val_chars:,} chars, {info.val_tokens:,} tokens"
         )
         problem = None
-        config = self.app.run_config
+        config = self.app.state.run_config
         if config is not None:
             lines, problem = window_report(info, *config)
             stats += "\n" + lines

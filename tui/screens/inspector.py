@@ -27,13 +27,13 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, Static, TabbedContent, TabPane
 
+from gptcore.settings.sampling import GenerationSettings, InspectSettings
+
+from ..fields import SettingField, setting_fields
 from ..widgets.bars import bar, percent, token_label
 
 if TYPE_CHECKING:
     import torch
-
-    from gptcore.sampling.from_text import InspectSettings
-    from gptcore.sampling.settings import GenerationSettings
 
 TOP_N = 20
 TEMPS_SHOWN = 10  # candidates in the temperature comparison
@@ -47,16 +47,20 @@ class DrawsDone(Message):
         self.token, self.counts, self.draws, self.seed = token, counts, draws, seed
 
 
-FIELDS = (
-    # (setting name, label, width): parsed and checked by
-    # gptcore.sampling_settings.inspect_settings_from_text, like `gpt-tui inspect`'s flags
-    ("temperature", "temp", 5),
-    ("top_k", "top-k", 5),
-    ("top_p", "top-p", 5),
-    ("temperatures", "temps", 11),
-    ("draws", "draws", 6),
-    ("seed", "seed", 6),
-)
+# The filter's settings (generation's own) and the lab's, from their declarations;
+# parsed and checked by gptcore.sampling.from_text.inspect_settings_from_text, like
+# `gpt-tui inspect`'s flags. WIDTHS is only how wide each input is drawn.
+FILTER = ("temperature", "top_k", "top_p")
+LAB = ("temperatures", "draws", "seed")
+WIDTHS = {"temperature": 5, "top_k": 5, "top_p": 5, "temperatures": 11, "draws": 6, "seed": 6}
+
+
+def inspector_fields(
+    temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> tuple[SettingField, ...]:
+    """The screen's inputs, the filter starting where the caller's settings are."""
+    start = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+    return setting_fields(GenerationSettings, FILTER, start) + setting_fields(InspectSettings, LAB)
 
 
 class InspectorScreen(Screen[None]):
@@ -94,14 +98,7 @@ class InspectorScreen(Screen[None]):
         self.model_label = label
         self.source = source
         self.toy = logits is None
-        self.initial = {
-            "temperature": f"{temperature:g}",
-            "top_k": "" if top_k is None else str(top_k),
-            "top_p": "" if top_p is None else f"{top_p:g}",
-            "temperatures": "1, 0.1, 5",
-            "draws": "1000",
-            "seed": "123",
-        }
+        self.fields = inspector_fields(temperature, top_k, top_p)
         self.controls: InspectSettings | None = None
         self.errors: dict[str, str] = {}
         self.dist = None
@@ -116,10 +113,10 @@ class InspectorScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static("", id="insp-title", markup=False)
         with Horizontal(id="insp-controls"):
-            for key, label, width in FIELDS:
-                yield Label(label)
-                inp = Input(self.initial[key], id=f"insp-{key}", compact=True)
-                inp.styles.width = width
+            for field in self.fields:
+                yield Label(field.label)
+                inp = Input(field.initial, id=f"insp-{field.name}", compact=True)
+                inp.styles.width = WIDTHS[field.name]
                 yield inp
         yield Static("", id="insp-error", markup=False)
         # Above the tabs, so it shows without scrolling at 80x24.
@@ -158,7 +155,7 @@ class InspectorScreen(Screen[None]):
         return self.model_label(token)
 
     def values(self) -> dict[str, str]:
-        return {key: self.query_one(f"#insp-{key}", Input).value for key, _, _ in FIELDS}
+        return {f.name: self.query_one(f"#insp-{f.name}", Input).value for f in self.fields}
 
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
@@ -175,26 +172,26 @@ class InspectorScreen(Screen[None]):
             controls = inspect_settings_from_text(self.values(), logits.numel())
             errors: dict[str, str] = {}
         except GenerationError as exc:
-            labels = {key: label for key, label, _ in FIELDS}
+            labels = {f.name: f.label for f in self.fields}
             controls, errors = None, messages_by_label(exc, labels)
         self.errors = errors
-        for key, _, _ in FIELDS:
-            widget = self.query_one(f"#insp-{key}", Input)
-            widget.set_class(key in errors, "-invalid")
-            widget.tooltip = Text(errors[key]) if key in errors else None
+        for f in self.fields:
+            widget = self.query_one(f"#insp-{f.name}", Input)
+            widget.set_class(f.name in errors, "-invalid")
+            widget.tooltip = Text(errors.get(f.name, f.help))
         error = self.query_one("#insp-error", Static)
         error.update(Text("; ".join(errors.values())))  # each names its field's label
         error.display = bool(errors)  # no blank line above the summary
         if controls is None:
             return  # keep showing the last valid view
         self.controls = controls
-        chain = controls.sampling()
+        chain = controls.sampling
         if self.samplers is not None and not self.toy:
             chain = replace(
                 self.samplers,
-                temperature=controls.temperature,
-                top_k=controls.top_k,
-                top_p=controls.top_p,
+                temperature=controls.sampling.temperature,
+                top_k=controls.sampling.top_k,
+                top_p=controls.sampling.top_p,
             )
         history = [] if self.toy else self.history
         self.dist = distribution(logits, chain=chain, history=history)
@@ -260,8 +257,8 @@ class InspectorScreen(Screen[None]):
     # ------------------------------------------------------------ drawing
 
     def _render_title(self) -> None:
-        c = self.controls
-        assert c is not None
+        assert self.controls is not None
+        c = self.controls.sampling
         where = "toy vocabulary (chapter 5)" if self.toy else self.source
         settings = (
             f"T {c.temperature:g} · top-k {c.top_k if c.top_k is not None else 'off'} · "
@@ -319,8 +316,8 @@ class InspectorScreen(Screen[None]):
     def _render_temperatures(self) -> None:
         from gptcore.sampling.nexttoken import temperature_table
 
+        assert self.controls is not None
         c = self.controls
-        assert c is not None
         cands = self.candidates[:TEMPS_SHOWN]
         table = temperature_table(self.logits, c.temperatures, [x.id for x in cands])
         styles = ("cyan", "magenta", "yellow", "green", "blue", "red")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,7 @@ from textual.worker import Worker, WorkerState
 
 from gptcore.errors import GptTuiError
 from gptcore.util.fmt import format_bytes, format_duration
+from gptcore.util.throttle import Throttle
 from gptcore.weights.gpt2 import PREFERRED_SOURCES, SIZES, SOURCE_LABELS
 
 from ..messages import CheckpointsChanged, OpenInChat
@@ -314,13 +314,11 @@ class ModelsPane(Container, can_focus=True):
     def _download(self, size: str, source: str, cancel: threading.Event) -> None:
         from gptcore.weights.downloads import download_gpt2
 
-        last = [float("-inf")]
+        updates = Throttle(PROGRESS_INTERVAL_S)
 
         def on_progress(p: DownloadProgress) -> None:
-            now = time.monotonic()
-            if now - last[0] < PROGRESS_INTERVAL_S and p.done != p.total:
+            if not updates.ready(force=p.done == p.total):
                 return  # coalesced: the next event carries the newer numbers
-            last[0] = now
             self.post_message(DownloadUpdate(p))
 
         path = download_gpt2(size, source, cancel=cancel, on_progress=on_progress)

@@ -10,7 +10,6 @@ shows when the screen opens; any saved one can be picked to compare machines.
 from __future__ import annotations
 
 import threading
-import time
 
 from rich.progress_bar import ProgressBar as RichBar
 from rich.table import Table
@@ -25,7 +24,6 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from gptcore.errors import GptTuiError
 from gptcore.settings.model import PRESETS
-from gptcore.speedlab.ladder import DEFAULT_BATCH, RUNGS, run_ladder
 from gptcore.speedlab.results import (
     Event,
     RungFinished,
@@ -37,7 +35,9 @@ from gptcore.speedlab.results import (
     describe_workload,
     list_results,
 )
+from gptcore.speedlab.rungs import DEFAULT_BATCH, RUNGS
 from gptcore.util.fmt import MISSING, format_bytes, format_si
+from gptcore.util.throttle import Throttle
 
 PROGRESS_INTERVAL_S = 0.1
 DEFAULT_MODEL = "tiny"  # a first look in seconds; book-124m is the chapter's workload
@@ -128,7 +128,6 @@ class SpeedLabPane(Container, can_focus=True):
         self.saved: list[SpeedReport] = []
         self.running_rung: int | None = None
         self._stop: threading.Event | None = None
-        self._last_step = 0.0
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="speedlab-controls"):
@@ -241,14 +240,16 @@ class SpeedLabPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="speedlab")
     def _run(self, model: str, steps: int, stop: threading.Event) -> None:
+        from gptcore.speedlab.ladder import run_ladder  # torch: loaded by the first run
+
         worker = get_current_worker()
+        steps_shown = Throttle(PROGRESS_INTERVAL_S)
 
         def on_event(event: Event) -> None:
             if isinstance(event, StepDone):  # coalesced: a tiny model steps very fast
-                now = time.monotonic()
-                if now - self._last_step < PROGRESS_INTERVAL_S and event.step != event.steps:
+                last_of_rung = event.step == event.steps
+                if not steps_shown.ready(force=last_of_rung):
                     return
-                self._last_step = now
             self.post_message(LabEvent(event))
 
         report = run_ladder(model, steps=steps, on_event=on_event, cancel=stop)

@@ -23,21 +23,22 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from gptcore.errors import GptTuiError
 from gptcore.sampling.timeline import DEFAULT_SEED, TimelineEntry, run_prompt, sample_timeline
+from gptcore.settings.sampling import GenerationSettings
+from gptcore.settings.train import TrainConfig
 from gptcore.util.fmt import MISSING, format_count
 
+from ..fields import setting_fields
+
 if TYPE_CHECKING:
-    from gptcore.sampling.settings import GenerationSettings
     from gptcore.weights.spec import ModelChoice
 
 NO_OTHER = ""  # the Select's value for "no second model"
-FIELDS = (
-    # (setting, label, width or None for the rest of the row): parsed by
-    # gptcore.sampling_settings.settings_from_text, as `gpt-tui timeline`'s flags are
-    ("prompt", "prompt", None),
-    ("seed", "seed", 7),
-    ("temperature", "temp", 5),
-    ("max_new_tokens", "tokens", 5),
-)
+# The prompt, then the sampling settings (from their declarations), parsed by
+# gptcore.sampling.from_text.settings_from_text as `gpt-tui timeline`'s flags are.
+SAMPLING = ("seed", "temperature", "max_new_tokens")
+WIDTHS = {"seed": 7, "temperature": 5, "max_new_tokens": 5}  # the prompt takes the rest
+FIELDS = setting_fields(GenerationSettings, SAMPLING, {"seed": DEFAULT_SEED})
+(PROMPT,) = setting_fields(TrainConfig, ["start_context"])
 
 
 class TimelineProgress(Message):
@@ -128,18 +129,13 @@ class TimelineScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Sample timeline · {self.run_path.name}"), id="timeline-title")
-        initial = {
-            "prompt": self.prompt,
-            "seed": str(DEFAULT_SEED),
-            "temperature": "0",
-            "max_new_tokens": "50",
-        }
         with Horizontal(id="timeline-controls"):
-            for key, label, width in FIELDS:
-                yield Label(label)
-                field = Input(initial[key], id=f"timeline-{key}", compact=True)
-                if width is not None:
-                    field.styles.width = width
+            yield Label(PROMPT.label)  # the run's sample prompt is what it starts with
+            yield Input(self.prompt, id="timeline-prompt", compact=True, tooltip=PROMPT.help)
+            for f in FIELDS:
+                yield Label(f.label)
+                field = Input(f.initial, id=f"timeline-{f.name}", compact=True, tooltip=f.help)
+                field.styles.width = WIDTHS[f.name]
                 yield field
         with Horizontal(id="timeline-against"):
             yield Label("against")
@@ -189,16 +185,16 @@ class TimelineScreen(Screen[None]):
         from gptcore.errors import GenerationError
         from gptcore.sampling.from_text import messages_by_label, settings_from_text
 
-        values = {key: self.query_one(f"#timeline-{key}", Input).value for key, _, _ in FIELDS}
-        prompt = values.pop("prompt")
+        values = {f.name: self.query_one(f"#timeline-{f.name}", Input).value for f in FIELDS}
+        prompt = self.query_one("#timeline-prompt", Input).value
         try:
             settings = settings_from_text(values)
             errors: dict[str, str] = {}
         except GenerationError as exc:
             settings = None
-            errors = messages_by_label(exc, {key: label for key, label, _ in FIELDS})
-        for key, _, _ in FIELDS:
-            self.query_one(f"#timeline-{key}", Input).set_class(key in errors, "-invalid")
+            errors = messages_by_label(exc, {f.name: f.label for f in FIELDS})
+        for f in FIELDS:
+            self.query_one(f"#timeline-{f.name}", Input).set_class(f.name in errors, "-invalid")
         if settings is None:
             self._status("; ".join(errors.values()), error=True)
             return

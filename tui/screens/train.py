@@ -47,7 +47,7 @@ from ..configs import (
     save_config,
     validate_field,
 )
-from ..messages import RunFolderChanged
+from ..messages import RunConfigChanged, RunFolderChanged
 from ..pump import EventPump, TrainEvents
 from ..runstate import RunState
 from ..widgets.loss_chart import LossChart
@@ -196,7 +196,7 @@ class TrainPane(Container, can_focus=True):
                 yield summary
 
     def _initial_config(self) -> str:
-        key = self.app.settings.config
+        key = self.app.state.settings.config
         keys = [k for _, k in list_configs()]
         if key not in keys:  # a first start, or a saved config since deleted
             key = first_run_config() if first_run_config() in keys else keys[0]
@@ -204,9 +204,6 @@ class TrainPane(Container, can_focus=True):
 
     def on_mount(self) -> None:
         self._load_config(self.query_one("#config-select", Select).value)
-        self.watch(self.app, "run_config", self._summarize, init=False)
-        self.watch(self.app, "run_config", self._show_plan, init=False)
-        self.watch(self.app, "corpus_tokens", self._show_plan, init=False)
         # Redraws the status's elapsed time ("evaluating … 12s") while a run is active.
         self.set_interval(1.0, self._tick)
 
@@ -217,7 +214,16 @@ class TrainPane(Container, can_focus=True):
         summary.display = not summary.display
         for selector in self._RUN_VIEWS:
             self.query_one(selector).display = not summary.display
-        self._summarize(self.app.run_config)
+        self._summarize(self.app.state.run_config)
+
+    def config_changed(self) -> None:
+        """The form's config changed (the app routes RunConfigChanged back here)."""
+        self._summarize(self.app.state.run_config)
+        self._show_plan()
+
+    def corpus_changed(self) -> None:
+        """The loaded corpus changed: its plan."""
+        self._show_plan()
 
     def _summarize(self, config: tuple[GPTConfig, TrainConfig] | None) -> None:
         summary = self.query_one(ModelSummaryView)
@@ -247,7 +253,7 @@ class TrainPane(Container, can_focus=True):
             return
         self.base_model, self.base_train = model, train
         self._config_key = key
-        self.app.settings.config = key
+        self.app.state.settings.config = key
         self.app.save_settings()
         self._fill_form()
 
@@ -354,12 +360,15 @@ class TrainPane(Container, can_focus=True):
         if not self.errors:
             try:
                 config = build_configs(
-                    self.base_model, self.base_train, self.form_values(), self.app.corpus_source
+                    self.base_model,
+                    self.base_train,
+                    self.form_values(),
+                    self.app.state.corpus_source,
                 )
             except GptTuiError as exc:
                 self.form_error = str(exc)  # e.g. heads vs emb_dim
             else:
-                self.app.run_config = config
+                self.post_message(RunConfigChanged(config))
         self._show_form_reason()
         self.refresh_bindings()
 
@@ -435,7 +444,7 @@ class TrainPane(Container, can_focus=True):
             self.notify(reason, title="Can't start", severity="error", markup=False)
             return
         model, train = build_configs(
-            self.base_model, self.base_train, self.form_values(), self.app.corpus_source
+            self.base_model, self.base_train, self.form_values(), self.app.state.corpus_source
         )
         self._stop_watching()
         self._reset(RunState(state="starting", message="building the model …"))
@@ -497,7 +506,7 @@ class TrainPane(Container, can_focus=True):
             if not name:
                 return
             model, train = build_configs(
-                self.base_model, self.base_train, self.form_values(), self.app.corpus_source
+                self.base_model, self.base_train, self.form_values(), self.app.state.corpus_source
             )
             try:
                 path = save_config(name, model, train)
@@ -678,7 +687,7 @@ class TrainPane(Container, can_focus=True):
         self._ring()
 
     def _ring(self) -> None:
-        if self.app.settings.bell:
+        if self.app.state.settings.bell:
             self.app.bell()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -885,7 +894,7 @@ class TrainPane(Container, can_focus=True):
         """Before a run: the Trainer's batch plan for the form's config on the loaded corpus."""
         from gptcore.data.plan import batch_plan
 
-        config, tokens = self.app.run_config, getattr(self.app, "corpus_tokens", None)
+        config, tokens = self.app.state.run_config, self.app.state.corpus_tokens
         if config is None or tokens is None:
             return ""
         plan = batch_plan(*tokens, *config)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-from rich.text import Text
-
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 
@@ -18,10 +16,6 @@ def bar(fraction: float, width: int) -> str:
     full, rest = divmod(eighths, 8)
     text = "█" * full + (_EIGHTHS[rest] if rest else "")
     return text.ljust(width)
-
-
-def bar_text(fraction: float, width: int, style: str = "") -> Text:
-    return Text(bar(fraction, width), style=style)
 
 
 def percent(p: float) -> str:
