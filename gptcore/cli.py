@@ -34,6 +34,7 @@ COMMANDS = [
     "watch",
     "timeline",
     "speedlab",
+    "info",
 ]
 
 

@@ -44,3 +44,24 @@ def test_main_uses_home_from_either_position(
     assert main(argv) == 0
     assert os.environ[HOME_ENV] == home
     assert home in capsys.readouterr().out  # the weights folder it lists is under DIR
+
+
+def test_info_names_every_folder_under_home_with_its_size(tmp_path, capsys) -> None:
+    import json
+
+    from gptcore.cli import main
+
+    home = tmp_path / "home"
+    runs = home / "data" / "runs" / "r1"
+    runs.mkdir(parents=True)
+    (runs / "metrics.jsonl").write_bytes(b"x" * 1000)
+    (home / "data" / "runs" / "link").symlink_to("/usr")  # not followed, not counted
+    assert main(["info", "--json", "--home", str(home)]) == 0
+    places = json.loads(capsys.readouterr().out)
+    assert set(places) >= {"config", "data", "runs", "weights", "cache"}
+    assert all(Path(p["path"]).is_relative_to(home) for p in places.values())
+    assert places["runs"]["bytes"] == places["data"]["bytes"] == 1000
+    assert places["weights"]["bytes"] is None  # not created yet
+    assert main(["info", "--home", str(home)]) == 0
+    out = capsys.readouterr().out
+    assert f"{home / 'data' / 'runs'}  (1.0 kB)" in out and "not yet created" in out

@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,61 @@ def test_evaluate_model_errors_and_options(tmp_path):
     missing = "mps" if torch.cuda.is_available() else "cuda"
     batch, device = eval_options({"device": missing})
     assert batch == 2 and device.type != missing
+
+
+def _checkpoint(run: str, seed: int, train_config: dict) -> Path:
+    import torch
+
+    from gptcore.model.gpt import GPTModel
+    from gptcore.runs.checkpoint import save_checkpoint
+    from gptcore.settings.model import get_preset
+    from gptcore.util.paths import runs_dir
+
+    torch.manual_seed(seed)
+    return save_checkpoint(
+        runs_dir() / run / "checkpoints" / "step-000004", GPTModel(get_preset("tiny")),
+        train_config=train_config, step=4, epoch=0, tokens_seen=0, val_loss=5.0,
+    )  # fmt: skip
+
+
+def test_eval_checkpoint_uses_its_runs_corpus_split_windows_and_batches(capsys, tmp_path):
+    from gptcore.training.evaluate import evaluate_model
+    from gptcore.weights.modelspec import load_spec
+
+    corpus = _corpus(tmp_path)
+    own = {"corpus": str(corpus), "train_ratio": 0.6, "batch_size": 3, "max_length": 16}
+    path = _checkpoint("r", 3, {**own, "stride": 8, "device": "cpu", "lr": 0.01})
+    code, out, _ = run_cli(capsys, "eval", "--checkpoint", "r", "--max-batches", "2", "--json")
+    assert code == 0
+    shown = json.loads(out)
+    model = load_spec(str(path), "cpu").model
+    expected = evaluate_model(
+        model, corpus, train_ratio=0.6, batch_size=3, max_length=16, stride=8, max_batches=2
+    )
+    assert shown == pytest.approx(expected.to_dict(), rel=1e-6)
+    assert (shown["train_ratio"], shown["window"], shown["stride"]) == (0.6, 16, 8)
+    # The default split gives other token counts: the checkpoint's own one was used.
+    default = evaluate_model(model, corpus, max_batches=2)
+    assert shown["val_tokens"] > 3 * default.val_tokens
+    code, out, _ = run_cli(capsys, "eval", "--checkpoint", "r", "--max-batches", "2")
+    assert code == 0
+    assert (
+        f"split       train 0.6 as its run trained: {expected.train_tokens:,} tokens, "
+        f"val {expected.val_tokens:,}; windows of 16, stride 8"
+    ) in out
+
+
+@pytest.mark.parametrize("flag", [["--train-ratio", "0.5"], ["--batch-size", "4"]])
+def test_eval_checkpoint_refuses_split_flags(capsys, flag):
+    _checkpoint("r", 3, {})
+    code, _, err = run_cli(capsys, "eval", "--checkpoint", "r", *flag)
+    assert code == 2
+    assert f"{flag[0]} applies to --preset, --gpt2 and --weights" in err
+
+
+def test_a_checkpoints_damaged_split_setting_is_named(capsys):
+    path = _checkpoint("r", 3, {"train_ratio": 7})
+    code, _, err = run_cli(capsys, "eval", "--checkpoint", "r")
+    assert code == 2
+    assert f"checkpoint {path}: train_config: train.train_ratio must be" in err
+    assert "Traceback" not in err

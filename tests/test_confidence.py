@@ -13,6 +13,7 @@ from gptcore.cli import main
 from gptcore.errors import GenerationError
 from gptcore.model.gpt import GPTModel
 from gptcore.model.tokenizer import encode
+from gptcore.model.tokenview import label_of
 from gptcore.sampling.stream import generate
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.sampling import GenerationSettings
@@ -125,7 +126,7 @@ def test_cli_logprobs_without_json_prints_a_table(capsys: pytest.CaptureFixture[
     data = generate(tiny_model_preset(), PROMPT, max_new_tokens=5, eos_id=None, logprobs=2)
     first = data.samples[0].tokens[0]
     assert f"{first.token.prob:.3f}" in out
-    assert repr(first.top[1].text) in out
+    assert first.top[1].label in out
 
 
 def tiny_model_preset() -> GPTModel:
@@ -148,7 +149,7 @@ async def chat_with_answer(pilot):
     chat = await find_pane(pilot, ChatPane)
     chat.open_model("preset:tiny")
     await settle(pilot)
-    await wait_for(pilot, lambda: chat.model is not None and not chat.loading)
+    await wait_for(pilot, lambda: chat.model is not None and not chat.picker.opening)
     for key, value in (("temperature", "0"), ("max_new_tokens", "8"), ("seed", "")):
         chat.query_one(f"#chat-{key}", Input).value = value
     await pilot.pause()
@@ -163,7 +164,9 @@ def test_chat_confidence_toggle_and_alternatives() -> None:
     from textual.widgets import Static
 
     from tests.tui_helpers import host_app, run_async
-    from tui.screens.chat import CONFIDENCE_TOP, ChatPane, _p
+    from tui.screens.chat import ChatPane
+    from tui.screens.chat.confidence import LABEL_CELLS, prob_text
+    from tui.screens.chat.generation import CONFIDENCE_TOP
 
     @run_async
     async def check() -> None:
@@ -180,14 +183,14 @@ def test_chat_confidence_toggle_and_alternatives() -> None:
             ).samples[0]
             record = expected.tokens[1]
             lines = str(panel.render()).splitlines()
-            assert f"#2/{len(expected.tokens)} {record.token.text!r}" in lines[1]
+            assert f"#2/{len(expected.tokens)} {record.token.label} p " in lines[1]
             alternatives = lines[2:]
             assert len(alternatives) == CONFIDENCE_TOP
             for line, c in zip(alternatives, record.top, strict=True):
-                assert repr(c.text)[:18] in line
-                assert f"{_p(c.raw_prob)} → {_p(c.prob)}" in line
+                assert label_of(c.id, LABEL_CELLS) in line
+                assert f"{prob_text(c.raw_prob)} → {prob_text(c.prob)}" in line
             # The answer keeps its text verbatim, now with a style per token.
-            answer = chat._answers[0][0]
+            answer = chat.confidence.answers[0][0]
             rendered = answer.render()
             assert str(rendered) == expected.text and rendered.spans
             await pilot.press("ctrl+f")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gptcore.cli import main
-from gptcore.commands import download as download_cmd
+from gptcore.data.verdict import VERDICT_URL_ENV, fetch_verdict
 from gptcore.errors import CheckpointError, DownloadError
 from gptcore.util.download import (
     DownloadCancelled,
@@ -354,13 +354,39 @@ def test_openai_layout_files_and_known_sizes(server, monkeypatch):
 def test_verdict_download_checks_size_and_hash(server, monkeypatch, verdict_path, capsys):
     from gptcore.util.paths import verdict_file
 
-    monkeypatch.setenv(download_cmd.VERDICT_URL_ENV, server.url + "/the-verdict.txt")
+    monkeypatch.setenv(VERDICT_URL_ENV, server.url + "/the-verdict.txt")
     server.files["/the-verdict.txt"] = verdict_path.read_bytes()[:-1] + b"?"  # same size
     assert main(["download", "verdict", "--retries", "0"]) == 2
     assert "sha256" in capsys.readouterr().err and not verdict_file().exists()
     server.files["/the-verdict.txt"] = verdict_path.read_bytes()
     assert main(["download", "verdict"]) == 0
     assert verdict_file().read_bytes() == verdict_path.read_bytes()
+
+
+def test_fetch_verdict_reports_progress_resumes_and_keeps_an_intact_copy(server, verdict_path):
+    """The engine's fetch (what `download verdict` and the Corpus screen's v call)."""
+    from gptcore.util.paths import verdict_file
+
+    data = verdict_path.read_bytes()
+    server.files["/v.txt"] = data
+    server.behaviour["/v.txt"] = ["drop"]  # a third, then the connection drops
+    events: list[DownloadProgress] = []
+    path = fetch_verdict(server.url + "/v.txt", retry=FAST, on_progress=events.append)
+    assert path == verdict_file() and path.read_bytes() == data
+    assert [r for p, r in server.requests] == [None, f"bytes={len(data) // 3}-"]  # resumed
+    assert events[-1].done == events[-1].total == len(data)
+    # An intact copy is used as it is: no request at all, even to a dead server.
+    dead = f"http://127.0.0.1:{_free_port()}/v.txt"
+    assert fetch_verdict(dead, retry=FAST) == path and len(server.requests) == 2
+
+
+def test_fetch_verdict_offline_says_so_and_where_to_put_the_file():
+    from gptcore.util.paths import verdict_file
+
+    with pytest.raises(DownloadError) as caught:
+        fetch_verdict(f"http://127.0.0.1:{_free_port()}/v.txt", retry=FAST, timeouts=SHORT)
+    assert caught.value.offline
+    assert str(caught.value).endswith(f"To install by hand, save the file as {verdict_file()}")
 
 
 def test_non_ascii_destination(server, tmp_path):

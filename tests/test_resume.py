@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,49 @@ def test_a_config_that_cannot_run_is_a_one_line_config_error(
     with pytest.raises(ConfigError, match=words) as info:
         prepare_run(**args)
     assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------ a front end's own configs
+
+
+def test_a_front_ends_configs_are_a_source_like_a_file(config: Path) -> None:
+    """The app's Train form hands over its (model, train): decoded and checked as a
+    file's would be, with overrides and the corpus shorthand on top."""
+    model, train = load_run_config(config)
+    assert prepare_run(configs=(model, train)) == prepare_run(config)
+    prepared = prepare_run(overrides=["lr=0.01"], configs=(model, train), corpus="other.txt")
+    assert prepared.train_config == dataclasses.replace(train, lr=0.01, corpus="other.txt")
+    assert prepared.model_config == model and prepared.checkpoint is None
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        # Across model and train, for every source: what the Trainer checks before it writes.
+        ({"overrides": ["model.vocab_size=100"]}, "vocab_size must be at least"),
+        ({"configs": (GPTConfig(vocab_size=100), TrainConfig())}, "vocab_size must be at least"),
+        ({"configs": (GPTConfig(), TrainConfig()), "overrides": ["lr=-1"]}, "train.lr"),
+        ({"configs": (GPTConfig(), TrainConfig()), "config": "tiny"}, "not both"),
+    ],
+)
+def test_every_source_is_checked_the_same_way(config: Path, args: dict, words: str) -> None:
+    if "configs" not in args:
+        args = {**args, "config": config}
+    with pytest.raises(ConfigError, match=words):
+        prepare_run(**args)
+
+
+def test_trainer_for_builds_what_was_prepared(run, tmp_path: Path) -> None:
+    """`gpt-tui train` and the app both build their Trainer with trainer_for."""
+    from gptcore.training.trainer import trainer_for
+
+    prepared = prepare_run(resume="r", run_dir=tmp_path / "out")
+    stop = threading.Event()
+    trainer = trainer_for(prepared, listeners=[print], cancel_event=stop)
+    assert (trainer.model_config, trainer.config) == (prepared.model_config, prepared.train_config)
+    assert trainer.resume is prepared.checkpoint and trainer.run_dir == tmp_path / "out"
+    trainer.cancel()
+    assert stop.is_set()  # the front end's own stop event is the Trainer's
 
 
 # ------------------------------------------------------------------ resuming

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from gptcore.runs.events import EvalEnd, Failed, Finished, Sample, StepEnd
-from gptcore.runs.metrics import MetricsFollower, MetricsWriter, list_runs, read_metrics, run_status
+from gptcore.runs.lock import RunLock
+from gptcore.runs.metrics import MetricsFollower, MetricsWriter, read_metrics
 from gptcore.runs.rundir import RunDir, checkpoint_label, new_run_dir, write_run_config
+from gptcore.runs.table import run_state
 from gptcore.settings.files import load_run_config
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.train import TrainConfig
+from tui.screens.open_run import known_runs
 
 
 def step(i: int) -> StepEnd:
@@ -88,20 +93,37 @@ def test_follower_returns_complete_lines_only(tmp_path: Path) -> None:
     assert follower.poll() == [step(1)]
 
 
-def test_list_runs_reports_status(isolated_home: Path) -> None:
-    done, running = new_run_dir("a"), new_run_dir("b")
-    w = MetricsWriter(done / "metrics.jsonl")
-    w(step(0))
-    w(Finished(1, 1, "cancelled", 10, 1.0))
-    w.close()
-    w = MetricsWriter(running / "metrics.jsonl")
-    w(step(3))
-    w.close()
-    info = {r.name: r for r in list_runs()}
-    assert info[done.name].status == "cancelled"
+@pytest.mark.parametrize(
+    ("last", "held", "state"),
+    [
+        (None, False, "new"),
+        (None, True, "running"),
+        (step(3), True, "running"),
+        (step(3), False, "stopped"),  # no closing event and nobody holds the lock: it died
+        (Finished(4, 1, "completed", 40, 1.0), False, "finished"),
+        (Finished(4, 1, "max_steps", 40, 1.0), True, "finished"),  # closing, lock not yet let go
+        (Finished(4, 1, "cancelled", 40, 1.0), False, "stopped"),
+        (Failed(4, 1, "boom"), False, "failed"),
+    ],
+)
+def test_one_run_state_machine(last: object, held: bool, state: str) -> None:
+    assert run_state(last, held) == state
+
+
+def test_the_watch_picker_lists_runs_as_the_run_table_does(isolated_home: Path) -> None:
+    done, died, live = new_run_dir("a"), new_run_dir("b"), new_run_dir("c")
+    for run, events in ((done, [step(0), Finished(1, 1, "cancelled", 10, 1.0)]),
+                        (died, [step(3)]), (live, [step(5)])):  # fmt: skip
+        writer = MetricsWriter(run / "metrics.jsonl")
+        for event in events:
+            writer(event)
+        writer.close()
+    with RunLock(live):  # this process trains there
+        labels = dict(known_runs())
     # StepEnd 3 is the book's 0-based global step: 4 steps are done (as Finished counts).
-    assert info[running.name].status == "running" and info[running.name].last_step == 4
-    assert info[done.name].last_step == 1
+    assert labels[died] == f"{died.name}  (stopped, step 4)"
+    assert labels[done] == f"{done.name}  (stopped, step 1)"
+    assert labels[live] == f"{live.name}  (running, step 6)"
 
 
 # ---------------------------------------------------------------- RunDir
@@ -142,7 +164,7 @@ def test_run_dir_lists_checkpoints_without_temporaries(tmp_path: Path) -> None:
     assert run.checkpoint_dirs() == [run.checkpoint(1), run.checkpoint(2)]
     assert run.has_checkpoints() and not run.is_run()  # no config or metrics yet
     write_run_config(run.path, GPTConfig(), TrainConfig())
-    assert run.is_run() and run_status(run.path).checkpoints == 2
+    assert run.is_run()
 
 
 def test_metrics_writer_puts_samples_in_the_run_folder(tmp_path: Path) -> None:

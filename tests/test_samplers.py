@@ -249,7 +249,7 @@ async def test_chat_sampler_controls_change_generation_and_the_inspector_shows_s
         pane = await find_pane(pilot, ChatPane)
         pane.open_model(str(ckpt))
         await settle(pilot)
-        await wait_for(pilot, lambda: pane.model is not None and not pane.loading)
+        await wait_for(pilot, lambda: pane.model is not None and not pane.picker.opening)
         for key, value in (
             ("temperature", "0"),
             ("max_new_tokens", "8"),
@@ -260,7 +260,7 @@ async def test_chat_sampler_controls_change_generation_and_the_inspector_shows_s
             await pilot.pause()
         pane.query_one("#chat-eos").value = False
         await pilot.pause()
-        assert pane.errors == {} and pane.settings is not None
+        assert pane.controls.errors == {} and pane.settings is not None
         assert pane.settings.ban == (first,) and pane.settings.no_repeat_ngram == 1
         pane.query_one("#chat-prompt", Input).value = prompt
         pane.query_one("#chat-prompt", Input).focus()
@@ -271,11 +271,11 @@ async def test_chat_sampler_controls_change_generation_and_the_inspector_shows_s
             tiny_model(), prompt, max_new_tokens=8, eos_id=None, ban=(first,), no_repeat_ngram=1
         ).samples[0]
         assert first not in banned.token_ids
-        assert pane.last_answer == banned.text != decode(plain)
+        assert pane.conversation.last_answer == banned.text != decode(plain)
         # A bad value is refused by its label.
         pane.query_one("#chat-min_p", Input).value = "2"
         await pilot.pause()
-        assert pane.errors["min_p"].startswith("min-p must be")
+        assert pane.controls.errors["min_p"].startswith("min-p must be")
         pane.query_one("#chat-min_p", Input).value = ""
         pane.query_one("#chat-prompt", Input).value = prompt
         await pilot.pause()
@@ -284,9 +284,9 @@ async def test_chat_sampler_controls_change_generation_and_the_inspector_shows_s
         await settle(pilot)
         view = str(app.screen.query_one("#insp-stages-view", Static).render())
         assert "bias/ban" in view and "no-repeat-ngram" in view
-        assert [name for name, _ in app.screen.stages][:3] == [
+        assert [stage.name for stage in app.screen.analysis.stages][:3] == [
             "logits",
             "bias/ban",
             "no-repeat-ngram",
         ]
-        assert float(app.screen.dist.probs[first]) == 0.0
+        assert app.screen.analysis.probability(first) == 0.0

@@ -240,11 +240,11 @@ async def test_cli_and_app_reject_the_same_value_with_the_same_field(capsys) -> 
     app = host_app(ChatPane)
     async with app.run_test(size=(100, 40)) as pilot:
         chat = app.query_one(ChatPane)
-        await wait_for(pilot, lambda: chat._active)  # validated once shown
+        await wait_for(pilot, lambda: chat.controls.active)  # validated once shown
         chat.query_one("#chat-top_p", Input).value = "1.5"
         await pilot.pause()
         # The same rule, in the app's words: the field's label on screen.
-        assert chat.errors == {"top_p": "top-p must be a number in (0, 1], got 1.5"}
+        assert chat.controls.errors == {"top_p": "top-p must be a number in (0, 1], got 1.5"}
         assert chat.query_one("#chat-top_p", Input).has_class("-invalid")
         assert chat.settings is None
 
@@ -253,5 +253,5 @@ async def test_cli_and_app_reject_the_same_value_with_the_same_field(capsys) -> 
         screen = app.screen
         screen.query_one("#insp-top_p", Input).value = "1.5"
         await pilot.pause()
-        assert screen.errors == chat.errors
+        assert screen.errors == chat.controls.errors
         assert screen.query_one("#insp-top_p", Input).has_class("-invalid")

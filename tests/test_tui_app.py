@@ -17,6 +17,7 @@ from rich.text import Text
 from textual.widgets import Input, RichLog, Static, TabbedContent, TextArea
 
 from gptcore.runs.events import EvalEnd, Finished, RunStarted, Sample, StepEnd, to_record
+from gptcore.runs.lock import RunLock
 from tui.app import SCREENS, GptTuiApp
 from tui.pump import TrainEvents
 from tui.screens.dialogs import ConfirmScreen
@@ -323,9 +324,7 @@ async def test_model_output_is_shown_verbatim(corpus: Path) -> None:
         await settle(pilot, "corpus")
         await pilot.press("2")
         pane = app.query_one(TrainPane)
-        pane.post_message(
-            TrainEvents([Sample(4, 0, "a [/b] b [red]c[/red] [bold]")], f"live-{pane._run_token}")
-        )
+        pane.post_message(TrainEvents([Sample(4, 0, "a [/b] b [red]c[/red] [bold]")], pane.handle))
         await pilot.pause()
         assert "a [/b] b [red]c[/red] [bold]" in log_text(app.query_one("#samples", RichLog))
 
@@ -352,47 +351,49 @@ async def test_watch_follows_a_growing_metrics_file(tmp_path: Path, corpus: Path
         StepEnd(1, 0, 10.5, 4e-4, 1024, 950.0, 1.0, None, 1.0, 100),
     )
     app = make_app(corpus, watch_dir=run)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, "corpus")
-        pane = app.query_one(TrainPane)
-        # The file is read in a worker thread, never on the UI thread.
-        readers: list[threading.Thread] = []
-        poll = pane._follower.poll
-        pane._follower.poll = lambda: readers.append(threading.current_thread()) or poll()
-        await wait_for(
-            pilot,
-            lambda: (
-                train_state(pilot).last_step is not None and train_state(pilot).last_step.step == 1
-            ),
-        )
-        assert app.query_one(TabbedContent).active == "train"
-        assert pane.watching == run
-        assert text_of(app, "#run-state").startswith("RUNNING (watched)")
-        assert "cuda" in text_of(app, "#run-stats")
-        assert pane.check_action("stop", ()) is False  # read-only: no controls for it
-
-        # The run goes on elsewhere: new lines, the last one still being written.
-        append(
-            metrics,
-            EvalEnd(1, 0, 9.8, 9.9, 1024),
-            Sample(1, 0, "Every effort moves you [/b]"),
-            partial='{"event": "finished", "step": 2, "epo',
-        )
-        pane.poll_watched()  # what the timer does every 0.25 s
-        await wait_for(pilot, lambda: len(train_state(pilot).evals) == 1)
-        assert pane.state.state == "running"
-        assert "Every effort moves you [/b]" in log_text(app.query_one("#samples", RichLog))
-        with metrics.open("a", encoding="utf-8") as f:
-            f.write(
-                json.dumps(to_record(Finished(2, 1, "completed", 1536, 3.0)))[
-                    len('{"event": "finished", "step": 2, "epo') :
-                ]
-                + "\n"
+    with RunLock(run):  # a process trains there, as in a real run
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot, "corpus")
+            pane = app.query_one(TrainPane)
+            # The file is read in a worker thread, never on the UI thread.
+            readers: list[threading.Thread] = []
+            poll = pane._follower.poll
+            pane._follower.poll = lambda: readers.append(threading.current_thread()) or poll()
+            await wait_for(
+                pilot,
+                lambda: (
+                    train_state(pilot).last_step is not None
+                    and train_state(pilot).last_step.step == 1
+                ),
             )
-        pane.poll_watched()
-        await wait_for(pilot, lambda: train_state(pilot).state == "finished")
-        assert text_of(app, "#run-state").startswith("FINISHED (watched) · all epochs done")
-        assert readers and threading.main_thread() not in readers
+            assert app.query_one(TabbedContent).active == "train"
+            assert pane.watching == run
+            assert text_of(app, "#run-state").startswith("RUNNING (watched)")
+            assert "cuda" in text_of(app, "#run-stats")
+            assert pane.check_action("stop", ()) is False  # read-only: no controls for it
+
+            # The run goes on elsewhere: new lines, the last one still being written.
+            append(
+                metrics,
+                EvalEnd(1, 0, 9.8, 9.9, 1024),
+                Sample(1, 0, "Every effort moves you [/b]"),
+                partial='{"event": "finished", "step": 2, "epo',
+            )
+            pane.poll_watched()  # what the timer does every 0.25 s
+            await wait_for(pilot, lambda: len(train_state(pilot).evals) == 1)
+            assert pane.state.state == "running"
+            assert "Every effort moves you [/b]" in log_text(app.query_one("#samples", RichLog))
+            with metrics.open("a", encoding="utf-8") as f:
+                f.write(
+                    json.dumps(to_record(Finished(2, 1, "completed", 1536, 3.0)))[
+                        len('{"event": "finished", "step": 2, "epo') :
+                    ]
+                    + "\n"
+                )
+            pane.poll_watched()
+            await wait_for(pilot, lambda: train_state(pilot).state == "finished")
+            assert text_of(app, "#run-state").startswith("FINISHED (watched) · all epochs done")
+            assert readers and threading.main_thread() not in readers
 
 
 @run_async
@@ -401,17 +402,18 @@ async def test_open_a_run_from_the_train_screen(tmp_path: Path, corpus: Path) ->
     run.mkdir()
     append(run / "metrics.jsonl", RunStarted(str(run), "cpu", "fp32", 10, 99))
     app = make_app(corpus)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, "corpus")
-        await pilot.press("2", "w")
-        await pilot.pause()
-        assert isinstance(app.screen, OpenRunScreen)
-        app.screen.query_one("#run-path", Input).value = str(tmp_path / "missing")
-        await pilot.press("enter")
-        await pilot.pause()
-        assert "no such folder" in str(app.screen.query_one("#run-path-error", Static).render())
-        app.screen.query_one("#run-path", Input).value = str(run)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: train_state(pilot).state == "running")
-        pane = app.query_one(TrainPane)
-        assert pane.watching == run
+    with RunLock(run):  # a process trains there, as in a real run
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot, "corpus")
+            await pilot.press("2", "w")
+            await pilot.pause()
+            assert isinstance(app.screen, OpenRunScreen)
+            app.screen.query_one("#run-path", Input).value = str(tmp_path / "missing")
+            await pilot.press("enter")
+            await pilot.pause()
+            assert "no such folder" in str(app.screen.query_one("#run-path-error", Static).render())
+            app.screen.query_one("#run-path", Input).value = str(run)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: train_state(pilot).state == "running")
+            pane = app.query_one(TrainPane)
+            assert pane.watching == run

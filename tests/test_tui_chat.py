@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input, Static
 
+from gptcore.sampling.chat import chat_prompt
 from gptcore.sampling.stream import generate
 from gptcore.settings.sampling import GenerationSettings
 from tests.tui_helpers import (
@@ -18,7 +19,8 @@ from tests.tui_helpers import (
     wait_for,
 )
 from tui.app import GptTuiApp
-from tui.screens.chat import ChatDelta, ChatPane, chat_prompt
+from tui.screens.chat import ChatPane
+from tui.screens.chat.messages import ChatDelta
 from tui.settings import Settings
 
 
@@ -33,7 +35,7 @@ async def _open_chat(pilot, spec: str) -> ChatPane:
     pane = await find_pane(pilot, ChatPane)
     pane.open_model(spec)
     await settle(pilot)
-    await wait_for(pilot, lambda: pane.model is not None and not pane.loading)
+    await wait_for(pilot, lambda: pane.model is not None and not pane.picker.opening)
     return pane
 
 
@@ -65,7 +67,7 @@ async def test_streams_the_engine_output_verbatim():
         for key, value in (("temperature", "1.0"), ("top_k", "20"), ("seed", "7"),
                            ("max_new_tokens", "12")):  # fmt: skip
             await _set(pilot, pane, key, value)
-        assert pane.errors == {}
+        assert pane.controls.errors == {}
         pane.query_one("#chat-prompt", Input).focus()
         await pilot.press(*"Every effort", "enter")
         await settle(pilot)
@@ -78,7 +80,7 @@ async def test_streams_the_engine_output_verbatim():
         texts = _log_text(pane)
         assert texts[0] == "Every effort"
         assert texts[1] == expected
-        assert pane.last_answer == expected
+        assert pane.conversation.last_answer == expected
         await pilot.press("ctrl+y")  # copy the answer (OSC 52)
         assert app.clipboard == expected
         assert "tok/s" in texts[2]
@@ -90,9 +92,10 @@ async def test_model_output_is_never_markup():
     app = host_app(ChatPane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await _open_chat(pilot, str(ckpt))
-        live = pane._add_block("", "model")
-        pane._live, pane._live_text = {0: live}, {0: ""}
-        pane.post_message(ChatDelta(pane._gen_token, {0: "[/b] and [red]not red[/red]"}))
+        log = pane.chat_log
+        live = log.add_block("", "model")
+        log.live, log.live_text = {0: live}, {0: ""}
+        pane.post_message(ChatDelta(pane._generation, {0: "[/b] and [red]not red[/red]"}))
         await pilot.pause()
         assert str(live.render()) == "[/b] and [red]not red[/red]"
 
@@ -117,17 +120,19 @@ async def test_invalid_controls_are_rejected_as_typed():
         await _set(pilot, pane, "top_k", "0")
         top_k = pane.query_one("#chat-top_k", Input)
         assert top_k.has_class("-invalid") and not temp.has_class("-invalid")
-        assert pane.errors == {"top_k": "top-k must be an integer in [1, 50257], got 0"}
+        assert pane.controls.errors == {"top_k": "top-k must be an integer in [1, 50257], got 0"}
         # max new tokens beyond the engine's limit, samples beyond its maximum
         await _set(pilot, pane, "top_k", "")
         await _set(pilot, pane, "num_samples", "1000")
-        assert pane.errors["num_samples"].startswith("samples must be an integer in [1, 64]")
+        assert pane.controls.errors["num_samples"].startswith(
+            "samples must be an integer in [1, 64]"
+        )
         pane.query_one("#chat-prompt", Input).focus()
         await pilot.press("h", "i", "enter")
         await pilot.pause()
-        assert not pane.generating and pane.transcript == []
+        assert not pane.generating and pane.conversation.transcript == []
         await _set(pilot, pane, "num_samples", "1")
-        assert pane.errors == {}
+        assert pane.controls.errors == {}
 
 
 @run_async
@@ -137,7 +142,7 @@ async def test_keyboard_model_choice_then_stop_generation_midway():
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await find_pane(pilot, ChatPane)
         await pilot.press("3")  # the Chat tab, then ctrl+o and Enter: the first model
-        await wait_for(pilot, lambda: bool(pane._choices))
+        await wait_for(pilot, lambda: bool(pane.picker.menu.choices))
         await pilot.press("ctrl+o")
         await pilot.pause()
         await pilot.press("enter")
@@ -147,7 +152,7 @@ async def test_keyboard_model_choice_then_stop_generation_midway():
         await _set(pilot, pane, "max_new_tokens", "100000")
         await _set(pilot, pane, "seed", "1")
         await pilot.press("a", "enter")
-        await wait_for(pilot, lambda: bool(pane._live_text.get(0)))
+        await wait_for(pilot, lambda: bool(pane.chat_log.live_text.get(0)))
         assert pane.generating
         await pilot.press("escape")  # Stop while generating
         await settle(pilot)
@@ -169,7 +174,8 @@ async def test_chat_mode_feeds_history_and_saves_transcript():
             assert pane.send(message)
             await settle(pilot)
             await wait_for(pilot, lambda: not pane.generating)
-        assert [u for u, _ in pane.history] == ["hello there, how are you today?", "and again"]
+        history = pane.conversation.history
+        assert [u for u, _ in history] == ["hello there, how are you today?", "and again"]
         # The tiny model's 32-token window cannot hold the history: it says so.
         assert any("history truncated" in t for t in _log_text(pane))
         pane.action_save()
@@ -178,7 +184,7 @@ async def test_chat_mode_feeds_history_and_saves_transcript():
         lines = saved.splitlines()
         assert "User: hello there, how are you today?" in lines and "User: and again" in lines
         answers = [line for line in lines if line.startswith("Assistant: ")]
-        assert len(answers) == 2 and answers[0] == f"Assistant: {pane.history[0][1]}".strip()
+        assert len(answers) == 2 and answers[0] == f"Assistant: {history[0][1]}".strip()
         assert "[User]" not in saved and "[Model]" not in saved
 
 
@@ -188,7 +194,7 @@ async def test_missing_model_is_a_notification_not_a_crash(tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(ChatPane)
         pane.open_model(f"ckpt:{tmp_path / 'nope'}")  # the older explicit prefix still parses
-        await wait_for(pilot, lambda: not pane.loading)
+        await wait_for(pilot, lambda: not pane.picker.opening)
         assert pane.model is None
         status = str(pane.query_one("#chat-status", Static).render())
         assert status.startswith("could not load ") and "no run or checkpoint named" in status

@@ -109,9 +109,9 @@ async def test_rename_and_delete_ask_first():
 
 
 def test_export_pth_and_hf_and_compare(monkeypatch):
-    import tui.screens.checkpoints as screen
+    import tui.screens.checkpoints.compare as compare
 
-    monkeypatch.setattr(screen, "COMPARE_BATCHES", 1)  # the numbers, not their precision
+    monkeypatch.setattr(compare, "COMPARE_BATCHES", 1)  # the numbers, not their precision
     _export_and_compare()
 
 
@@ -144,8 +144,7 @@ async def _export_and_compare():
         await wait_for(pilot, lambda: pane.compare_text.startswith("losses"))
         lines = pane.compare_text.splitlines()
         assert lines[0] == (
-            "losses of tiny-run on builtin (Python help topics) "
-            "(1 batches per split, batch 3, cpu):"
+            "losses of tiny-run on builtin (Python help topics) (1 batches per split, cpu):"
         )
         assert lines[1].startswith("A step-5   train ")
         assert lines[2].startswith("B step-10  train ")
@@ -156,6 +155,10 @@ async def _export_and_compare():
         assert lines[1] == (
             f"A step-5   train {expected.train_loss:.3f} · val {expected.val_loss:.3f}"
         )
+        # Each run's own batch size (3 and 2): the split of each is told apart.
+        assert lines[3] == "each on its run's split (train / val tokens):"
+        assert lines[4].startswith("A train 0.9: ") and lines[4].endswith(", window 32, batch 3")
+        assert lines[5].startswith("B train 0.9: ") and lines[5].endswith(", window 32, batch 2")
 
 
 @run_async
@@ -206,9 +209,9 @@ def screen_lines(app) -> list[str]:
 
 
 def test_compare_shows_both_results_at_80x24_and_60x20(monkeypatch):
-    import tui.screens.checkpoints as screen
+    import tui.screens.checkpoints.compare as compare
 
-    monkeypatch.setattr(screen, "COMPARE_BATCHES", 1)
+    monkeypatch.setattr(compare, "COMPARE_BATCHES", 1)
     run = "20261201-181254-tiny"  # a default run name: date, time, config
     make_checkpoint(run=run, name="step-000040", step=40, val_loss=7.5)
     make_checkpoint(run=run, name="step-000060", step=60, val_loss=7.0, seed=2)
@@ -235,6 +238,8 @@ async def _compare_at(size, run):
         for mark, name in (("A", "step-000040"), ("B", "step-000060")):  # each row whole
             row = rf"{mark} {name}  train \d+\.\d{{3}} · val \d+\.\d{{3}}"
             assert re.search(row, text), (size, text)
+        # One run, one split: said once, under the rows.
+        assert re.search(r"both train 0\.9: [\d,]+ / [\d,]+, window 32, batch 2", text), text
 
 
 @run_async
@@ -286,3 +291,87 @@ async def test_weights_damaged_behind_the_hash_cache_are_flagged_and_lose_the_st
         await pilot.press("o")  # refused with the reason, as opening it would say
         await pilot.pause()
         assert any("sha256" in n.message for n in app._notifications)
+
+
+# ---------------------------------------------------------------- each on its own split
+
+
+def test_compare_evaluates_each_checkpoint_on_its_own_split(monkeypatch, tmp_path, capsys):
+    """Two runs that split the corpus differently: compare evaluates each checkpoint on
+    its own run's split, says which, and shows what `gpt-tui eval --checkpoint` prints."""
+    import json
+
+    import tui.screens.checkpoints.compare as compare
+    from gptcore.cli import main
+    from gptcore.runs.rundir import checkpoint_label
+    from tests.tui_helpers import write_corpus
+
+    monkeypatch.setattr(compare, "COMPARE_BATCHES", 2)
+    corpus = write_corpus(tmp_path)
+    paths = []
+    for run, seed, own in (("run-a", 1, {"train_ratio": 0.9}), ("run-b", 2, {"train_ratio": 0.6})):
+        paths.append(
+            save_checkpoint(
+                runs_dir() / run / "checkpoints" / "step-5",
+                tiny_model(seed),
+                train_config={**own, "batch_size": 2, "device": "cpu"},
+                step=5,
+                epoch=0,
+                tokens_seen=320,
+                val_loss=7.5,
+                train_loss=7.0,
+            )  # fmt: skip
+        )
+    cli = []
+    for path in paths:
+        args = ["eval", "--checkpoint", str(path), "--corpus", str(corpus), "--max-batches", "2"]
+        assert main([*args, "--json"]) == 0
+        cli.append(json.loads(capsys.readouterr().out))
+    a, b = cli
+    # Each its own split: 0.6 leaves the validation split four times the tokens of 0.1.
+    assert (a["train_ratio"], b["train_ratio"]) == (0.9, 0.6)
+    assert b["val_tokens"] > 3 * a["val_tokens"] and b["train_tokens"] < a["train_tokens"]
+    # The same text, cut elsewhere (a cut may split a token in two).
+    assert abs((a["train_tokens"] + a["val_tokens"]) - (b["train_tokens"] + b["val_tokens"])) <= 2
+    lines = _compare_text_in_app(paths, corpus).splitlines()
+    assert lines[0] == "losses on small.txt (2 batches per split, cpu):"
+    for mark, path, r in zip("AB", paths, cli, strict=True):
+        losses = f"train {r['train_loss']:.3f} · val {r['val_loss']:.3f}"
+        assert f"{mark} {checkpoint_label(path)}  {losses}" in lines
+        split = f"train {r['train_ratio']:g}: {r['train_tokens']:,} / {r['val_tokens']:,}"
+        assert f"{mark} {split}, window 32, batch 2" in lines
+
+
+def _compare_text_in_app(paths, corpus) -> str:
+    import asyncio
+
+    async def compare_them() -> str:
+        app = host_app(CheckpointsPane)
+        async with app.run_test(size=(140, 30)) as pilot:
+            app.state.corpus_source = str(corpus)  # what the Corpus screen loaded
+            pane = await _start(pilot)
+            table = pane.query_one(DataTable)
+            for path, key in zip(paths, ("m", "v"), strict=True):
+                table.move_cursor(row=table.get_row_index(str(path)))
+                await pilot.press(key)
+            await wait_for(pilot, lambda: pane.compare_text.startswith("losses"))
+            return pane.compare_text
+
+    return asyncio.run(compare_them())
+
+
+@run_async
+async def test_an_export_error_is_the_clis_message(capsys):
+    """Both front ends call export_checkpoint: the screen's notification is the CLI's error."""
+    from gptcore.cli import main
+
+    make_checkpoint(name="step-5")
+    (runs_dir() / "tiny-run" / "exports").write_text("a file where the folder goes")
+    assert main(["checkpoints", "export", "tiny-run"]) == 2
+    cli_error = capsys.readouterr().err.strip().removeprefix("gpt-tui: error: ")
+    assert cli_error.startswith("cannot write")
+    app = host_app(CheckpointsPane)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await _start(pilot)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: any(n.message == cli_error for n in app._notifications))

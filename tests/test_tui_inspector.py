@@ -8,7 +8,15 @@ from textual.widgets import Input, Static
 
 from gptcore.model.tokenizer import encode
 from gptcore.sampling.nexttoken import TOY_LOGITS, TOY_VOCAB, distribution, next_token_logits
-from tests.tui_helpers import host_app, make_checkpoint, run_async, settle, tiny_model, wait_for
+from tests.tui_helpers import (
+    find_pane,
+    host_app,
+    make_checkpoint,
+    run_async,
+    settle,
+    tiny_model,
+    wait_for,
+)
 from tui.screens.chat import ChatPane
 from tui.screens.inspector import InspectorScreen
 
@@ -28,7 +36,7 @@ async def _set(pilot, screen: InspectorScreen, key: str, value: str) -> None:
 
 async def _draws(pilot, screen: InspectorScreen) -> None:
     await settle(pilot)
-    await wait_for(pilot, lambda: screen.counts is not None)
+    await wait_for(pilot, lambda: screen.analysis.counts is not None)
 
 
 @run_async
@@ -42,7 +50,7 @@ async def test_toy_vocabulary_reproduces_the_chapter():
         await _draws(pilot, screen)
         # 1,000 draws with seed 123 at temperature 1: the chapter's counts.
         lab = _view(screen, "lab")
-        counts = {TOY_VOCAB[t]: n for t, n in screen.counts.items()}
+        counts = {TOY_VOCAB[t]: n for t, n in screen.analysis.counts.items()}
         assert counts == {"closer": 73, "forward": 582, "toward": 343, "inches": 2}
         assert _row(lab, "forward").split()[1] == "582"
         assert _row(lab, "closer").split()[1] == "73"
@@ -104,7 +112,7 @@ async def test_opens_from_chat_on_the_model_and_prompt():
         assert not screen.toy and screen.query_one("#insp-top_k", Input).value == "5"
         logits = next_token_logits(tiny_model(), encode("Every effort moves you"))
         assert torch.allclose(screen.model_logits, logits, atol=1e-5)
-        kept = screen.dist.kept
+        kept = screen.analysis.distribution.kept
         assert int(kept.sum()) == 5
         assert set(kept.nonzero().flatten().tolist()) == set(torch.topk(logits, 5).indices.tolist())
         # Changing a control recomputes the distribution, never the model.
@@ -112,7 +120,7 @@ async def test_opens_from_chat_on_the_model_and_prompt():
         chat.model.forward = lambda *a, **k: calls.append(1)  # would break if called
         await _set(pilot, screen, "top_k", "")
         await _set(pilot, screen, "temperature", "2")
-        assert calls == [] and int(screen.dist.kept.sum()) == logits.numel()
+        assert calls == [] and screen.analysis.drawable == logits.numel()
         await pilot.press("ctrl+t")  # the toy vocabulary, one key away
         assert screen.toy and "closer" in _view(screen, "dist")
 
@@ -127,3 +135,31 @@ def test_snapshot_inspector(snap_compare):
         await pilot.pause()
 
     assert snap_compare(host_app(ChatPane), terminal_size=(80, 24), run_before=run_before)
+
+
+@run_async
+async def test_in_the_whole_app_the_inspector_keeps_its_own_keys():
+    """Its tabs used to reach the app's tab handler, which moved the focus to the Chat
+    pane below: the footer showed Chat's keys, ctrl+t opened the theme picker and Esc
+    did not close the inspector."""
+    from tui.app import GptTuiApp
+    from tui.settings import Settings
+
+    app = GptTuiApp(settings=Settings())
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.action_show_tab("chat")
+        chat = await find_pane(pilot, ChatPane)
+        chat.open_model("preset:tiny")
+        await wait_for(pilot, lambda: chat.model is not None)
+        chat.query_one("#chat-prompt", Input).value = "Every effort"
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
+        screen = app.screen
+        await settle(pilot)
+        assert screen.focused is not None and screen.focused.screen is screen
+        shown = [b.description for _, b, _, _ in screen.active_bindings.values() if b.show]
+        assert "Toy vocab" in shown and "Inspect" not in shown
+        await pilot.press("ctrl+t")
+        assert app.screen is screen and screen.toy
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, InspectorScreen))

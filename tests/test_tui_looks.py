@@ -19,6 +19,7 @@ from gptcore.settings.train import TrainConfig
 from tui.configs import save_config
 from tui.runstate import RunState
 from tui.screens.chat import ChatPane
+from tui.screens.chat.transcript import Conversation
 from tui.screens.inspector import InspectorScreen
 from tui.screens.train import TrainPane
 from tui.widgets.loss_chart import LossChart, nice_ticks, tick_labels
@@ -206,7 +207,7 @@ async def test_inspector_summary_visible_and_page_keys_scroll() -> None:
     logits = torch.randn(1000)  # 20 candidates: more rows than 80x24 shows
     app = host_app(ChatPane)
     async with app.run_test(size=SIZE) as pilot:
-        app.push_screen(InspectorScreen(logits, label=lambda t: f"tok{t}", source="random"))
+        app.push_screen(InspectorScreen(logits, source="random"))
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen.focused, Input)  # typing goes to the controls
@@ -241,14 +242,14 @@ async def test_train_form_reason_names_the_field_by_its_label() -> None:
 
 
 def test_transcript_says_what_the_model_saw() -> None:
-    pane = ChatPane()
-    pane.transcript = [
+    conversation = Conversation()
+    conversation.transcript = [
         ("prompt", "Every effort"),
         ("continuation", " moves you [/b] forward"),
         ("user", "hello"),
         ("assistant", " hi there"),
     ]
-    assert pane.transcript_text() == (
+    assert conversation.text("no model") == (
         "# gpt-tui chat with no model\n\n"
         "Prompt: Every effort\n"
         "Continuation: moves you [/b] forward\n"

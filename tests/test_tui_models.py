@@ -81,7 +81,7 @@ async def _download_flow(files: dict[str, bytes]) -> None:
         await pilot.pause()
         assert chat.send("Hello")
         await wait_for(pilot, lambda: not chat.generating)
-        assert chat.transcript[-1][0] == "continuation"
+        assert chat.conversation.transcript[-1][0] == "continuation"
 
 
 def _closed_port() -> int:

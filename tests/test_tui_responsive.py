@@ -14,12 +14,15 @@ from textual.widgets import Footer, TabPane
 
 import tui.app
 import tui.background
-import tui.screens.train
+import tui.screens.train.live
 from gptcore.runs.events import StepEnd
+from gptcore.settings.train import TrainConfig
 from tui.background import TRAIN_NICENESS, IdleCollector, lower_thread_priority
+from tui.runhandle import RunHandle
 from tui.screens.train import TrainPane
+from tui.screens.train.live import train_in_thread
 
-from .tui_helpers import make_app, run_async, settle
+from .tui_helpers import FAST_MODEL, make_app, run_async, settle
 
 SIZE = (80, 24)
 
@@ -51,13 +54,13 @@ async def test_footer_is_not_rebuilt_when_no_key_changed(monkeypatch: pytest.Mon
         # What a training run does many times a minute: status redraws and step events.
         for step in range(5):
             train.apply_events([StepEnd(step, 0, 5.0, 4e-4, 512 * step, 50.0, 1.0)])
-            train._render_state()
+            train.render_state()
             await pilot.pause()
         assert len(rebuilt) == before
         # A key that changes (the Start key dims while a run trains) still shows.
-        train.live = True
+        train.handle = RunHandle("live")
         train.state.state = "running"
-        train._render_state()
+        train.render_state()
         await pilot.pause()
         await pilot.pause()
         assert len(rebuilt) == before + 1
@@ -97,11 +100,28 @@ def test_lowered_priority_is_the_calling_threads_only() -> None:
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
 
 
+class Posted:
+    """A message target for the training worker run outside the app."""
+
+    def __init__(self) -> None:
+        self.messages: list[object] = []
+
+    def post_message(self, message: object) -> bool:
+        self.messages.append(message)
+        return True
+
+
+# What the worker prepares: the Train form's configs (prepare_run checks them).
+FORM_CONFIGS = (FAST_MODEL, TrainConfig(device="cpu"))
+
+
 def test_the_training_worker_lowers_its_priority_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    """run_training lowers its own thread's priority before the Trainer is built."""
+    """The training worker lowers its own thread's priority before the Trainer is built."""
     calls = []
     monkeypatch.setattr(
-        tui.screens.train, "lower_thread_priority", lambda: calls.append(threading.get_ident())
+        tui.screens.train.live,
+        "lower_thread_priority",
+        lambda: calls.append(threading.get_ident()),
     )
 
     class Stop(Exception):
@@ -111,12 +131,12 @@ def test_the_training_worker_lowers_its_priority_first(monkeypatch: pytest.Monke
         calls.append("trainer")
         raise Stop
 
-    monkeypatch.setattr("gptcore.training.trainer.Trainer", no_trainer)
-    pane = TrainPane()
+    monkeypatch.setattr("gptcore.training.trainer.trainer_for", no_trainer)
+    handle = RunHandle("live")
     with pytest.raises(Stop):
-        # The undecorated worker body, run in this thread.
-        TrainPane.run_training.__wrapped__(pane, None, None, "live-0", threading.Event())
+        train_in_thread(Posted(), handle, configs=FORM_CONFIGS)  # run in this thread
     assert calls == [threading.get_ident(), "trainer"]
+    assert handle.ended.is_set()  # a run that failed to start has ended too
 
 
 @run_async
@@ -153,23 +173,26 @@ def test_the_training_worker_freezes_the_engine_before_it_trains(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     order = []
-    monkeypatch.setattr(tui.screens.train, "lower_thread_priority", lambda: None)
+    monkeypatch.setattr(tui.screens.train.live, "lower_thread_priority", lambda: None)
     monkeypatch.setattr(
-        tui.screens.train, "freeze_long_lived_objects", lambda: order.append("freeze")
+        tui.screens.train.live, "freeze_long_lived_objects", lambda: order.append("freeze")
     )
 
     class FakeTrainer:
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            order.append("built")
-
         def run(self) -> None:
             order.append("run")
 
-    monkeypatch.setattr("gptcore.training.trainer.Trainer", FakeTrainer)
-    pane = TrainPane()
-    monkeypatch.setattr(pane, "post_message", lambda message: True)
-    TrainPane.run_training.__wrapped__(pane, None, None, "live-0", threading.Event())
+    def built(run: object, **kwargs: object) -> FakeTrainer:
+        order.append("built")
+        return FakeTrainer()
+
+    monkeypatch.setattr("gptcore.training.trainer.trainer_for", built)
+    target, handle = Posted(), RunHandle("live")
+    train_in_thread(target, handle, configs=FORM_CONFIGS)
     assert order == ["built", "freeze", "run"]
+    # The screen gets the Trainer with the run's handle (pause and checkpoint go to it).
+    assert [type(m).__name__ for m in target.messages] == ["TrainerReady"]
+    assert target.messages[0].handle is handle
 
 
 class FakeClock:

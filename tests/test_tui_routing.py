@@ -23,11 +23,20 @@ SCREENS_DIR = Path(__file__).resolve().parents[1] / "tui" / "screens"
 PANES = {pane.__name__ for _tab, _title, _key, pane in SCREENS}
 
 
+def _classes(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+
+
 def test_no_screen_names_or_queries_another_pane() -> None:
     problems = []
-    for path in sorted(SCREENS_DIR.glob("*.py")):
+    # A screen is a module, or a package whose modules together make its pane.
+    for path in sorted(SCREENS_DIR.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        own = {node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+        if path.parent == SCREENS_DIR:
+            own = _classes(path)
+        else:
+            own = set().union(*(_classes(p) for p in path.parent.glob("*.py")))
         for node in ast.walk(tree):
             name = None
             if isinstance(node, ast.Name):
@@ -35,7 +44,7 @@ def test_no_screen_names_or_queries_another_pane() -> None:
             elif isinstance(node, ast.alias):
                 name = node.asname or node.name
             if name in PANES - own:
-                problems.append(f"{path.name}:{node.lineno} uses {name}")
+                problems.append(f"{path.relative_to(SCREENS_DIR)}:{node.lineno} uses {name}")
             # self.app.query(...) / self.app.query_one(...): reaching across the app.
             if (
                 isinstance(node, ast.Attribute)
@@ -43,7 +52,9 @@ def test_no_screen_names_or_queries_another_pane() -> None:
                 and isinstance(node.value, ast.Attribute)
                 and node.value.attr == "app"
             ):
-                problems.append(f"{path.name}:{node.lineno} queries the app's widgets")
+                problems.append(
+                    f"{path.relative_to(SCREENS_DIR)}:{node.lineno} queries the app's widgets"
+                )
     assert problems == []
 
 

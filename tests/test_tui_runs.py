@@ -117,23 +117,23 @@ async def test_table_overlay_smoothing_log_and_x_axes(runs: dict[str, Path]) -> 
         assert len(set(colours.values())) == 3
 
         # Smoothing on (the default): the raw series behind, the debiased EMA of it on top.
-        assert pane.smoothing > 0
+        assert pane.view.smoothing > 0
         for name, path in runs.items():
             series = series_of(path)
             raw, smooth = drawn(chart, name, "train", raw=True), drawn(chart, name, "train")
             assert raw.ys == series.step_loss and raw.xs == series.step_steps
-            assert smooth.ys == pytest.approx(debiased_ema(series.step_loss, pane.smoothing))
+            assert smooth.ys == pytest.approx(debiased_ema(series.step_loss, pane.view.smoothing))
             assert smooth.ys[0] == series.step_loss[0] and smooth.ys != raw.ys
             assert drawn(chart, name, "val").ys == series.val_loss
             assert raw.colour != colours[name]  # faint: the same hue, closer to the background
         # Smoothing 0: only the raw series, drawn as the curve itself.
         for _ in range(5):
             await pilot.press("left_square_bracket")
-        assert pane.smoothing == 0
+        assert pane.view.smoothing == 0
         assert not any(d.raw for d in chart.drawn)
         assert drawn(chart, "lr-1e-2", "train").ys == series_of(runs["lr-1e-2"]).step_loss
         await pilot.press("right_square_bracket")
-        assert pane.smoothing > 0 and any(d.raw for d in chart.drawn)
+        assert pane.view.smoothing > 0 and any(d.raw for d in chart.drawn)
 
         # Log y, on and off.
         await pilot.press("l")

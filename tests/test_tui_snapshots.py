@@ -115,7 +115,7 @@ def test_train_screen_watching_a_run(snap_compare, tmp_path: Path) -> None:
         await settle(pilot, "corpus")
         await wait_for(pilot, lambda: train_state(pilot).state == "finished")  # read in a worker
         pane = pilot.app.query_one(TrainPane)
-        while not (pane._config_key or "").startswith("run:"):  # its config.toml, read too
+        while not (pane.form.config_key or "").startswith("run:"):  # its config.toml, read too
             await pilot.pause(0.05)
         await pilot.pause()
 

@@ -84,7 +84,7 @@ def test_render_alternates_marks_specials_and_shows_partial_bytes() -> None:
 
 def test_newline_tokens_are_visible_and_break_the_line() -> None:
     text = render_tokens(view_tokens("one\ntwo"), show_ids=False).plain
-    assert text == "one\\n\ntwo"
+    assert text == "one⏎\ntwo"
 
 
 def test_a_failed_round_trip_is_said_not_hidden() -> None:

@@ -221,12 +221,12 @@ async def test_every_key_that_cannot_act_says_why(tmp_path: Path) -> None:
 
         await pilot.press("s")
         await wait_for(pilot, lambda: train_state(pilot).last_step is not None, timeout=SLOW_WAIT_S)
-        token = pane._run_token
+        handle = pane.handle
         note = await press_and_note(pilot, "s")
         assert "a run is training" in note and "x stops it" in note
         note = await press_and_note(pilot, "w")
         assert "a run is training" in note and "watch another run" in note
-        assert pane._run_token == token and pane.watching is None  # nothing else started
+        assert pane.handle is handle and pane.watching is None  # nothing else started
         await pilot.press("p")
         await pilot.pause()
         assert pane.state.state == "paused"

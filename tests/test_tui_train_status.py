@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 import gptcore.training.trainer
-import tui.screens.train
+import tui.screens.train.dashboard
 from gptcore.runs.events import (
     CheckpointSaved,
     EvalEnd,
@@ -29,7 +29,9 @@ from gptcore.runs.events import (
     from_record,
     to_record,
 )
-from gptcore.runs.metrics import read_metrics, run_status
+from gptcore.runs.lock import RunLock
+from gptcore.runs.metrics import read_metrics
+from gptcore.runs.table import run_row
 from gptcore.settings.train import TrainConfig
 from gptcore.training.trainer import Trainer
 from tui.app import GptTuiApp
@@ -67,14 +69,14 @@ def step(n: int, elapsed: float = 1.0, total: int = 100, at: float | None = None
 def stop_the_clock(monkeypatch: pytest.MonkeyPatch) -> float:
     """The Train screen's clock stands still (elapsed times are then exact)."""
     now = time.time()
-    monkeypatch.setattr(tui.screens.train, "time", SimpleNamespace(time=lambda: now))
+    monkeypatch.setattr(tui.screens.train.dashboard, "time", SimpleNamespace(time=lambda: now))
     return now
 
 
 async def show(pilot, *events: object) -> TrainPane:  # noqa: ANN001
     """Deliver events to the Train screen as a live run's would arrive."""
     pane = pilot.app.query_one(TrainPane)
-    pane.post_message(TrainEvents(list(events), f"live-{pane._run_token}"))
+    pane.post_message(TrainEvents(list(events), pane.handle))
     await pilot.pause()
     return pane
 
@@ -113,7 +115,7 @@ def test_trainer_announces_its_slow_phases(corpus: Path, tmp_path: Path) -> None
     phases = [e for e in on_file if isinstance(e, Phase)]
     assert [p.name for p in phases][:1] == ["eval"]  # setup phases precede the file
     assert from_record(to_record(phases[0])) == phases[0]
-    assert run_status(tmp_path / "run").status == "finished"
+    assert run_row(tmp_path / "run").state == "finished"
 
 
 def test_paused_time_is_not_elapsed_time(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,7 +220,7 @@ async def test_status_shows_a_long_phase_with_its_elapsed_time(
         pane = await show(pilot, step(0, at=now - 20), Phase("eval", 1, time=now - 12))
         assert status(app) == "RUNNING · evaluating … 12s"
         pane.state.activity_since -= 5  # five seconds later, the timer redraws it
-        pane._tick()
+        pane.tick()
         assert status(app) == "RUNNING · evaluating … 17s"
         await show(pilot, EvalEnd(0, 0, 4.0, 4.5, 64), Phase("sample", 1, time=now - 4))
         assert status(app) == "RUNNING · generating a sample … 4s"
@@ -265,13 +267,13 @@ def test_quit_while_training_says_stopping_at_once(tmp_path: Path) -> None:
                 pilot, lambda: train_state(pilot).last_step is not None, timeout=SLOW_WAIT_S
             )
             pane = app.query_one(TrainPane)
-            render = pane._render_state
+            render = pane.render_state
 
             def recorded() -> None:
                 render()
                 seen.append(status(app))
 
-            pane._render_state = recorded  # type: ignore[method-assign]
+            pane.render_state = recorded  # type: ignore[method-assign]
             await pilot.press("ctrl+q")
             await pilot.pause()
             await pilot.press("y")
@@ -307,7 +309,7 @@ async def test_the_status_line_fits_on_one_line(
             assert widget.size.height == 1, (size, status(app))
 
         await check()  # idle
-        pane._reset(RunState(state="starting", message="building the model …"))
+        pane.follow(None, RunState(state="starting", message="building the model …"))
         await check(Phase("corpus", 0, time=now - 3))
         await check(Phase("model", 0, time=now - 3))
         await check(RunStarted("/r", "cpu", "fp32", 99_999, 10**8, time=now - 605))
@@ -316,10 +318,10 @@ async def test_the_status_line_fits_on_one_line(
         await check(Phase("checkpoint", 12_345, time=now - 3))
         pane.state.apply(CheckpointSaved(12_345, 3, "/r/checkpoints/step-012345", "manual"))
         pane.state.request_stop(now - 42)
-        pane._render_state()
+        pane.render_state()
         await check()
         for reason in ("completed", "max_steps", "max_time", "cancelled"):
-            pane._reset(RunState(state="running"))
+            pane.follow(None, RunState(state="running"))
             await check(Finished(12_345, 3, reason, 10**6, 60.0))
         assert lines[-4].startswith("FINISHED · ") and lines[-1].startswith("STOPPED · ")
         if size == (80, 24):  # the wide words
@@ -343,7 +345,7 @@ async def test_the_system_line_shows_while_a_run_is_live_and_watched(tmp_path: P
         await pilot.press("s")
         await wait_for(pilot, lambda: train_state(pilot).last_step is not None, timeout=SLOW_WAIT_S)
         pane = app.query_one(TrainPane)
-        pane._tick()  # the 1 s timer's refresh, now
+        pane.tick()  # the 1 s timer's refresh, now
         await settle(pilot, "sysinfo")
         line = system_line(app)
         assert line.startswith("cpu ") and " · rss " in line, line
@@ -351,7 +353,7 @@ async def test_the_system_line_shows_while_a_run_is_live_and_watched(tmp_path: P
         await pilot.press("x")
         await settle(pilot, "train")
         run_dir = pane.run_dir
-        pane._tick()
+        pane.tick()
         await settle(pilot, "sysinfo")
         assert system_line(app) == ""  # the run is over
         pane.watch_run(run_dir)  # a finished run: nothing of this machine to show
@@ -364,20 +366,21 @@ async def test_the_system_line_shows_while_a_run_is_live_and_watched(tmp_path: P
         (watched / "metrics.jsonl").write_text(
             "".join(json.dumps(to_record(e)) + "\n" for e in events)
         )
-        pane.watch_run(watched)  # in progress, but it has not reported its use yet
-        await settle(pilot)
-        pane._tick()
-        await settle(pilot)
-        assert pane.state.active and system_line(app) == ""  # never this app's numbers
-        sample = SystemSample(0, 0, 187.0, 3_000_000_000, time=time.time() - 4)
-        with (watched / "metrics.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps(to_record(sample)) + "\n")
-        pane.poll_watched()
-        await settle(pilot)
-        pane._tick()
-        await settle(pilot)
-        # What the watched run's own process reported (it may be on another machine).
-        assert system_line(app) == "run: cpu 187% · rss 3.0 GB · 4s ago", system_line(app)
+        with RunLock(watched):  # a process trains there
+            pane.watch_run(watched)  # in progress, but it has not reported its use yet
+            await settle(pilot)
+            pane.tick()
+            await settle(pilot)
+            assert pane.state.active and system_line(app) == ""  # never this app's numbers
+            sample = SystemSample(0, 0, 187.0, 3_000_000_000, time=time.time() - 4)
+            with (watched / "metrics.jsonl").open("a", encoding="utf-8") as f:
+                f.write(json.dumps(to_record(sample)) + "\n")
+            pane.poll_watched()
+            await settle(pilot)
+            pane.tick()
+            await settle(pilot)
+            # What the watched run's own process reported (it may be on another machine).
+            assert system_line(app) == "run: cpu 187% · rss 3.0 GB · 4s ago", system_line(app)
 
 
 # ---------------------------------------------------------------- health and the bell
@@ -411,7 +414,7 @@ async def test_a_run_that_ends_rings_the_bell_and_says_so(
             app
         )
         pane = app.query_one(TrainPane)
-        pane._reset(RunState(state="starting"))
+        pane.follow(None, RunState(state="starting"))
         await show(pilot, RunStarted("/r/my-run", "cpu", "fp32", 100, 10**6))
         await show(pilot, Failed(3, 0, "the loss became nan", kind="nan"))
         assert rung == [1, 1]
@@ -492,3 +495,26 @@ async def test_a_watched_run_notifies_its_health_and_rings_when_it_ends(
         await wait_for(pilot, lambda: train_state(pilot).state == "finished")
         assert rung == [1]
         assert notes(app)[-1][0] == "Run health"  # its two signals, in one notification
+
+
+@run_async
+async def test_a_watched_run_whose_process_dies_is_stopped_and_rings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rung = rings(monkeypatch)
+    run = tmp_path / "elsewhere"
+    run.mkdir()
+    lock = RunLock(run).acquire()  # its process trains there
+    events = [RunStarted(str(run), "cpu", "fp32", 100, 10**6), step(0)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(to_record(e)) + "\n" for e in events))
+    app = make_app(write_text_corpus(tmp_path), watch_dir=run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, "corpus")
+        await wait_for(pilot, lambda: train_state(pilot).state == "running")
+        assert status(app).startswith("RUNNING (watched)")
+        lock.release()  # the process is gone without a closing event (kill -9)
+        await wait_for(pilot, lambda: train_state(pilot).state == "stopped")
+        assert status(app) == "STOPPED (watched) · died"  # the narrow words at 80x24
+        assert rung == [1]  # it died while we watched: news
+        assert notes(app)[-1][:2] == ("Training stopped", "information")
+        assert notes(app)[-1][2] == "elsewhere: its process died (killed or crashed)"

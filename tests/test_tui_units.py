@@ -26,6 +26,7 @@ from gptcore.settings.model import PRESETS
 from gptcore.settings.train import TrainConfig
 from tui import configs
 from tui.pump import EventPump, TrainEvents
+from tui.runhandle import RunHandle
 from tui.runstate import RunState
 from tui.settings import Settings, load_settings, save_settings, settings_path
 
@@ -62,7 +63,8 @@ class Collector:
 def test_pump_coalesces_steps_and_never_delays_other_events() -> None:
     now = [0.0]
     target = Collector()
-    pump = EventPump(target, interval=0.1, clock=lambda: now[0])  # type: ignore[arg-type]
+    handle = RunHandle("live")
+    pump = EventPump(target, handle, interval=0.1, clock=lambda: now[0])  # type: ignore[arg-type]
     pump(step(0))  # the first step goes out at once
     for n in range(1, 50):  # 49 steps within 0.049 s: all held back
         now[0] += 0.001
@@ -80,13 +82,13 @@ def test_pump_coalesces_steps_and_never_delays_other_events() -> None:
     sent = [e for m in target.messages for e in m.events]
     assert [e.step for e in sent if isinstance(e, StepEnd)] == list(range(52))  # none lost
     assert len(target.messages) == 4
-    assert all(m.source == "live" for m in target.messages)
+    assert all(m.handle is handle for m in target.messages)  # the run they are about
 
 
 def test_pump_posts_about_ten_messages_a_second_for_a_fast_loop() -> None:
     now = [0.0]
     target = Collector()
-    pump = EventPump(target, clock=lambda: now[0])  # type: ignore[arg-type]
+    pump = EventPump(target, RunHandle("live"), clock=lambda: now[0])  # type: ignore[arg-type]
     for n in range(10_000):  # 10,000 steps over 2 simulated seconds
         now[0] = n * 0.0002
         pump(step(n))
@@ -258,7 +260,7 @@ def test_import_boundaries() -> None:
 
 
 def test_corpus_tree_shows_folders_and_text_files_only(tmp_path: Path) -> None:
-    from tui.screens.corpus import TextTree
+    from tui.screens.corpus.sources import TextTree
 
     for name in ("a.txt", "b.md", "c.bin", "d.png", ".hidden.txt"):
         (tmp_path / name).write_bytes(b"x")

@@ -243,7 +243,10 @@ class GptTuiApp(PaneRouter):
         self.call_after_refresh(self._focus_active)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self.call_after_refresh(self._focus_active)
+        # Only the app's own tab bar: a screen pushed over it (the inspector) has tabs
+        # of its own, whose focus is its business.
+        if event.tabbed_content.id == "tabs":
+            self.call_after_refresh(self._focus_active)
 
     def _focus_active(self) -> None:
         tabs = self.query_one(TabbedContent)
@@ -289,6 +292,11 @@ class GptTuiApp(PaneRouter):
         )
         corpus = self.query_one(CorpusPane)
         yield SystemCommand("Use the built-in corpus", "(b on Corpus)", corpus.action_use_builtin)
+        yield SystemCommand(
+            "Use the book's story",
+            "The Verdict, fetched once (v on Corpus)",
+            corpus.action_use_verdict,
+        )
         now = "on" if self.state.settings.bell else "off"
         yield SystemCommand(
             "Toggle bell", f"Ring when a run ends (now {now})", self.action_toggle_bell

@@ -19,18 +19,21 @@ from textual.message_pump import MessagePump
 from gptcore.runs.events import Event, StepEnd
 from gptcore.util.throttle import Throttle
 
+from .runhandle import RunHandle
+
 
 class TrainEvents(Message):
-    """A batch of training events, in order, from one run (live or watched)."""
+    """A batch of training events, in order, from the run `handle` stands for."""
 
-    def __init__(self, events: list[Event], source: str) -> None:
+    def __init__(self, events: list[Event], handle: RunHandle | None) -> None:
         super().__init__()
         self.events = events
-        self.source = source  # "live" or "watch"
+        self.handle = handle
 
 
 class EventPump:
-    """A trainer listener that posts TrainEvents to `target`, throttled.
+    """A trainer listener that posts the events of the run `handle` stands for to
+    `target` as TrainEvents, throttled.
 
     `clock` is injectable so tests can check the throttle without sleeping.
     """
@@ -38,12 +41,12 @@ class EventPump:
     def __init__(
         self,
         target: MessagePump,
+        handle: RunHandle,
         interval: float = 0.1,
-        source: str = "live",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
-        self.source = source
+        self.handle = handle
         self._throttle = Throttle(interval, clock)
         self._pending: list[Event] = []
         self._lock = threading.Lock()
@@ -56,7 +59,7 @@ class EventPump:
                 return  # a step, coalesced into the next message
             batch, self._pending = self._pending, []
             self.posted += 1
-        self.target.post_message(TrainEvents(batch, self.source))
+        self.target.post_message(TrainEvents(batch, self.handle))
 
     def flush(self) -> None:
         """Post whatever is pending (the worker calls this when the run returns)."""
@@ -66,4 +69,4 @@ class EventPump:
                 self._throttle.ready(force=True)  # the next step waits a full interval
                 self.posted += 1
         if batch:
-            self.target.post_message(TrainEvents(batch, self.source))
+            self.target.post_message(TrainEvents(batch, self.handle))

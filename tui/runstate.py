@@ -162,6 +162,14 @@ class RunState:
             return wide, narrow
         return self.message, self.short
 
+    def process_gone(self) -> None:
+        """A watched run's process ended without writing its closing event (killed,
+        crashed): the run table calls such a run stopped, and so does this state."""
+        if self.active:
+            self.state = "stopped"
+            # "died" fits the watched status line at 60x20 (26 columns).
+            self.message, self.short = "its process died (killed or crashed)", "died"
+
     def fail(self, error: str) -> None:
         """An error that escaped the trainer (the worker failed)."""
         if self.state not in ("nan", "error"):

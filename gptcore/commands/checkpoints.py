@@ -1,4 +1,5 @@
-"""`gpt-tui checkpoints`: list, show, delete, rename, export to / import from the book's .pth."""
+"""`gpt-tui checkpoints`: list, show, delete, rename, export (the book's .pth or Hugging
+Face, gptcore.weights.export) and import from the book's .pth."""
 
 from __future__ import annotations
 
@@ -37,10 +38,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     mv.set_defaults(func=_rename)
 
     ex = verbs.add_parser(
-        "export", help="write the book's .pth {model_state_dict, optimizer_state_dict}"
+        "export",
+        help="write the book's .pth or a Hugging Face folder",
+        description="pth: the book's {model_state_dict, optimizer_state_dict}, which its "
+        "GPTModel loads; hf: config.json + model.safetensors for transformers' "
+        "GPT2LMHeadModel. Without OUT the export goes to the run's exports/ folder, "
+        "as the Checkpoints screen's e / h keys do.",
     )
     ex.add_argument("spec", metavar="SPEC")
-    ex.add_argument("out", metavar="OUT.pth")
+    ex.add_argument("out", metavar="OUT", nargs="?", help="the .pth file or HF folder to write")
+    ex.add_argument("--format", choices=["pth", "hf"], default="pth", help="pth (default) or hf")
     ex.set_defaults(func=_export)
 
     im = verbs.add_parser(
@@ -142,22 +149,9 @@ def _rename(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from gptcore.weights.export import export_checkpoint
 
-    from gptcore.errors import GptTuiError
-    from gptcore.weights.book import export_book_pth
-    from gptcore.weights.modelspec import checkpoint_path
-
-    out = Path(args.out)
-    if not args.out.strip():
-        raise GptTuiError("give the file to write, e.g. model_and_optimizer.pth")
-    if out.is_dir():
-        raise GptTuiError(f"{out} is a folder; give a file name, e.g. {out / 'model.pth'}")
-    ckpt = checkpoint_path(args.spec)
-    try:
-        print(export_book_pth(ckpt, out))
-    except OSError as exc:  # a missing or read-only folder, a full disk
-        raise GptTuiError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(export_checkpoint(args.spec, args.format, args.out))
     return 0
 
 

@@ -1,18 +1,12 @@
-"""`gpt-tui download`: GPT-2 weights (OpenAI or Hugging Face layout) and the book's corpus."""
+"""`gpt-tui download`: GPT-2 weights (OpenAI or Hugging Face layout, gptcore.weights.downloads)
+and the book's corpus (gptcore.data.verdict)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-VERDICT_URL = (
-    "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/"
-    "ch02/01_main-chapter-code/the-verdict.txt"
-)
-VERDICT_URL_ENV = "GPT_TUI_VERDICT_URL"
-VERDICT_BYTES = 20_479
-VERDICT_SHA256 = "b41e41a68f0398a3154ae69e2e4c0e2694e17fe0d66730536837f1b01935b31f"
+from gptcore.data.verdict import VERDICT_URL_ENV
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -111,32 +105,13 @@ def run_gpt2(args: argparse.Namespace) -> int:
 
 
 def run_verdict(args: argparse.Namespace) -> int:
-    path = fetch_verdict(args.url, *_settings(args), on_progress=_Bars())
+    from gptcore.data.verdict import VERDICT_BYTES, fetch_verdict
+
+    timeouts, retry = _settings(args)
+    bars = _Bars()
+    try:
+        path = fetch_verdict(args.url, timeouts=timeouts, retry=retry, on_progress=bars)
+    finally:
+        bars.close()
     print(f"the book's corpus is in {path} ({VERDICT_BYTES:,} bytes, sha256 verified)")
     return 0
-
-
-def fetch_verdict(url: str | None = None, timeouts=None, retry=None, on_progress=None) -> Path:
-    """Download the-verdict.txt into `paths.verdict_file()`, checking size and sha256."""
-    from gptcore.errors import DownloadError
-    from gptcore.util.download import download_file
-    from gptcore.util.paths import verdict_file
-
-    dest = verdict_file()
-    url = url or os.environ.get(VERDICT_URL_ENV) or VERDICT_URL
-    try:
-        return download_file(
-            url,
-            dest,
-            size=VERDICT_BYTES,
-            sha256=VERDICT_SHA256,
-            timeouts=timeouts,
-            retry=retry,
-            on_progress=on_progress,
-        )
-    except DownloadError as exc:
-        if type(exc) is not DownloadError:
-            raise
-        raise DownloadError(
-            f"{exc}. To install by hand, save the file as {dest}", exc.offline
-        ) from None

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from gptcore.settings.declare import add_flags
+from gptcore.settings.declare import add_flags, flags_of
 from gptcore.settings.train import TrainConfig
 
 from .flags import add_device_flag, settings_from_flags
 from .model_args import add_model_arguments, load_from_args
 
+if TYPE_CHECKING:
+    from gptcore.training.evaluate import Evaluation
+
 # The corpus and batch settings eval takes, declared as training's own.
 CORPUS = ["corpus", "batch_size", "train_ratio", "decode_errors"]
+# Those a checkpoint brings itself: it is evaluated on the split its run trained with.
+CHECKPOINT_OWN = ["batch_size", "train_ratio", "decode_errors"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Split the corpus by characters (90/10), cut windows of the context length "
         "with stride = context length, and print the mean loss over the batches. The model is "
         "a --preset (default book-124m, seeded), a trained --checkpoint (a checkpoint folder, "
-        "a run = its latest, RUN:latest or RUN:best), or GPT-2 weights (--gpt2 / --weights).",
+        "a run = its latest, RUN:latest or RUN:best), or GPT-2 weights (--gpt2 / --weights). "
+        "A --checkpoint is evaluated on the split its run trained with (train ratio, bad "
+        "UTF-8 handling, windows and batch size from its meta.json), by default on its own "
+        "corpus, so its val loss is over its own validation split.",
     )
     add_model_arguments(p, default_preset="book-124m")
     add_flags(p, TrainConfig, CORPUS)
@@ -38,15 +47,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptcore.data.tokens import prepare_corpus
     from gptcore.errors import ConfigError
-    from gptcore.training.evaluate import evaluate_model
-    from gptcore.util.progress import ProgressLine
 
-    # Flag checks before the (possibly slow) load; evaluate_model checks them too.
+    # Flag checks before the (possibly slow) load; the engine checks them too.
     train = settings_from_flags(TrainConfig, args, CORPUS)
     if args.max_batches is not None and args.max_batches <= 0:
         raise ConfigError(f"--max-batches must be positive, got {args.max_batches}")
+    if args.checkpoint:
+        return _checkpoint(args)
+    from gptcore.data.tokens import prepare_corpus
+    from gptcore.training.evaluate import evaluate_model
+    from gptcore.util.progress import ProgressLine
+
     loaded = load_from_args(args, args.device)
     bar = ProgressLine("tokenizing", "chars")
     corpus = prepare_corpus(train.corpus, train.train_ratio, train.decode_errors, bar.update)
@@ -57,17 +69,59 @@ def run(args: argparse.Namespace) -> int:
         batch_size=train.batch_size,
         max_batches=args.max_batches,
         device=loaded.device,
+        train_ratio=train.train_ratio,
     )
+    model = f"{loaded.label} ({loaded.model.num_parameters():,} parameters)"
+    _report(args, result, corpus.n_chars, corpus.n_tokens, model, "")
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    """`--checkpoint C`: gptcore's evaluate_checkpoint, on the checkpoint's own split."""
+    from gptcore.errors import ConfigError
+    from gptcore.training.evaluate import evaluate_checkpoint
+    from gptcore.util.progress import ProgressLine
+
+    flags = flags_of(TrainConfig, CHECKPOINT_OWN)
+    given = [flags[name] for name in CHECKPOINT_OWN if getattr(args, name) is not None]
+    if given:
+        raise ConfigError(
+            f"{given[0]} applies to --preset, --gpt2 and --weights: a --checkpoint is "
+            "evaluated on the split its run trained with (its meta.json's train_config)"
+        )
+    bar = ProgressLine("tokenizing", "chars")
+    try:
+        done = evaluate_checkpoint(
+            args.checkpoint,
+            args.corpus,  # None: the corpus its run trained on
+            max_batches=args.max_batches,
+            device=args.device,
+            progress=bar.update,
+        )
+    finally:
+        bar.close()
+    model = f"{done.label} ({done.parameters:,} parameters)"
+    _report(
+        args, done.evaluation, done.corpus_chars, done.corpus_tokens, model, " as its run trained"
+    )
+    return 0
+
+
+def _report(
+    args: argparse.Namespace, result: Evaluation, chars: int, tokens: int, model: str, whose: str
+) -> None:
     if args.json:
         print(json.dumps(result.to_dict()))
-        return 0
-    model = loaded.model
-    print(f"corpus      {corpus.name}: {corpus.n_chars:,} characters, {corpus.n_tokens:,} tokens")
-    print(f"model       {loaded.label} ({model.num_parameters():,} parameters) on {result.device}")
+        return
+    print(f"corpus      {result.corpus}: {chars:,} characters, {tokens:,} tokens")
+    print(
+        f"split       train {result.train_ratio:g}{whose}: {result.train_tokens:,} tokens, "
+        f"val {result.val_tokens:,}; windows of {result.window}, stride {result.stride}"
+    )
+    print(f"model       {model} on {result.device}")
     print(
         f"batches     train {result.train_batches}, val {result.val_batches} "
         f"(batch size {result.batch_size})"
     )
     print(f"train loss  {result.train_loss:.4f}  (perplexity {result.train_perplexity:,.1f})")
     print(f"val loss    {result.val_loss:.4f}  (perplexity {result.val_perplexity:,.1f})")
-    return 0

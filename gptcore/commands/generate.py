@@ -137,13 +137,14 @@ def parse_logprobs(text: str | None) -> int | None:
 
 def confidence_table(sample: Sample, index: int | None) -> str:
     """One line per generated token: its probability as drawn (after the settings),
-    under the raw model, then the top alternatives (raw probability)."""
+    under the raw model, then the top alternatives (raw probability); tokens by
+    their label (gptcore.model.tokenview.token_label)."""
     title = "token confidence" + (f" (sample {index + 1})" if index is not None else "")
     lines = [f"--- {title}: p drawn · p raw · token · alternatives (p raw) ---"]
     for n, record in enumerate(sample.tokens or [], 1):
         t = record.token
-        alts = ", ".join(f"{c.text!r} {c.raw_prob:.3f}" for c in record.top if c.id != t.id)
-        lines.append(f"{n:4d} {t.prob:.3f} {t.raw_prob:.3f} {t.text!r:<14} {alts}")
+        alts = ", ".join(f"{c.label} {c.raw_prob:.3f}" for c in record.top if c.id != t.id)
+        lines.append(f"{n:4d} {t.prob:.3f} {t.raw_prob:.3f} {t.label:<14} {alts}")
     return "\n".join(lines) + "\n"
 
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING, Any
 
 from gptcore.settings.declare import add_flags, flag_texts, flags_of
 from gptcore.settings.sampling import GenerationSettings, InspectSettings
+from gptcore.util.bars import bar, percent
 
 from .flags import SAMPLER_FLAGS, add_sampler_arguments, sampler_text
 from .model_args import add_model_arguments, load_from_args
 
-BAR = 24
+if TYPE_CHECKING:
+    from gptcore.sampling.analysis import NextTokenAnalysis, Vocabulary
+
+BAR = 24  # cells of a probability bar
+FIGURE_TOKENS = 10  # candidates in the --png figure (a model's; --toy: its whole vocabulary)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,10 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _bar(p: float, width: int = BAR) -> str:
-    return "#" * round(p * width)
-
-
 # The settings this command takes as one flag each (the samplers come after).
 FILTER = ["temperature", "top_k", "top_p"]
 LAB = ["temperatures", "draws", "seed"]
@@ -63,22 +65,11 @@ FLAGS = {
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from gptcore.errors import ConfigError, GenerationError
-    from gptcore.model.tokenizer import VOCAB_SIZE, encode, get_tokenizer
+    from gptcore.sampling.analysis import TOY, analyze_next_token, gpt2_vocabulary, toy_logits
+    from gptcore.sampling.chat import next_turn
     from gptcore.sampling.from_text import inspect_settings_from_text
-    from gptcore.sampling.nexttoken import (
-        TOY_LOGITS,
-        TOY_VOCAB,
-        chain_distributions,
-        covered,
-        distribution,
-        next_token_logits,
-        sample_counts,
-        temperature_table,
-        top_candidates,
-    )
+    from gptcore.sampling.nexttoken import next_token_logits
 
     from .flags import name_flags
 
@@ -86,118 +77,122 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--top must be positive, got {args.top}")
     text = {**flag_texts(args, [*FILTER, *LAB]), **sampler_text(args)}
     lists = {"logit_bias": args.logit_bias, "ban": args.ban}
-    vocab = len(TOY_VOCAB) if args.toy else VOCAB_SIZE
-    try:  # before the (possibly slow) model load
-        controls = inspect_settings_from_text(text, vocab, **lists)
-    except GenerationError as exc:
-        raise name_flags(exc, FLAGS) from None
+
+    def parse(vocabulary: Vocabulary) -> InspectSettings:  # bans given as text: its tokens
+        try:
+            return inspect_settings_from_text(
+                text, vocabulary.size, **lists, encode_text=vocabulary.encode
+            )
+        except GenerationError as exc:
+            raise name_flags(exc, FLAGS) from None
+
+    vocabulary = TOY if args.toy else gpt2_vocabulary()
+    controls = parse(vocabulary)  # before the (possibly slow) model load
     if args.toy:
-        logits = torch.tensor(TOY_LOGITS)
-        history: list[int] = []
-
-        def label(i: int) -> str:
-            return TOY_VOCAB[i]
-
+        logits, history = toy_logits(), ()
         source = "the chapter's toy vocabulary"
     else:
         loaded = load_from_args(args)
         model = loaded.model
-        if model.config.vocab_size != vocab:
-            try:
-                controls = inspect_settings_from_text(text, model.config.vocab_size, **lists)
-            except GenerationError as exc:
-                raise name_flags(exc, FLAGS) from None
-        ids = encode(args.prompt) if args.prompt else [get_tokenizer().eot_token]
-        history = ids[-model.config.context_length :]
-        logits = next_token_logits(model, ids)
-        enc = get_tokenizer()
-
-        def label(i: int) -> str:
-            return repr(enc.decode_single_token_bytes(i).decode("utf-8", errors="backslashreplace"))
-
-        source = loaded.label
-    temps = controls.temperatures
-    chain = controls.sampling
-    dist = distribution(logits, chain=chain, history=history)
-    stages = chain_distributions(logits, chain, history)
-    cands = top_candidates(dist, args.top)
-    table = temperature_table(logits, temps, [c.id for c in cands])
-    counts = sample_counts(dist.probs, controls.draws, controls.seed) if controls.draws else {}
+        if model.config.vocab_size != vocabulary.size:
+            vocabulary = gpt2_vocabulary(model.config.vocab_size)
+            controls = parse(vocabulary)
+        # What `generate` would read: the prompt's last context_length tokens.
+        history = next_turn(args.prompt, controls.sampling, model.config.context_length).context
+        logits = next_token_logits(model, history)
+        source = f"{loaded.label}; prompt {args.prompt!r}"
+    analysis = analyze_next_token(logits, controls, history, vocabulary, args.top).drawn()
     if args.png:  # before any output: a failure leaves one error line, no half report
-        from gptcore.sampling.figures import save_temperature_figure
-
-        fig_ids = list(range(len(TOY_VOCAB))) if args.toy else [c.id for c in cands[:10]]
-        save_temperature_figure(
-            args.png, [label(i) for i in fig_ids], temperature_table(logits, temps, fig_ids)
-        )
+        _save_figure(args.png, analysis)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "candidates": [
-                        {
-                            "id": c.id,
-                            "token": label(c.id),
-                            "logit": c.logit,
-                            "probability": c.raw_prob,
-                            "sampling_probability": c.prob,
-                            "masked": not c.kept,
-                            "count": counts.get(c.id, 0),
-                        }
-                        for c in cands
-                    ],
-                    "covered": covered(cands),
-                    "entropy": dist.raw_entropy,
-                    "sampling_entropy": dist.entropy,
-                    "temperatures": {str(t): v for t, v in table.items()},
-                    "samples": controls.draws,
-                    "stages": [
-                        {
-                            "stage": name,
-                            "top": [
-                                {"id": int(i), "token": label(int(i)), "probability": float(q)}
-                                for q, i in zip(*torch.topk(probs, 5), strict=True)
-                            ],
-                        }
-                        for name, probs in stages
-                    ],
-                }
-            )
-        )
+        print(json.dumps(_as_json(analysis)))
         return 0
-    settings = (
-        f"temperature {controls.sampling.temperature:g}, top-k {controls.sampling.top_k or 'off'}, "
-        f"top-p {controls.sampling.top_p or 'off'}"
-    )
-    print(f"{source}; prompt {args.prompt!r}" if not args.toy else source)
-    print(f"{'token':<18} {'id':>6} {'logit':>8}  {'probability':<{BAR + 8}} after {settings}")
-    for c in cands:
-        after = "masked" if not c.kept else f"{c.prob:7.2%} {_bar(c.prob)}"
-        print(
-            f"{label(c.id)[:18]:<18} {c.id:>6} {c.logit:8.2f}  {c.raw_prob:7.2%} {_bar(c.raw_prob):<{BAR}} {after}"
-        )
-    print(
-        f"these {len(cands)} cover {covered(cands):.2%}; entropy {dist.raw_entropy:.3f} nats, after the controls {dist.entropy:.3f}"
-    )
-    print("\nafter each stage of the chain (top 5):")
-    for name, probs in stages:
-        cells = ", ".join(
-            f"{label(int(i))[:12]} {float(q):.1%}"
-            for q, i in zip(*torch.topk(probs, 5), strict=True)
-        )
-        print(f"{name:<19} {cells}")
-    print("\nprobability by temperature: " + ", ".join(f"T={t:g}" for t in temps))
-    for row, c in enumerate(cands[:10]):
-        cells = "  ".join(
-            f"{table[t][row]:7.2%} {_bar(table[t][row], BAR // 2):<{BAR // 2}}" for t in temps
-        )
-        print(f"{label(c.id)[:18]:<18} {cells}")
-    if counts:
-        print(f"\n{controls.draws} draws (seed {controls.seed}):")
-        for token_id, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-            print(
-                f"{n:>6} x {label(token_id)[:24]:<24} probability {float(dist.probs[token_id]):.2%}"
-            )
+    print(_as_text(analysis, source))
     if args.png:
         print(f"\nsaved the temperature comparison to {args.png}")
     return 0
+
+
+def _save_figure(path: str, analysis: NextTokenAnalysis) -> None:
+    """The book's grouped bars: the toy vocabulary in its order, else the top candidates."""
+    from gptcore.sampling.figures import save_temperature_figure, save_toy_temperature_figure
+
+    temperatures = analysis.controls.temperatures
+    if analysis.vocabulary.toy:
+        save_toy_temperature_figure(path, temperatures)
+        return
+    rows = analysis.candidates[:FIGURE_TOKENS]
+    table = {t: probs[: len(rows)] for t, probs in analysis.temperatures.items()}
+    save_temperature_figure(path, [analysis.label(c.id) for c in rows], table)
+
+
+def _as_json(a: NextTokenAnalysis) -> dict[str, Any]:
+    """The analysis as one JSON object (tokens as their text: tokenview.token_text)."""
+    counts = a.counts or {}
+    text = a.vocabulary.text
+    return {
+        "candidates": [
+            {
+                "id": c.id,
+                "token": text(c.id),
+                "logit": c.logit,
+                "probability": c.raw_prob,
+                "sampling_probability": c.prob,
+                "masked": not c.kept,
+                "count": counts.get(c.id, 0),
+            }
+            for c in a.candidates
+        ],
+        "covered": a.covered,
+        "entropy": a.distribution.raw_entropy,
+        "sampling_entropy": a.distribution.entropy,
+        "temperatures": {str(t): list(v) for t, v in a.temperatures.items()},
+        "samples": a.controls.draws,
+        "stages": [
+            {
+                "stage": stage.name,
+                "top": [{"id": i, "token": text(i), "probability": q} for i, q in stage.top],
+            }
+            for stage in a.stages
+        ],
+    }
+
+
+def _as_text(a: NextTokenAnalysis, source: str) -> str:
+    """The report: candidates with bars, stages, temperatures, the lab's counts."""
+    s = a.controls.sampling
+    settings = f"temperature {s.temperature:g}, top-k {s.top_k or 'off'}, top-p {s.top_p or 'off'}"
+    lines = [source]
+    lines.append(
+        f"{'token':<18} {'id':>6} {'logit':>8}  {'probability':<{BAR + 8}} after {settings}"
+    )
+    for c in a.candidates:
+        after = "masked" if not c.kept else f"{percent(c.prob)} {bar(c.prob, BAR).rstrip()}"
+        lines.append(
+            f"{a.label(c.id, 18):<18} {c.id:>6} {c.logit:8.2f}  "
+            f"{percent(c.raw_prob)} {bar(c.raw_prob, BAR)} {after}"
+        )
+    d = a.distribution
+    lines.append(
+        f"these {len(a.candidates)} cover {a.covered:.2%}; entropy {d.raw_entropy:.3f} nats, "
+        f"after the controls {d.entropy:.3f}"
+    )
+    lines.append("\nafter each stage of the chain (top 5):")
+    for stage in a.stages:
+        cells = ", ".join(f"{a.label(i, 12)} {q:.1%}" for i, q in stage.top)
+        lines.append(f"{stage.name:<19} {cells}")
+    temps = a.controls.temperatures
+    lines.append("\nprobability by temperature: " + ", ".join(f"T={t:g}" for t in temps))
+    for row, c in enumerate(a.candidates[:FIGURE_TOKENS]):
+        cells = "  ".join(
+            f"{percent(a.temperatures[t][row])} {bar(a.temperatures[t][row], BAR // 2)}"
+            for t in temps
+        )
+        lines.append(f"{a.label(c.id, 18):<18} {cells}")
+    if a.counts:
+        lines.append(f"\n{a.controls.draws} draws (seed {a.controls.seed}):")
+        for token_id, n in sorted(a.counts.items(), key=lambda kv: -kv[1]):
+            lines.append(
+                f"{n:>6} x {a.label(token_id, 24):<24} probability {percent(a.probability(token_id)).strip()}"
+            )
+    return "\n".join(lines)

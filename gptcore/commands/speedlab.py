@@ -138,8 +138,9 @@ class _Progress:
 def format_report(report: SpeedReport, columns: int = 80) -> str:
     """The table: one bar per rung scaled to the fastest, ratio to rung 0, peak memory;
     the rungs that did not run, with the reason."""
-    from gptcore.speedlab.results import bar, describe_device, describe_workload
+    from gptcore.speedlab.results import describe_device, describe_workload
     from gptcore.speedlab.rungs import RUNGS
+    from gptcore.util.bars import bar
 
     title_w = max(len(r.title) for r in report.rungs) if report.rungs else 10
     # "NN  title  bar  tok/s  ratio  memory"
@@ -159,8 +160,9 @@ def format_report(report: SpeedReport, columns: int = 80) -> str:
             continue
         ratio = report.ratio(r)
         batch = f"  (batch {r.batch_size})" if r.batch_size != report.batch_size else ""
+        of_best = r.tokens_per_s / report.best if report.best > 0 else 0.0
         lines.append(
-            f"{r.index:>2}  {r.title:<{title_w}}  {bar(r.tokens_per_s, report.best, bar_w)}  "
+            f"{r.index:>2}  {r.title:<{title_w}}  {bar(of_best, bar_w)}  "
             f"{format_si(r.tokens_per_s):>8} "
             f"{(MISSING if ratio is None else f'{ratio:.2f}×'):>8} "
             f"{format_bytes(r.peak_memory):>9}{batch}"

@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from gptcore.errors import GptTuiError
@@ -168,25 +167,23 @@ def maybe_init_distributed(device: str) -> bool:
 def run_command(args: argparse.Namespace) -> int:
     from gptcore.runs.events import Failed
     from gptcore.training.resume import prepare_run
-    from gptcore.training.trainer import Trainer
+    from gptcore.training.trainer import trainer_for
 
     run = prepare_run(
-        args.config, args.overrides, corpus=args.corpus, init=args.init, resume=args.resume
+        args.config,
+        args.overrides,
+        corpus=args.corpus,
+        init=args.init,
+        resume=args.resume,
+        run_dir=args.run_dir,
     )
-    model_config, train_config = run.model_config, run.train_config
-    started_dist = maybe_init_distributed(train_config.device)
+    started_dist = maybe_init_distributed(run.train_config.device)
     try:
         rank = int(os.environ.get("RANK", "0")) if started_dist else 0
         printer = ConsolePrinter(quiet=args.quiet or rank != 0)
         if run.notice and rank == 0:  # e.g. the latest checkpoint was damaged
             print(f"gpt-tui: {run.notice}", file=sys.stderr, flush=True)
-        trainer = Trainer(
-            model_config,
-            train_config,
-            listeners=[printer],
-            run_dir=Path(args.run_dir) if args.run_dir else None,
-            resume=run.checkpoint,
-        )
+        trainer = trainer_for(run, listeners=[printer])
         signals = StopSignals(lambda signum: _stop_after_this_step(trainer, signum))
         with signals:
             result = trainer.run()

@@ -9,9 +9,11 @@
     RUN_DIR/timeline.json    the sample timeline's cached samples (see timeline.py)
     RUN_DIR/.lock            held while a process trains into the run (see runlock.py)
 
-`RunDir` owns these names: nothing else spells them out. `MetricsFollower`
-reads metrics.jsonl incrementally, so the TUI can watch a run that was
-started elsewhere (tmux, torchrun).
+`RunDir` owns these names: nothing else spells them out. `MetricsWriter` appends
+a run's events to metrics.jsonl; `MetricsFollower` reads it incrementally, so the
+TUI can watch a run that was started elsewhere (tmux, torchrun). What a run folder
+says about its run (its state, steps, losses) is the run table's
+(gptcore.runs.table).
 """
 
 from __future__ import annotations
@@ -20,15 +22,13 @@ import contextlib
 import json
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from gptcore.errors import DiskFullError, GptTuiError
-from gptcore.runs.events import Event, Sample, from_record, steps_done, to_record
+from gptcore.runs.events import Event, Sample, from_record, to_record
 from gptcore.runs.rundir import RunDir
 from gptcore.util.fsutil import disk_full
-from gptcore.util.paths import runs_dir
 
 
 class MetricsWriter:
@@ -125,66 +125,3 @@ def parse_line(line: bytes | str) -> Event | None:
 def read_metrics(path: str | Path) -> list[Event]:
     """Every event in a metrics.jsonl file (complete lines only)."""
     return MetricsFollower(path).poll()
-
-
-@dataclass
-class RunInfo:
-    path: Path
-    name: str
-    created: float
-    status: str  # "running", "finished", "cancelled", "failed", or "new"
-    last_step: int | None  # optimizer steps completed, as the last event says
-    last_event: dict[str, Any] | None
-    checkpoints: int
-
-
-def _last_record(path: Path, tail_bytes: int = 65536) -> dict[str, Any] | None:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - tail_bytes))
-            data = f.read()
-    except OSError:
-        return None
-    for line in reversed(data.split(b"\n")):
-        try:
-            record = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            continue
-        if isinstance(record, dict) and "event" in record:
-            return record
-    return None
-
-
-def run_status(run_dir: str | Path) -> RunInfo:
-    """What a run folder's files say about it."""
-    run_dir = Path(run_dir)
-    last = _last_record(RunDir(run_dir).metrics)
-    if last is None:
-        status = "new"
-    elif last["event"] == "finished":
-        status = "cancelled" if last.get("reason") == "cancelled" else "finished"
-    elif last["event"] == "failed":
-        status = "failed"
-    else:
-        status = "running"
-    n = len(RunDir(run_dir).checkpoint_dirs())
-    event = from_record(last) if last else None
-    return RunInfo(
-        path=run_dir,
-        name=run_dir.name,
-        created=run_dir.stat().st_mtime if run_dir.exists() else 0.0,
-        status=status,
-        last_step=steps_done(event) if event and isinstance(event.step, int) else None,
-        last_event=last,
-        checkpoints=n,
-    )
-
-
-def list_runs(root: str | Path | None = None) -> list[RunInfo]:
-    """Every run folder under the runs folder, oldest first."""
-    root = Path(root) if root is not None else runs_dir()
-    if not root.is_dir():
-        return []
-    return [run_status(p) for p in sorted(root.iterdir()) if RunDir(p).is_run()]

@@ -84,14 +84,18 @@ def _flat_config(run: RunDir) -> tuple[str, str | None, dict[str, Any]]:
     return label, corpus if isinstance(corpus, str) else None, flat
 
 
-def _state(last: Event | None, run: RunDir) -> str:
-    """A closing event says how the run ended; without one, a live lock holder means
-    it is still training, and no holder means its process died (killed, crashed)."""
+def run_state(last: Event | None, held: bool) -> str:
+    """A run's state (one of STATES) from its last event and whether a process held
+    its lock (runs.lock) just before or just after that event was read. A closing
+    event says how the run ended; without one, a lock holder means it is still
+    training, and no holder means its process died (killed, crashed). The one
+    run-state machine: the run table, `gpt-tui runs`, the watch picker and a watched
+    run all decide with it."""
     if isinstance(last, Failed):
         return "failed"
     if isinstance(last, Finished):
         return "stopped" if last.reason == "cancelled" else "finished"
-    if lock_holder(run.path) is not None:
+    if held:
         return "running"
     return "new" if last is None else "stopped"
 
@@ -100,6 +104,8 @@ def run_row(path: str | Path) -> RunRow:
     """What a run folder's files say about it. Never raises: a damaged or foreign
     folder gives a row with what could be read (unknown numbers are None)."""
     run = RunDir(path)
+    # Before the events: a run that closes meanwhile is then seen closed, not dead.
+    held = lock_holder(run.path) is not None
     model, corpus, config = _flat_config(run)
     started = total = tokens = best = last_eval_train = last_step_loss = None
     last: Event | None = None
@@ -122,6 +128,8 @@ def run_row(path: str | Path) -> RunRow:
         elif isinstance(event, Finished):
             tokens = event.tokens_seen
         last = event
+    # And after: a run that (re)starts meanwhile is seen running, not dead.
+    held = held or lock_holder(run.path) is not None
     steps = steps_done(last) if last is not None and isinstance(last.step, int) else None
     return RunRow(
         path=run.path,
@@ -133,7 +141,7 @@ def run_row(path: str | Path) -> RunRow:
         tokens_seen=tokens,
         best_val=best,
         last_train=last_eval_train if last_eval_train is not None else last_step_loss,
-        state=_state(last, run),
+        state=run_state(last, held),
         started=started if isinstance(started, int | float) else None,
         config=config,
     )

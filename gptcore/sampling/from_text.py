@@ -11,7 +11,7 @@ gptcore.settings.sampling, so what a screen accepts is what generation accepts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +27,9 @@ from gptcore.settings.sampling import (
 
 # The settings a person types as one value each (the lists have their own syntax).
 SCALAR_TYPES = (int, float)
+# Text -> token ids: how a banned token given as text is found (GPT-2's tokenizer,
+# or the inspector's toy vocabulary).
+Encoder = Callable[[str], list[int]]
 
 
 def typed_names(cls: type) -> list[str]:
@@ -72,10 +75,18 @@ def inspect_settings_from_text(
     vocab_size: int,
     logit_bias: Sequence[str] = (),
     ban: Sequence[str] = (),
+    *,
+    samplers: GenerationSettings | None = None,
+    encode_text: Encoder = encode,
 ) -> InspectSettings:
     """Validated InspectSettings from the text of the filter's settings (temperature,
     top_k, top_p and the samplers), the lab's "draws" and "seed", and "temperatures"
-    (comma- or semicolon-separated); `logit_bias` and `ban` as in settings_from_text.
+    (comma- or semicolon-separated); `logit_bias` and `ban` as in settings_from_text,
+    a banned token's text looked up with `encode_text` (the vocabulary inspected).
+
+    `samplers` (the Chat screen's settings) gives the samplers beyond the book,
+    its biases and bans included, before any typed here; its other settings
+    (temperature, top-k, top-p, length, seed, stops) are not the inspector's.
     A setting left out keeps its default. Raises GenerationError naming every bad field."""
     filter_names = {"temperature", "top_k", "top_p", *sampler_names()} & set(
         typed_names(GenerationSettings)
@@ -85,10 +96,14 @@ def inspect_settings_from_text(
     sampling_values, errors = parse_text(GenerationSettings, _known(given, filter_names))
     lab_values, lab_errors = parse_text(InspectSettings, _known(given, lab_names))
     errors += lab_errors + _unknown(given, filter_names | lab_names)
-    bias, banned, list_errors = parse_token_lists(logit_bias, ban)
+    bias, banned, list_errors = parse_token_lists(logit_bias, ban, encode_text)
     errors += list_errors
-    sampling = _with(InspectSettings().sampling, {**sampling_values})
-    sampling = _with(sampling, {"logit_bias": bias, "ban": banned})
+    sampling = InspectSettings().sampling
+    if samplers is not None:
+        sampling = _with(sampling, {name: getattr(samplers, name) for name in sampler_names()})
+    sampling = _with(sampling, {**sampling_values})
+    if bias or banned:
+        sampling = _with(sampling, {"logit_bias": bias, "ban": banned})
     temperatures, temperatures_problem = InspectSettings.temperatures, None
     if "temperatures" in text:
         temperatures, temperatures_problem = _temperature_list(text["temperatures"])
@@ -119,17 +134,20 @@ def _with(obj: Any, values: Mapping[str, Any]) -> Any:
     return replace(obj, **values) if values else obj
 
 
-def parse_ban(item: str) -> int | FieldError:
+def parse_ban(item: str, encode_text: Encoder = encode) -> int | FieldError:
     """A banned token: an id ("198"), or the text of exactly one token, with the
-    escapes \\n and \\t understood ("\\n", "<|endoftext|>", " the")."""
+    escapes \\n and \\t understood ("\\n", "<|endoftext|>", " the"); the text is
+    looked up with `encode_text` (default: GPT-2's tokenizer)."""
     if item.strip().isdigit():
         return int(item.strip())
     text = item.replace("\\n", "\n").replace("\\t", "\t")
-    ids = encode(text) if text else []
+    ids = encode_text(text) if text else []
     if len(ids) == 1:
         return ids[0]
-    if not ids:
+    if not text:
         return FieldError("ban", "ban needs a token's text or id, got nothing")
+    if not ids:  # only a toy vocabulary lacks a text
+        return FieldError("ban", f"ban {item!r} is not a token of this vocabulary")
     # Banning only the first piece of several would ban far more than was asked.
     return FieldError(
         "ban",
@@ -138,7 +156,7 @@ def parse_ban(item: str) -> int | FieldError:
 
 
 def parse_token_lists(
-    logit_bias: Sequence[str], ban: Sequence[str]
+    logit_bias: Sequence[str], ban: Sequence[str], encode_text: Encoder = encode
 ) -> tuple[tuple[tuple[int, float], ...], tuple[int, ...], list[FieldError]]:
     """Logit biases ("ID=VALUE", e.g. "198=-5") and banned tokens (parse_ban) as typed."""
     errors: list[FieldError] = []
@@ -155,7 +173,7 @@ def parse_token_lists(
             )
     banned: list[int] = []
     for item in ban:
-        parsed = parse_ban(item)
+        parsed = parse_ban(item, encode_text)
         if isinstance(parsed, FieldError):
             errors.append(parsed)
         else:

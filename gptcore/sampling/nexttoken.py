@@ -2,7 +2,9 @@
 
 The model runs once per prompt (`next_token_logits`); every control change
 only re-runs the cheap post-processing (`distribution`), which uses the same
-`filter_logits` as generation, so what the inspector shows is what sampling does.
+chain as generation, so what the inspector shows is what sampling does. These
+are the pieces; gptcore.sampling.analysis puts them together for `gpt-tui
+inspect` and the inspector screen.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def chain_distributions(
     logits: torch.Tensor, settings: GenerationSettings, history: Sequence[int] = ()
 ) -> list[tuple[str, torch.Tensor]]:
     """(stage, probabilities [vocab]) after each active stage of the sampler chain
-    (gptcore.generate.chain_stages), starting from the raw softmax ("logits")."""
+    (gptcore.sampling.chain.chain_stages), starting from the raw softmax ("logits")."""
     stages = chain_stages(logits.float()[None], _history(history), settings)
     out = [(name, torch.softmax(x[0], dim=-1)) for name, x in stages]
     if settings.temperature == 0:

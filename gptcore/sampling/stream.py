@@ -35,8 +35,10 @@ import torch
 
 from gptcore.errors import FieldError, GenerationError
 from gptcore.model.gpt import GPTModel
-from gptcore.model.tokenizer import END_OF_TEXT_ID, encode, get_tokenizer
+from gptcore.model.tokenizer import get_tokenizer
+from gptcore.model.tokenview import label_of, token_text
 from gptcore.sampling.chain import apply_chain
+from gptcore.sampling.chat import encode_prompt
 from gptcore.sampling.decode import CancelCheck, _is_cancelled, generate_token_ids
 from gptcore.settings.sampling import GenerationSettings, make_settings
 
@@ -70,9 +72,14 @@ class TokenChoice:
     distribution actually sampled from (after the settings; 0 if filtered out)."""
 
     id: int
-    text: str
+    text: str  # the token's text as data (gptcore.model.tokenview.token_text)
     raw_prob: float
     prob: float
+
+    @property
+    def label(self) -> str:
+        """The token as gpt-tui shows it (gptcore.model.tokenview.token_label)."""
+        return label_of(self.id)
 
 
 @dataclass(frozen=True)
@@ -91,10 +98,8 @@ class TokenRecord:
         return self.token.id
 
 
-def token_label(token_id: int) -> str:
-    """A token's text; bytes that are not whole UTF-8 characters show as \\xNN."""
-    raw = get_tokenizer().decode_single_token_bytes(token_id)
-    return raw.decode("utf-8", errors="backslashreplace")
+def _text_of(token_id: int) -> str:
+    return token_text(get_tokenizer().decode_single_token_bytes(token_id))
 
 
 def _log(p: float) -> float | None:
@@ -222,16 +227,6 @@ class _SampleText:
         return self._take(len(self.text))
 
 
-def encode_prompt(prompt: str) -> list[int]:
-    """Prompt token ids; an empty prompt starts from `<|endoftext|>` as GPT-2 does."""
-    if not isinstance(prompt, str):
-        raise GenerationError(
-            FieldError("prompt", f"the prompt must be text, got {type(prompt).__name__}")
-        )
-    ids = encode(prompt)
-    return ids if ids else [END_OF_TEXT_ID]
-
-
 def _step_choices(
     raw: torch.Tensor, sampled: torch.Tensor, next_ids: torch.Tensor, k: int
 ) -> list[tuple[TokenChoice, tuple[TokenChoice, ...]]]:
@@ -252,9 +247,9 @@ def _step_choices(
     )
     for token, p_raw, p, ids, raws, probs in rows:
         top = tuple(
-            TokenChoice(i, token_label(i), r, q) for i, r, q in zip(ids, raws, probs, strict=True)
+            TokenChoice(i, _text_of(i), r, q) for i, r, q in zip(ids, raws, probs, strict=True)
         )
-        out.append((TokenChoice(token, token_label(token), p_raw, p), top))
+        out.append((TokenChoice(token, _text_of(token), p_raw, p), top))
     return out
 
 

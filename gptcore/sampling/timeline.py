@@ -3,7 +3,7 @@ checkpoint of a run, oldest first, so a learner sees the model go from noise to 
 
 Each sample is exactly what `gpt-tui generate --checkpoint C --prompt P --sample-seed S`
 prints for that checkpoint: the model is loaded by gptcore.modelspec.load_spec and
-sampled by gptcore.generate.generate with the same settings. An optional second
+sampled by gptcore.sampling.stream.generate with the same settings. An optional second
 model (another run's checkpoint, a GPT-2 size) is sampled once with the same
 settings and shown beside every entry.
 

@@ -204,7 +204,10 @@ class GenerationSettings:
         if context_length is not None:
             limits["context_length"] = context_length
         found = [p for p in problems(self, limits) if p.field not in ("stop", "temperature")]
-        extra = [temperature_problem("temperature", self.temperature), *_list_problems(self)]
+        extra = [
+            temperature_problem("temperature", self.temperature),
+            *_list_problems(self, vocab_size),
+        ]
         found += [p for p in extra if p is not None]
         if len(set(self.ban)) >= vocab_size:
             found.append(FieldError("ban", "ban leaves no token to generate"))
@@ -212,8 +215,9 @@ class GenerationSettings:
         return sorted(found, key=lambda p: order.index(p.field) if p.field in order else 0)
 
 
-def _list_problems(s: GenerationSettings) -> list[FieldError | None]:
-    """The rules of the list settings: stop strings, logit biases, bans."""
+def _list_problems(s: GenerationSettings, vocab_size: int) -> list[FieldError | None]:
+    """The rules of the list settings: stop strings, logit biases, bans (token ids
+    inside the vocabulary: an id past it would index past the logits)."""
     found: list[FieldError | None] = []
     stop = (s.stop,) if isinstance(s.stop, str) else tuple(s.stop)
     for text in stop:
@@ -221,10 +225,12 @@ def _list_problems(s: GenerationSettings) -> list[FieldError | None]:
             found.append(FieldError("stop", f"stop strings must be non-empty text, got {text!r}"))
     for pair in s.logit_bias:
         token, bias = pair if isinstance(pair, tuple) and len(pair) == 2 else (pair, 0.0)
-        if not _is_int(token) or token < 0:
+        if not _is_int(token) or not 0 <= token < vocab_size:
             found.append(
                 FieldError(
-                    "logit_bias", f"logit_bias token id must be an integer >= 0, got {token!r}"
+                    "logit_bias",
+                    f"logit_bias token id must be an integer in [0, {vocab_size - 1}], "
+                    f"got {token!r}",
                 )
             )
         elif not _is_number(bias) or not -MAX_LOGIT_BIAS <= bias <= MAX_LOGIT_BIAS:
@@ -236,8 +242,9 @@ def _list_problems(s: GenerationSettings) -> list[FieldError | None]:
                 )
             )
     for token in s.ban:
-        if not _is_int(token) or token < 0:
-            found.append(FieldError("ban", f"ban must be an integer >= 0, got {token!r}"))
+        if not _is_int(token) or not 0 <= token < vocab_size:
+            message = f"ban must be a token id in [0, {vocab_size - 1}], got {token!r}"
+            found.append(FieldError("ban", message))
     return found
 
 

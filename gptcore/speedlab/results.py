@@ -165,19 +165,6 @@ def list_results() -> list[SpeedReport]:
     return reports
 
 
-_EIGHTHS = " ▏▎▍▌▋▊▉"
-
-
-def bar(value: float, best: float, width: int) -> str:
-    """A bar `width` cells long at full scale (`best`), in eighths of a cell."""
-    if width <= 0 or best <= 0 or value <= 0:
-        return " " * max(width, 0)
-    eighths = round(min(value / best, 1.0) * width * 8)
-    full, part = divmod(eighths, 8)
-    text = "█" * full + (_EIGHTHS[part] if part else "")
-    return text.ljust(width)
-
-
 def describe_workload(report: SpeedReport) -> str:
     """`book-124m · ctx 256 · batch 2 · 3 steps`."""
     return (

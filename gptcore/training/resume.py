@@ -1,11 +1,14 @@
-"""Preparing a run: its configs from a file, overrides or a checkpoint, and resuming.
+"""Preparing a run: its configs from a file, a front end's form, overrides or a
+checkpoint, and resuming.
 
 `prepare_run` is the one place that turns what a user gave (`--config`, `--set`,
-`--corpus`, `--init`, `--resume`; or the app's form, or a checkpoint picked in the
-app) into the configs a Trainer runs, loading and verifying a resumed checkpoint
-once. Resuming a run (or RUN:latest) whose latest checkpoint is damaged falls back
-to its newest healthy one, with a `notice` the front ends show. `check_resume`
-says why a checkpoint cannot continue under a config.
+`--corpus`, `--init`, `--resume`, `--run-dir`; or the app's Train form, or a
+checkpoint picked in the app) into a PreparedRun: the configs a Trainer runs,
+checked as the Trainer will check them, with a resumed checkpoint loaded and
+verified once. `trainer.trainer_for` builds the Trainer from it; `gpt-tui train`
+and the app both go this way. Resuming a run (or RUN:latest) whose latest
+checkpoint is damaged falls back to its newest healthy one, with a `notice` the
+front ends show. `check_resume` says why a checkpoint cannot continue under a config.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from gptcore.runs.checkpoints import find_run, newest_healthy
 from gptcore.runs.rundir import RunDir
 from gptcore.settings.files import load_run_config, run_config_from_dict
 from gptcore.settings.model import GPTConfig
-from gptcore.settings.train import TrainConfig
+from gptcore.settings.train import TrainConfig, check_trainable
 from gptcore.util.tomlwrite import toml_value
 from gptcore.weights.modelspec import checkpoint_path
 from gptcore.weights.spec import CHECKPOINT, CHECKPOINT_KINDS, LATEST, parse_spec
@@ -42,26 +45,37 @@ DATA_KEYS = (
 
 @dataclass(frozen=True)
 class PreparedRun:
+    """A run ready to train: gptcore.training.trainer.trainer_for builds its Trainer."""
+
     model_config: GPTConfig
     train_config: TrainConfig
     checkpoint: Checkpoint | None = None  # loaded and verified, when resuming
     notice: str | None = None  # e.g. "the latest checkpoint is damaged: resuming from ..."
+    run_dir: Path | None = None  # where to write the run (None: a new run folder)
 
 
 def prepare_run(
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
     *,
+    configs: tuple[GPTConfig, TrainConfig] | None = None,
     corpus: str | None = None,
     init: str | None = None,
     resume: str | Path | None = None,
+    run_dir: str | Path | None = None,
 ) -> PreparedRun:
-    """The configs (and resumed checkpoint) of a run.
+    """The configs (and resumed checkpoint) of a run; ConfigError (one line) when
+    they cannot train.
 
-    `config` is a run config file or a shipped preset's name; without it, a resumed
-    run reuses the settings stored in its checkpoint. `overrides` are `--set`
-    strings; `corpus` and `init` are shorthands for two of them.
+    The settings come from one source: `config`, a run config file or a shipped
+    preset's name; `configs`, a front end's own (model, train) configs (the app's
+    Train form); or, with neither, the settings a resumed checkpoint stored.
+    `overrides` are `--set` strings applied on top; `corpus` and `init` are
+    shorthands for two of them. Every source is decoded and checked the same way
+    (the declared settings, then the rules across model and train).
     """
+    if config and configs is not None:
+        raise ConfigError("give a run config file or the configs themselves, not both")
     overrides = list(overrides)
     if corpus:
         # toml_value, not json.dumps: JSON escapes 😀 as a surrogate pair TOML rejects
@@ -73,6 +87,9 @@ def prepare_run(
     ckpt, notice = open_resume(resume) if resume else (None, None)
     if config:
         model_config, train_config = load_run_config(config, overrides)
+    elif configs is not None:
+        data = {"model": configs[0].to_dict(), "train": configs[1].to_dict()}
+        model_config, train_config = run_config_from_dict(data, "the run's settings", overrides)
     elif ckpt is not None:
         data = {"model": ckpt.model_config.to_dict(), "train": ckpt.train_config}
         model_config, train_config = run_config_from_dict(
@@ -80,7 +97,9 @@ def prepare_run(
         )
     else:
         raise ConfigError("give a run config with --config FILE (or --resume RUN_OR_CHECKPOINT)")
-    return PreparedRun(model_config, train_config, ckpt, notice)
+    check_trainable(model_config, train_config)  # what the Trainer checks before it writes
+    folder = Path(run_dir) if run_dir else None
+    return PreparedRun(model_config, train_config, ckpt, notice, folder)
 
 
 def open_resume(spec: str | Path) -> tuple[Checkpoint, str | None]:

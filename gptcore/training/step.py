@@ -23,7 +23,7 @@ from gptcore.model.dropout import fast_masks
 from gptcore.runs.train_state import TrainState
 from gptcore.settings.train import TrainConfig
 from gptcore.training.evaluate import calc_loss_batch
-from gptcore.training.health import SpikeDetector
+from gptcore.training.health import GRAD_NORM_SPIKE_RATIO, LOSS_SPIKE_RATIO, SpikeDetector
 from gptcore.training.precision import autocast
 from gptcore.training.setup import RunParts
 
@@ -78,8 +78,9 @@ class TrainStep:
         self.parts = parts
         self.world = world
         self.should_stop = should_stop
-        self.loss_spikes = SpikeDetector(config.spike_window, config.spike_z)
-        self.grad_spikes = SpikeDetector(config.spike_window, config.spike_z)
+        window, z = config.spike_window, config.spike_z
+        self.loss_spikes = SpikeDetector(window, z, LOSS_SPIKE_RATIO)
+        self.grad_spikes = SpikeDetector(window, z, GRAD_NORM_SPIKE_RATIO)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The book's calc_loss_batch under the run's autocast and dropout masks."""

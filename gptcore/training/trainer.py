@@ -15,6 +15,7 @@ book's DataLoader draws (data/order.py) and the progress checkpoints save
 
 Events go to listeners (the CLI printer, metrics.jsonl, the TUI); `run()`
 never raises for a user error: it ends with a Finished or Failed event.
+Front ends start a run the same way: `trainer_for(prepare_run(...))`.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from gptcore.settings.train import TrainConfig
 from gptcore.training.checkpoint_policy import CheckpointPolicy
 from gptcore.training.health import OverfitDetector
 from gptcore.training.listeners import Listeners
+from gptcore.training.resume import PreparedRun
 from gptcore.training.rng import rng_state
 from gptcore.training.setup import RunParts, RunSetup, run_folder
 from gptcore.training.step import LossNotFinite, TrainStep
@@ -415,3 +417,22 @@ class Trainer:
             timed_out = self._clock.timed_out() and not self._cancel.is_set()
             return "max_time" if timed_out else "cancelled"
         return "max_steps" if self._reached_max_steps() else None
+
+
+def trainer_for(
+    run: PreparedRun,
+    *,
+    listeners: Sequence[Listener] = (),
+    cancel_event: threading.Event | None = None,
+) -> Trainer:
+    """The Trainer of a run prepare_run made ready (a new run or a resumed one): how
+    `gpt-tui train` and the app's Train screen both start training. `cancel_event`
+    is the front end's own stop, which counts even before it holds the Trainer."""
+    return Trainer(
+        run.model_config,
+        run.train_config,
+        listeners=listeners,
+        run_dir=run.run_dir,
+        resume=run.checkpoint,
+        cancel_event=cancel_event,
+    )

@@ -8,6 +8,7 @@ live under that one folder: tests and users with their own layout use it.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -74,3 +75,59 @@ def corpora_dir() -> Path:
 def verdict_file() -> Path:
     """Where `gpt-tui download verdict` puts the book's corpus (corpus = "verdict")."""
     return corpora_dir() / "the-verdict.txt"
+
+
+def weights_dir() -> Path:
+    """Downloaded GPT-2 weights (DATA/weights/gpt2/SIZE/SOURCE)."""
+    return data_dir() / "weights"
+
+
+def speedlab_dir() -> Path:
+    """The Speed Lab's saved results (DATA/speedlab/)."""
+    return data_dir() / "speedlab"
+
+
+@dataclass(frozen=True)
+class Place:
+    """A folder gpt-tui writes: its name in `gpt-tui info`, where it is, what it holds."""
+
+    name: str
+    path: Path
+    what: str
+
+
+def places() -> list[Place]:
+    """Every folder gpt-tui writes, the roots first."""
+    return [
+        Place("config", config_dir(), "settings and saved Train-form configs"),
+        Place("data", data_dir(), "runs, weights, corpora, transcripts, Speed Lab results"),
+        Place("runs", runs_dir(), "one folder per run: config, metrics.jsonl, checkpoints"),
+        Place("weights", weights_dir(), "downloaded GPT-2 weights"),
+        Place("corpora", corpora_dir(), "the-verdict.txt once downloaded"),
+        Place("transcripts", transcripts_dir(), "saved Chat transcripts"),
+        Place("speedlab", speedlab_dir(), "saved Speed Lab results"),
+        Place("cache", cache_dir(), "token caches (safe to delete: rebuilt on use)"),
+    ]
+
+
+def folder_size(path: Path) -> int | None:
+    """Bytes of the regular files under `path` (symlinks not followed); None when
+    it does not exist. Unreadable parts are left out, not an error."""
+    if not path.is_dir():
+        return None
+    total = 0
+    stack = [path]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return total

@@ -6,6 +6,7 @@ import sys
 import time
 from typing import TextIO
 
+from gptcore.util.bars import bar
 from gptcore.util.fmt import format_duration, format_si
 from gptcore.util.throttle import Throttle
 
@@ -13,7 +14,7 @@ REDRAW_INTERVAL_S = 0.1  # a terminal line redrawn at most ten times a second
 
 
 class ProgressLine:
-    """Redraws one line like `tokenizing  42% [#####     ] 12.3 MB/s ETA 1m05s`.
+    """Redraws one line like `tokenizing  42% [████▎     ] 12.3 MB/s ETA 1m05s`.
 
     Silent when the stream is not a terminal, so logs and pipes stay clean.
     """
@@ -31,12 +32,10 @@ class ProgressLine:
         if not self.enabled or not self._redraw.ready(now, force=done >= total):
             return
         frac = min(1.0, done / total) if total else 1.0
-        filled = int(frac * self.width)
         rate = done / max(now - self.start, 1e-9)
         eta = (total - done) / rate if rate > 0 else None
-        bar = "#" * filled + " " * (self.width - filled)
         self.stream.write(
-            f"\r{self.label} {frac:4.0%} [{bar}] {format_si(rate, self.unit)}/s "
+            f"\r{self.label} {frac:4.0%} [{bar(frac, self.width)}] {format_si(rate, self.unit)}/s "
             f"ETA {format_duration(eta)}\033[K"  # erase what a longer line left
         )
         self.stream.flush()

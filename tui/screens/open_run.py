@@ -1,17 +1,25 @@
-"""Pick a run to watch: type a run directory or choose one under the data dir."""
+"""Pick a run to watch: type a run directory or choose one under the data dir.
+
+The list shows each run as the Runs tab does (gptcore.runs.table: one run-state
+machine), read in a thread worker: reading every run's metrics.jsonl can take a
+while, and typing a path must not wait for it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
+
+from gptcore.errors import GptTuiError
 
 
 def run_dir_problem(path: Path) -> str | None:
@@ -24,17 +32,19 @@ def run_dir_problem(path: Path) -> str | None:
 
 
 def known_runs() -> list[tuple[Path, str]]:
-    """(run directory, label) under the data dir, newest first; empty if unreadable."""
-    from gptcore.runs.metrics import list_runs
+    """(run directory, label) of every run under the data dir, newest first, each
+    labelled with its state and steps as the run table has them; empty if the runs
+    folder cannot be read."""
+    from gptcore.runs.table import run_table
 
     try:
-        runs = list_runs()
-    except OSError:  # an unreadable runs folder must not block typing a path
+        rows = run_table()
+    except (OSError, GptTuiError):  # an unreadable runs folder must not block typing a path
         return []
     out = []
-    for run in reversed(runs):
-        step = f", step {run.last_step}" if run.last_step is not None else ""
-        out.append((run.path, f"{run.name}  ({run.status}{step})"))
+    for row in rows:
+        step = f", step {row.steps}" if row.steps is not None else ""
+        out.append((row.path, f"{row.name}  ({row.state}{step})"))
     return out
 
 
@@ -43,25 +53,41 @@ class OpenRunScreen(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="open-run-cancel")]
 
+    class Listed(Message):
+        """The runs under the data dir, read: (run directory, label) pairs."""
+
+        def __init__(self, runs: list[tuple[Path, str]]) -> None:
+            super().__init__()
+            self.runs = runs
+
     def __init__(self, title: str = "Watch a run (read-only): type its folder or pick one") -> None:
         super().__init__()
         self.title_text = title
+        self.listed = False  # the run list has been read and shown
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Static(self.title_text, markup=False)
             yield Input(placeholder="run directory, then Enter", id="run-path", compact=True)
             yield Static("", id="run-path-error", markup=False)
-            yield OptionList(id="run-list")
+            yield OptionList(Option("reading the runs …", disabled=True), id="run-list")
 
     def on_mount(self) -> None:
-        runs = known_runs()
+        self.query_one("#run-path", Input).focus()
+        self._list_runs()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="list-runs")
+    def _list_runs(self) -> None:
+        self.post_message(self.Listed(known_runs()))
+
+    def on_open_run_screen_listed(self, message: Listed) -> None:
         listing = self.query_one("#run-list", OptionList)
-        if runs:
-            listing.add_options([Option(Text(label), id=str(path)) for path, label in runs])
+        listing.clear_options()
+        if message.runs:
+            listing.add_options([Option(Text(label), id=str(path)) for path, label in message.runs])
         else:
             listing.add_option(Option("no runs under the data dir yet", disabled=True))
-        self.query_one("#run-path", Input).focus()
+        self.listed = True
 
     def action_cancel(self) -> None:
         self.dismiss(None)

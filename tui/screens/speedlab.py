@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 
-from rich.progress_bar import ProgressBar as RichBar
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -38,6 +37,8 @@ from gptcore.speedlab.results import (
 from gptcore.speedlab.rungs import DEFAULT_BATCH, RUNGS
 from gptcore.util.fmt import MISSING, format_bytes, format_si
 from gptcore.util.throttle import Throttle
+
+from ..widgets.bars import Bar
 
 PROGRESS_INTERVAL_S = 0.1
 DEFAULT_MODEL = "tiny"  # a first look in seconds; book-124m is the chapter's workload
@@ -95,7 +96,7 @@ def results_table(report: SpeedReport, running: int | None = None) -> Table:
             table.add_row(
                 str(index),
                 rung.title,
-                RichBar(total=best, completed=result.tokens_per_s or 0.0),
+                Bar((result.tokens_per_s or 0.0) / best if best > 0 else 0.0, style="green"),
                 format_si(result.tokens_per_s or 0.0),
                 MISSING if ratio is None else f"{ratio:.2f}×",
                 format_bytes(result.peak_memory),

@@ -42,9 +42,9 @@ FIELDS = setting_fields(GenerationSettings, SAMPLING, {"seed": DEFAULT_SEED})
 
 
 class TimelineProgress(Message):
-    def __init__(self, token: int, done: int, total: int) -> None:
+    def __init__(self, computation: int, done: int, total: int) -> None:
         super().__init__()
-        self.token, self.done, self.total = token, done, total
+        self.computation, self.done, self.total = computation, done, total
 
 
 class OtherChoices(Message):
@@ -54,9 +54,9 @@ class OtherChoices(Message):
 
 
 class TimelineDone(Message):
-    def __init__(self, token: int, entries: list[TimelineEntry]) -> None:
+    def __init__(self, computation: int, entries: list[TimelineEntry]) -> None:
         super().__init__()
-        self.token, self.entries = token, entries
+        self.computation, self.entries = computation, entries
 
 
 def entry_header(entry: TimelineEntry) -> Text:
@@ -122,7 +122,7 @@ class TimelineScreen(Screen[None]):
         self.prompt = run_prompt(run_path)  # one small TOML read
         self.shown_prompt = self.prompt
         self.shown_other: str | None = None
-        self._token = 0  # which computation the next message must match
+        self._computation = 0  # which computation the next message must match
         self._asked: tuple[str, str | None] = (self.prompt, other_spec)
 
     # ------------------------------------------------------------ layout
@@ -200,17 +200,17 @@ class TimelineScreen(Screen[None]):
             return
         other = self.query_one("#timeline-other", Select).value
         self.other_spec = other if isinstance(other, str) and other else None
-        self._token += 1
+        self._computation += 1
         self._asked = (prompt, self.other_spec)
         self._status("sampling…")
         bar = self.query_one("#timeline-progress", ProgressBar)
         bar.update(total=None, progress=0)
         bar.display = True
-        self._compute(self._token, prompt, settings, self.other_spec)
+        self._compute(self._computation, prompt, settings, self.other_spec)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="timeline")
     def _compute(
-        self, token: int, prompt: str, settings: GenerationSettings, other: str | None
+        self, computation: int, prompt: str, settings: GenerationSettings, other: str | None
     ) -> None:
         worker = get_current_worker()
         entries = sample_timeline(
@@ -219,20 +219,22 @@ class TimelineScreen(Screen[None]):
             settings.seed,
             settings,
             other=other,
-            progress=lambda done, total: self.post_message(TimelineProgress(token, done, total)),
+            progress=lambda done, total: self.post_message(
+                TimelineProgress(computation, done, total)
+            ),
             cancel=lambda: worker.is_cancelled,
         )
         if not worker.is_cancelled:
-            self.post_message(TimelineDone(token, entries))
+            self.post_message(TimelineDone(computation, entries))
 
     def on_timeline_progress(self, message: TimelineProgress) -> None:
-        if message.token == self._token:
+        if message.computation == self._computation:
             bar = self.query_one("#timeline-progress", ProgressBar)
             bar.update(total=max(message.total, 1), progress=message.done)
             self._status(f"{message.done} of {message.total} models sampled")
 
     def on_timeline_done(self, message: TimelineDone) -> None:
-        if message.token != self._token:
+        if message.computation != self._computation:
             return  # the controls changed since
         self.query_one("#timeline-progress", ProgressBar).display = False
         self.entries = message.entries

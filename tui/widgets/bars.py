@@ -1,35 +1,25 @@
-"""Horizontal bars drawn with block characters (eighths), for probabilities and counts."""
+"""The engine's bar (gptcore.util.bars) as a Rich renderable that fills its table
+cell: the Speed Lab's rows draw their bars at whatever width the table gives them."""
 
 from __future__ import annotations
 
-import math
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
+from rich.text import Text
 
-_EIGHTHS = " ▏▎▍▌▋▊▉█"
+from gptcore.util.bars import bar
 
-
-def bar(fraction: float, width: int) -> str:
-    """A bar of `width` cells filled to `fraction` (clamped to [0, 1]), left-aligned, padded."""
-    if not math.isfinite(fraction):
-        fraction = 0.0
-    fraction = min(max(fraction, 0.0), 1.0)
-    eighths = round(fraction * width * 8)
-    full, rest = divmod(eighths, 8)
-    text = "█" * full + (_EIGHTHS[rest] if rest else "")
-    return text.ljust(width)
+MIN_CELLS = 4
 
 
-def percent(p: float) -> str:
-    """6-character percentage: ' 57.75%', '<0.01%' for tiny non-zero values."""
-    if p <= 0:
-        return "  0.00%"
-    if p < 0.0001:
-        return " <0.01%"
-    return f"{p * 100:6.2f}%"
+class Bar:
+    """A bar filled to `fraction` (0..1) of the cell it is drawn in."""
 
+    def __init__(self, fraction: float, style: str = "") -> None:
+        self.fraction, self.style = fraction, style
 
-def token_label(text: str, width: int) -> str:
-    """A token's text made visible (spaces as ␣, newlines as ⏎) and cut to `width`."""
-    shown = text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥").replace("\r", "␍")
-    if len(shown) > width:
-        shown = shown[: width - 1] + "…"
-    return shown.ljust(width)
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text(bar(self.fraction, options.max_width), style=self.style, no_wrap=True, end="")
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(min(MIN_CELLS, options.max_width), options.max_width)

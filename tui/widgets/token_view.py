@@ -1,8 +1,10 @@
 """The tokenizer view: text split into its GPT-2 tokens, shown honestly.
 
 Neighbouring tokens get alternating backgrounds, `<|endoftext|>` is marked as
-special, and a token that holds only part of a multibyte character is shown as
-its bytes (`<f0 9f>`), never as a replacement character. Ids are shown on
+special, and each token shows by the engine's one label (gptcore.model.tokenview.
+token_label, spaces kept as spaces: the backgrounds show the edges): a newline as
+`⏎`, a token that holds only part of a multibyte character as its bytes (`<f0 9f>`),
+never as a replacement character. Ids are shown on
 demand. Tokenizing runs in a thread worker (the first call loads the BPE
 tables); the worker only posts a message. Everything is drawn as Text, never
 markup, so a token such as `[/b]` shows as typed.
@@ -54,7 +56,7 @@ def render_tokens(view: TokenView, show_ids: bool, styles: TokenStyles | None = 
             out.append(f"·{piece.id}", styles.id)
             out.append(" ")
         if piece.text is not None and "\n" in piece.text:
-            out.append("\n")  # the label shows "\n"; the break keeps lines readable
+            out.append("\n")  # the label shows ⏎; the break keeps lines readable
     return out
 
 

@@ -2,12 +2,12 @@
 
 Each row is one size from one source (Hugging Face safetensors, which loads
 without TensorFlow, or OpenAI's TensorFlow checkpoint). Downloads run in a thread
-worker through gptcore.pretrained.download_gpt2, which resumes partial files and
+worker through gptcore.weights.downloads.download_gpt2, which resumes partial files and
 retries dropped connections; its progress events are coalesced to about ten
 messages a second. When the screen first shows, a quick probe (one request per
 server, a few seconds at most) says whether the machine looks offline; a failed
 download shows the engine's error (what was tried, and which folder to fill by hand).
-Every key that cannot act on the highlighted row says why.
+Every key that cannot act on the highlighted row says why (models.status).
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ from textual.widgets import DataTable, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
 from gptcore.errors import GptTuiError
-from gptcore.util.fmt import format_bytes, format_duration
+from gptcore.util.fmt import format_bytes
 from gptcore.util.throttle import Throttle
 from gptcore.weights.gpt2 import PREFERRED_SOURCES, SIZES, SOURCE_LABELS
 
-from ..messages import CheckpointsChanged, OpenInChat
+from ...messages import CheckpointsChanged, OpenInChat
+from .status import hint_text, progress_line, refusal, status_text
+from .table import WeightsTable
 
 if TYPE_CHECKING:
     from gptcore.util.download import DownloadProgress
@@ -39,15 +41,6 @@ if TYPE_CHECKING:
 
 PROGRESS_INTERVAL_S = 0.1
 PROBE_TIMEOUT_S = 3.0  # per server; the probe never retries
-
-
-def progress_line(p: DownloadProgress) -> str:
-    """`model.safetensors (2/2) · 12.3 MB / 548 MB · 5.1 MB/s · ETA 1m45s`."""
-    total = f" / {format_bytes(p.total)}" if p.total is not None else ""
-    return (
-        f"{p.name} ({p.index + 1}/{p.count}) · {format_bytes(p.done)}{total} · "
-        f"{format_bytes(int(p.speed))}/s · ETA {format_duration(p.eta_s)}"
-    )
 
 
 class ModelStatuses(Message):
@@ -104,13 +97,7 @@ class ModelsPane(Container, can_focus=True):
         self._cancel: threading.Event | None = None
 
     def compose(self) -> ComposeResult:
-        table: DataTable = DataTable(id="models-table", cursor_type="row")
-        for column in ("GPT-2", "source", "status", "on disk", "download"):
-            table.add_column(column, key=column)
-        for size in SIZES:
-            for source in PREFERRED_SOURCES:
-                table.add_row(size, source, "…", "", "", key=f"{size}/{source}")
-        yield table
+        yield WeightsTable(id="models-table")
         yield ProgressBar(id="models-bar", show_eta=False)
         yield Static("", id="models-progress", markup=False)
         yield Static("", id="models-message", markup=False)
@@ -126,7 +113,7 @@ class ModelsPane(Container, can_focus=True):
             self._probe()
 
     def on_focus(self) -> None:
-        self.query_one(DataTable).focus()
+        self.query_one(WeightsTable).focus()
 
     # ------------------------------------------------------------ status
 
@@ -171,42 +158,16 @@ class ModelsPane(Container, can_focus=True):
         self._fill()
 
     def status_text(self, size: str, source: str) -> str:
-        if self.downloading == (size, source):
-            p = self.progress
-            if p is not None and p.overall_total:
-                return f"downloading {p.overall_done / p.overall_total:.0%}"
-            if p is not None and p.total:  # sizes known file by file only
-                return f"file {p.index + 1}/{p.count} {p.done / p.total:.0%}"
-            return "downloading"
-        st = self.statuses.get((size, source))
-        if st is None:
-            return "…"
-        if st.complete:
-            return "complete"
-        if st.partial or st.bytes:
-            return "partial: d resumes"
-        return "absent"
+        row = (size, source)
+        return status_text(self.statuses.get(row), self.downloading == row, self.progress)
 
     def _fill(self) -> None:
-        table = self.query_one(DataTable)
-        for size in SIZES:
-            for source in PREFERRED_SOURCES:
-                key = f"{size}/{source}"
-                st = self.statuses.get((size, source))
-                status = self.status_text(size, source)
-                style = {"complete": "green", "absent": "dim"}.get(status, "yellow")
-                on_disk = format_bytes(st.bytes) if st and st.bytes else "–"
-                table.update_cell(key, "status", Text(status, style=style), update_width=True)
-                table.update_cell(key, "on disk", on_disk, update_width=True)
-                approx = f"~{format_bytes(SIZES[size].approx_bytes)}"
-                table.update_cell(key, "download", approx, update_width=True)
+        self.query_one(WeightsTable).show(self.statuses, self.status_text)
         self._show_hint()
 
     def current(self) -> tuple[str, str]:
-        table = self.query_one(DataTable)
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or "124M/hf"
-        size, _, source = key.partition("/")
-        return size, source
+        """The highlighted (size, source)."""
+        return self.query_one(WeightsTable).current()
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -221,23 +182,7 @@ class ModelsPane(Container, can_focus=True):
             self.action_download()
 
     def _show_hint(self) -> None:
-        from gptcore.weights.downloads import files_for
-        from gptcore.weights.gpt2 import gpt2_dir
-
-        size, source = self.current()
-        folder = gpt2_dir(size, source)
-        names = ", ".join(files_for(source))
-        extra = (
-            " (loading it needs TensorFlow: pip install 'gpt-tui[tf]')"
-            if source == "openai"
-            else ""
-        )
-        self.query_one("#models-hint", Static).update(
-            Text(
-                f"GPT-2 {size} from {SOURCE_LABELS[source]}{extra}.\n"
-                f"To install by hand, put {names} into {folder}"
-            )  # fmt: skip
-        )
+        self.query_one("#models-hint", Static).update(Text(hint_text(self.current())))
 
     def _set_message(self, text: str, error: bool = False) -> None:
         self.message = text
@@ -257,30 +202,8 @@ class ModelsPane(Container, can_focus=True):
             return None if self._cancel is not None else "no download is running: d starts one"
         if not self.loaded:
             return "still reading what is on disk; try again in a moment"
-        size, source = self.current()
-        label = f"GPT-2 {size} ({source})"
-        st = self.statuses.get((size, source))
-        on_disk = st is not None and st.path.is_dir() and st.bytes > 0
-        if action == "download":
-            if self.downloading == (size, source):
-                return f"{label} is downloading: x cancels it"
-            if self.downloading:
-                return "one download at a time: x cancels it"
-            if st is not None and st.complete:
-                return f"{label} is already downloaded: o opens it in Chat"
-        elif action == "open_chat":
-            if self.downloading == (size, source):
-                return f"{label} is still downloading"
-            if st is None or not st.complete:
-                if on_disk:
-                    return f"{label} is only partly downloaded: d resumes the download"
-                return f"{label} is not downloaded: press d to download it"
-        elif action == "delete":
-            if self.downloading == (size, source):
-                return f"{label} is downloading: x cancels it first"
-            if not on_disk:
-                return f"{label} is not downloaded: there is nothing to delete"
-        return None
+        row = self.current()
+        return refusal(action, row, self.statuses.get(row), self.downloading)
 
     def _refused(self, action: str) -> bool:
         """Tell the user why `action` cannot act (True), or False when it can."""
@@ -401,7 +324,7 @@ class ModelsPane(Container, can_focus=True):
             return
         size, source = self.current()
         st = self.statuses[(size, source)]
-        from .dialogs import ConfirmScreen
+        from ..dialogs import ConfirmScreen
 
         def answered(yes: bool | None) -> None:
             if yes:

@@ -1,0 +1,209 @@
+"""The Train screen's dashboard: what a run is doing, drawn from its RunState.
+
+The status line (the state word and what the trainer does now), the stats (before
+a run: the batch plan and a run-time estimate for the form's config), the system
+line, the loss chart, the loss and throughput sparklines and the samples. `m` swaps
+the charts for the model summary of the form's config. It only draws: the pane
+tells it what to show.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Label, RichLog, Sparkline, Static
+
+from gptcore.errors import GptTuiError
+from gptcore.settings.model import GPTConfig
+from gptcore.settings.train import TrainConfig
+from gptcore.util.fmt import format_duration
+
+from ...runstate import RunState
+from ...widgets.loss_chart import LossChart
+from ...widgets.model_summary import ModelSummaryView
+
+# What the model summary replaces while it shows.
+RUN_VIEWS = ("#loss-chart", "#sparks", "#samples")
+
+
+class Dashboard(Vertical):
+    """The run's status, stats, system line, loss chart, sparklines and samples."""
+
+    class RateMeasured(Message):
+        """A device's effective training FLOP/s (gptcore.training.estimate): the
+        run-time estimate can show."""
+
+        def __init__(self, setting: str, device: str, rate: float) -> None:
+            super().__init__()
+            self.setting, self.device, self.rate = setting, device, rate
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown_state = RunState()  # what the status line last showed
+        self._watched = False
+        self._samples_shown = 0
+        # train.device setting -> (resolved device, effective FLOP/s), None while measuring.
+        self._device_rates: dict[str, tuple[str, float] | None] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("IDLE · press s to start", id="run-state")
+        yield Static("", id="run-stats")
+        system = Static("", id="run-system")
+        system.display = False  # only while a run is live or watched
+        yield system
+        yield LossChart(id="loss-chart")
+        with Horizontal(id="sparks"):
+            yield Label("loss", classes="spark-label")
+            yield Sparkline([], id="spark-loss")
+            yield Label("tok/s", classes="spark-label")
+            yield Sparkline([], id="spark-tps")
+        yield RichLog(id="samples", markup=False, wrap=True, max_lines=500)
+        summary = ModelSummaryView(id="model-summary")
+        summary.display = False  # counted only when shown (torch loads in a worker)
+        yield summary
+
+    # ------------------------------------------------------------ a run's progress
+
+    def reset(self, state: RunState) -> None:
+        """Start over on a new run (or none): empty charts, samples and system line."""
+        self._samples_shown = 0
+        self.query_one(LossChart).show_run(state)
+        self.query_one("#spark-loss", Sparkline).data = []
+        self.query_one("#spark-tps", Sparkline).data = []
+        self.query_one("#samples", RichLog).clear()
+        self.show_system("")
+
+    def show_progress(self, state: RunState, evals_before: int) -> None:
+        """Draw what new events added: the chart (on a new evaluation), the
+        sparklines and the samples not shown yet."""
+        if len(state.evals) != evals_before:
+            self.query_one(LossChart).show_run(state)
+        self.query_one("#spark-loss", Sparkline).data = list(state.step_losses)
+        self.query_one("#spark-tps", Sparkline).data = list(state.tokens_per_s)
+        log = self.query_one("#samples", RichLog)
+        for sample in state.samples[self._samples_shown :]:
+            # Model output is text, never markup: Text() shows "[/b]" as typed.
+            log.write(Text(f"── epoch {sample.epoch + 1}, step {sample.step} ──", style="dim"))
+            log.write(Text(sample.text))
+        self._samples_shown = len(state.samples)
+
+    def show_state(self, state: RunState, watched: bool) -> None:
+        """The status line and the stats; `watched`: the run is followed read-only."""
+        self._shown_state, self._watched = state, watched
+        # One line at 60 columns: the watched run's name is in the form's config entry.
+        head = state.state.upper() + (" (watched)" if watched else "")
+        line = Text(head, style="bold")
+        widget = self.query_one("#run-state", Static)
+        width = widget.content_size.width - (len(head) - len(state.state))
+        detail = state.detail(time.time(), width if width > 0 else None)
+        if detail:
+            line.append(f" · {detail}", style="")
+        widget.update(line)
+        widget.set_class(state.state in ("nan", "error"), "-error")
+        widget.set_class(state.state == "finished", "-done")
+        self.query_one("#run-stats", Static).update(Text(self._stats_text()))
+
+    def show_system(self, text: str) -> None:
+        """The system line (what the run's process uses); hidden when empty."""
+        widget = self.query_one("#run-system", Static)
+        widget.update(Text(text))
+        widget.display = bool(text)
+
+    def _stats_text(self) -> str:
+        state = self._shown_state
+        s = state.last_step
+        started = state.started
+        device = started.device if started else "–"
+        if s is None:
+            if state.state == "idle" and not self._watched:
+                return self._plan_text()
+            return f"device {device}"
+        total = f"/{s.total_steps:,}" if s.total_steps else ""
+        last_eval = state.evals[-1] if state.evals else None
+        losses = f" · val {last_eval.val_loss:.3f}" if last_eval else ""
+        # No ETA once the run is over (a stale one would look like time left).
+        eta = f" · ETA {format_duration(state.eta_s())}" if state.active else ""
+        return (
+            f"step {s.step + 1:,}{total} · epoch {s.epoch + 1}{eta}\n"
+            f"tokens {s.tokens_seen:,} · {s.tokens_per_s:,.0f} tok/s · lr {s.lr:.1e}\n"
+            f"loss {s.loss:.3f}{losses} · {device}"
+        )
+
+    # ------------------------------------------------------------ before a run
+
+    def show_plan(self) -> None:
+        """Redraw the plan (the form's config or the corpus changed), while idle."""
+        if self._shown_state.state == "idle" and not self._watched:
+            self.query_one("#run-stats", Static).update(Text(self._stats_text()))
+
+    def _plan_text(self) -> str:
+        """The Trainer's batch plan for the form's config on the loaded corpus."""
+        from gptcore.data.plan import batch_plan
+
+        config, tokens = self.app.state.run_config, self.app.state.corpus_tokens
+        if config is None or tokens is None:
+            return ""
+        plan = batch_plan(*tokens, *config)
+        if plan.problem is not None:
+            return f"cannot train on this corpus: {plan.problem}"
+        return (  # short lines: the dashboard is 28 columns wide at 60x20
+            f"plan {plan.total_steps:,} steps ({plan.steps_per_epoch:,}/epoch)\n"
+            f"{plan.train_windows:,} windows × {plan.length}, batch {plan.batch_size}"
+            + self._estimate_text(config, plan)
+        )
+
+    def _estimate_text(self, config: tuple[GPTConfig, TrainConfig], plan: object) -> str:
+        """About how long the run takes here, before it starts (a long run is a choice)."""
+        from gptcore.training.estimate import estimate_seconds
+
+        wanted = config[1].device
+        if wanted not in self._device_rates:
+            self._device_rates[wanted] = None  # measuring: once per device setting
+            self._measure_device(wanted)
+            return ""
+        measured = self._device_rates[wanted]
+        if measured is None:
+            return ""
+        device, rate = measured
+        seconds = estimate_seconds(*config, plan, rate)
+        return f"\nestimated {format_duration(seconds)} on {device}"  # 28 columns at 60x20
+
+    @work(thread=True, exit_on_error=False, group="estimate")
+    def _measure_device(self, wanted: str) -> None:
+        from gptcore.hardware.device import pick_device
+        from gptcore.training.estimate import effective_flops
+
+        try:
+            device = str(pick_device(wanted))
+        except GptTuiError:
+            return  # the form reports a device that is not here
+        self.post_message(self.RateMeasured(wanted, device, effective_flops(device)))
+
+    def on_dashboard_rate_measured(self, message: RateMeasured) -> None:
+        self._device_rates[message.setting] = (message.device, message.rate)
+        self.show_plan()
+
+    # ------------------------------------------------------------ the model summary
+
+    def toggle_summary(self, config: tuple[GPTConfig, TrainConfig] | None) -> None:
+        """Swap the charts and samples for the model summary of `config`, or back."""
+        summary = self.query_one(ModelSummaryView)
+        summary.display = not summary.display
+        for selector in RUN_VIEWS:
+            self.query_one(selector).display = not summary.display
+        self.summarize(config)
+
+    def summarize(self, config: tuple[GPTConfig, TrainConfig] | None) -> None:
+        """Describe `config` in the model summary, if it shows."""
+        summary = self.query_one(ModelSummaryView)
+        if summary.display and config is not None:
+            summary.show(*config)
+
+    def summary_stale(self, reason: str | None) -> None:
+        """The form cannot describe a run now (`reason`): the summary says so."""
+        self.query_one(ModelSummaryView).set_stale(reason)
