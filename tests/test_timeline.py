@@ -270,9 +270,8 @@ PINNED = [
 
 def test_timeline_snapshot(snap_compare, monkeypatch: pytest.MonkeyPatch) -> None:
     """The screen at 80x24 with pinned entries (no model runs)."""
-    import tui.screens.timeline as screen_module
-
-    monkeypatch.setattr(screen_module, "sample_timeline", lambda *a, **k: PINNED)
+    # The screen's worker imports sample_timeline from the engine module when it runs.
+    monkeypatch.setattr(gptcore.sampling.timeline, "sample_timeline", lambda *a, **k: PINNED)
 
     async def before(pilot) -> None:
         await settle(pilot)
@@ -284,8 +283,8 @@ def test_timeline_snapshot(snap_compare, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_the_default_prompt_is_the_runs_own(run: Path, tmp_path: Path, capsys) -> None:
     import dataclasses
 
-    from gptcore.runs.rundir import RunDir, write_run_config
-    from gptcore.sampling.timeline import DEFAULT_PROMPT, run_prompt
+    from gptcore.runs.rundir import RunDir, run_prompt, write_run_config
+    from gptcore.sampling.timeline import DEFAULT_PROMPT
     from gptcore.settings.files import load_run_config
 
     model, train = load_run_config(RunDir(run).config)

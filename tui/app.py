@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import TabbedContent, TabPane
 
 from gptcore.errors import GptTuiError
+from gptcore.runs.rundir import resume_command
 from gptcore.training.stopsignals import StopSignals, exit_code, signal_name
 
 from .background import IdleCollector, freeze_long_lived_objects
@@ -37,7 +38,10 @@ from .messages import (
 from .screens.chat import ChatPane
 from .screens.checkpoints import CheckpointsPane
 from .screens.corpus import CorpusPane
+from .screens.dialogs import ConfirmScreen
+from .screens.help import HelpScreen
 from .screens.models import ModelsPane
+from .screens.open_run import run_dir_problem
 from .screens.runs import RunsPane
 from .screens.speedlab import SpeedLabPane
 from .screens.train import TrainPane
@@ -120,8 +124,6 @@ class PaneRouter(App[int]):
     def on_resume_run(self, message: ResumeRun) -> None:
         trains = self.query(TrainPane)
         if not trains:  # no Train screen here: give the exact command instead
-            from gptcore.runs.rundir import resume_command
-
             self.notify(
                 f"continue this run with: {resume_command(message.checkpoint)}",
                 title="Continue training",
@@ -260,7 +262,6 @@ class GptTuiApp(PaneRouter):
         self._focus_active()
 
     def action_help(self) -> None:
-        from .screens.help import HelpScreen
 
         sections = [("Everywhere", list(self.BINDINGS))]
         sections += [(title, list(pane.BINDINGS)) for _tab, title, _key, pane in SCREENS]
@@ -311,7 +312,6 @@ class GptTuiApp(PaneRouter):
         if train is None or not train.training:
             self.exit(0)
             return
-        from .screens.dialogs import ConfirmScreen
 
         async def answered(yes: bool | None) -> None:
             if yes:
@@ -394,8 +394,6 @@ def run(args: argparse.Namespace) -> int:
     quiet_idle_threads()
     watch_dir = None
     if getattr(args, "command", None) == "watch":
-        from .screens.open_run import run_dir_problem
-
         watch_dir = Path(args.run_dir).expanduser()
         problem = run_dir_problem(watch_dir)
         if problem:

@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gptcore.data.verdict import VERDICT_URL_ENV
+from gptcore.data.verdict import VERDICT_BYTES, VERDICT_URL_ENV, fetch_verdict
+from gptcore.errors import ConfigError
+from gptcore.util.download import RetryPolicy, Timeouts
+from gptcore.util.progress import ProgressLine
+from gptcore.weights.downloads import download_gpt2
+from gptcore.weights.gpt2 import resolve_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,8 +50,6 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from gptcore.errors import ConfigError
-    from gptcore.util.download import RetryPolicy, Timeouts
 
     if args.timeout <= 0 or args.retries < 0:
         raise ConfigError("--timeout must be positive and --retries >= 0")
@@ -61,7 +64,6 @@ class _Bars:
         self.index = -1
 
     def __call__(self, event) -> None:
-        from gptcore.util.progress import ProgressLine
 
         if event.index != self.index or self.bar is None:
             self.close()
@@ -76,8 +78,6 @@ class _Bars:
 
 
 def run_gpt2(args: argparse.Namespace) -> int:
-    from gptcore.weights.downloads import download_gpt2
-    from gptcore.weights.gpt2 import resolve_size
 
     timeouts, retry = _settings(args)
     size = resolve_size(args.size)
@@ -105,7 +105,6 @@ def run_gpt2(args: argparse.Namespace) -> int:
 
 
 def run_verdict(args: argparse.Namespace) -> int:
-    from gptcore.data.verdict import VERDICT_BYTES, fetch_verdict
 
     timeouts, retry = _settings(args)
     bars = _Bars()

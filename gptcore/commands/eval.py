@@ -6,8 +6,10 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from gptcore.errors import ConfigError
 from gptcore.settings.declare import add_flags, flags_of
 from gptcore.settings.train import TrainConfig
+from gptcore.util.progress import ProgressLine
 
 from .flags import add_device_flag, settings_from_flags
 from .model_args import add_model_arguments, load_from_args
@@ -47,7 +49,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptcore.errors import ConfigError
 
     # Flag checks before the (possibly slow) load; the engine checks them too.
     train = settings_from_flags(TrainConfig, args, CORPUS)
@@ -57,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
         return _checkpoint(args)
     from gptcore.data.tokens import prepare_corpus
     from gptcore.training.evaluate import evaluate_model
-    from gptcore.util.progress import ProgressLine
 
     loaded = load_from_args(args, args.device)
     bar = ProgressLine("tokenizing", "chars")
@@ -78,9 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _checkpoint(args: argparse.Namespace) -> int:
     """`--checkpoint C`: gptcore's evaluate_checkpoint, on the checkpoint's own split."""
-    from gptcore.errors import ConfigError
     from gptcore.training.evaluate import evaluate_checkpoint
-    from gptcore.util.progress import ProgressLine
 
     flags = flags_of(TrainConfig, CHECKPOINT_OWN)
     given = [flags[name] for name in CHECKPOINT_OWN if getattr(args, name) is not None]

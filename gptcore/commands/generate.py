@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gptcore.errors import FieldError, GenerationError
 from gptcore.settings.declare import add_flags, flag_texts, flags_of
 from gptcore.settings.model import InferenceSettings
 from gptcore.settings.sampling import GenerationSettings
 
-from .flags import SAMPLER_FLAGS, add_device_flag, add_sampler_arguments, sampler_text
+from .flags import SAMPLER_FLAGS, add_device_flag, add_sampler_arguments, name_flags, sampler_text
 from .model_args import add_model_arguments, load_from_args
+from .stdin import read_stdin_text
 
 if TYPE_CHECKING:
     from gptcore.sampling.stream import Sample
@@ -74,7 +76,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def read_prompt(args: argparse.Namespace) -> str:
-    from gptcore.errors import GenerationError
 
     if args.prompt is not None:
         return args.prompt
@@ -89,8 +90,6 @@ def read_prompt(args: argparse.Namespace) -> str:
         except OSError as exc:
             raise GenerationError(f"cannot read prompt file {path}: {exc.strerror}") from None
     if sys.stdin is not None and not sys.stdin.isatty():
-        from .stdin import read_stdin_text
-
         return read_stdin_text()
     return ""
 
@@ -120,7 +119,6 @@ def sampling_text(args: argparse.Namespace) -> dict[str, str]:
 
 def parse_logprobs(text: str | None) -> int | None:
     """--logprobs K: 1..MAX_LOGPROBS alternatives per token (None: not asked for)."""
-    from gptcore.errors import FieldError, GenerationError
     from gptcore.sampling.stream import MAX_LOGPROBS
 
     if text is None:
@@ -149,11 +147,8 @@ def confidence_table(sample: Sample, index: int | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptcore.errors import FieldError, GenerationError
     from gptcore.sampling.from_text import settings_from_text
     from gptcore.sampling.stream import TextStream
-
-    from .flags import name_flags
 
     # Checked before the (possibly slow) model load; TextStream checks the limits
     # that depend on the model (top-k vs its vocabulary, context_keep vs its window).

@@ -6,11 +6,12 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
+from gptcore.errors import ConfigError, GenerationError
 from gptcore.settings.declare import add_flags, flag_texts, flags_of
 from gptcore.settings.sampling import GenerationSettings, InspectSettings
 from gptcore.util.bars import bar, percent
 
-from .flags import SAMPLER_FLAGS, add_sampler_arguments, sampler_text
+from .flags import SAMPLER_FLAGS, add_sampler_arguments, name_flags, sampler_text
 from .model_args import add_model_arguments, load_from_args
 
 if TYPE_CHECKING:
@@ -65,13 +66,10 @@ FLAGS = {
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptcore.errors import ConfigError, GenerationError
     from gptcore.sampling.analysis import TOY, analyze_next_token, gpt2_vocabulary, toy_logits
     from gptcore.sampling.chat import next_turn
     from gptcore.sampling.from_text import inspect_settings_from_text
     from gptcore.sampling.nexttoken import next_token_logits
-
-    from .flags import name_flags
 
     if args.top <= 0:
         raise ConfigError(f"--top must be positive, got {args.top}")

@@ -6,6 +6,8 @@ import argparse
 import json
 
 from gptcore.util.fmt import format_bytes
+from gptcore.weights.downloads import list_local
+from gptcore.weights.gpt2 import weights_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,8 +22,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptcore.weights.downloads import list_local
-    from gptcore.weights.gpt2 import weights_dir
 
     found = list_local()
     if args.json:

@@ -9,6 +9,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gptcore.runs.table import filter_rows, row_record, run_table
+from gptcore.util.fmt import MISSING, format_si
+from gptcore.util.paths import runs_dir
+
 if TYPE_CHECKING:
     from gptcore.runs.table import RunRow
 
@@ -33,7 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _loss(value: float | None) -> str:
-    from gptcore.util.fmt import MISSING
 
     return MISSING if value is None else f"{value:.3f}"
 
@@ -47,7 +50,6 @@ def _when(epoch_s: float, now: float | None = None) -> str:
 
 
 def _cells(row: RunRow) -> dict[str, str]:
-    from gptcore.util.fmt import MISSING, format_si
 
     steps = MISSING if row.steps is None else f"{row.steps:,}"
     if row.steps is not None and row.total_steps and row.steps != row.total_steps:
@@ -103,8 +105,6 @@ def format_table(rows: list[RunRow], width: int = MIN_WIDTH) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptcore.runs.table import filter_rows, row_record, run_table
-    from gptcore.util.paths import runs_dir
 
     rows = filter_rows(run_table(extra=args.runs), args.filter)
     if args.json:

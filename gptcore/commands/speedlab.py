@@ -8,6 +8,19 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
+from gptcore.errors import ConfigError
+from gptcore.speedlab.results import (
+    RungStarted,
+    StepDone,
+    describe_device,
+    describe_workload,
+    list_results,
+    report_json,
+    results_dir,
+)
+from gptcore.speedlab.rungs import RUNGS
+from gptcore.training.stopsignals import StopSignals
+from gptcore.util.bars import bar
 from gptcore.util.fmt import MISSING, format_bytes, format_si
 
 from .flags import add_device_flag
@@ -50,10 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptcore.errors import ConfigError
     from gptcore.speedlab.ladder import run_ladder
-    from gptcore.speedlab.results import report_json
-    from gptcore.training.stopsignals import StopSignals
 
     if args.list:
         return _list(args.json)
@@ -86,13 +96,6 @@ def run(args: argparse.Namespace) -> int:
 def _list(as_json: bool) -> int:
     import json
 
-    from gptcore.speedlab.results import (
-        describe_device,
-        describe_workload,
-        list_results,
-        results_dir,
-    )
-
     reports = list_results()
     if as_json:
         print(json.dumps([r.to_dict() | {"path": r.path} for r in reports], ensure_ascii=False))
@@ -117,7 +120,6 @@ class _Progress:
         self.rung = ""
 
     def __call__(self, event: Event) -> None:
-        from gptcore.speedlab.results import RungStarted, StepDone
 
         if not self.enabled:
             return
@@ -138,9 +140,6 @@ class _Progress:
 def format_report(report: SpeedReport, columns: int = 80) -> str:
     """The table: one bar per rung scaled to the fastest, ratio to rung 0, peak memory;
     the rungs that did not run, with the reason."""
-    from gptcore.speedlab.results import describe_device, describe_workload
-    from gptcore.speedlab.rungs import RUNGS
-    from gptcore.util.bars import bar
 
     title_w = max(len(r.title) for r in report.rungs) if report.rungs else 10
     # "NN  title  bar  tok/s  ratio  memory"

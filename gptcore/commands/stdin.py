@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
+from gptcore.errors import GptTuiError
+
 
 def read_stdin_text() -> str:
     """Standard input as UTF-8 text, whatever encoding Python's stdio was set up with;
     GptTuiError (not a UnicodeDecodeError traceback) when it is not UTF-8."""
-    from gptcore.errors import GptTuiError
 
     stream = getattr(sys.stdin, "buffer", None)
     if stream is None:  # replaced by a text-only stream (tests, embedding)

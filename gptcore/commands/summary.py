@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from gptcore.errors import ConfigError
 from gptcore.settings.declare import add_flags
-from gptcore.settings.model import GPTConfig
+from gptcore.settings.model import GPTConfig, get_preset
 from gptcore.settings.train import TrainConfig
 
 from .flags import settings_from_flags
@@ -24,7 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    from gptcore.errors import ConfigError
     from gptcore.model.summary import (
         MB,
         format_summary,
@@ -32,7 +32,6 @@ def run(args: argparse.Namespace) -> int:
         summarize_config,
         training_memory,
     )
-    from gptcore.settings.model import get_preset
 
     batch_size = settings_from_flags(TrainConfig, args, ["batch_size"]).batch_size
     label = spec_from_args(args).label

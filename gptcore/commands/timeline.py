@@ -6,11 +6,15 @@ import argparse
 import json
 import sys
 
+from gptcore.errors import GenerationError
+from gptcore.runs.rundir import run_prompt
 from gptcore.settings.declare import add_flags, flag_texts, flags_of
 from gptcore.settings.sampling import GenerationSettings
 from gptcore.settings.train import TrainConfig
+from gptcore.util.fmt import MISSING, format_count
+from gptcore.weights.spec import describe_spec
 
-from .flags import add_device_flag
+from .flags import add_device_flag, name_flags
 
 # gptcore.timeline's defaults, without importing it (and torch) to build the parser.
 DEFAULT_PROMPT, DEFAULT_SEED = TrainConfig.start_context, TrainConfig.seed
@@ -46,14 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptcore.errors import GenerationError
     from gptcore.runs.checkpoints import find_run
     from gptcore.sampling.from_text import settings_from_text
-    from gptcore.sampling.timeline import run_prompt, sample_timeline
-    from gptcore.util.fmt import MISSING, format_count
-    from gptcore.weights.spec import describe_spec
-
-    from .flags import name_flags
+    from gptcore.sampling.timeline import sample_timeline
 
     given = {"seed": str(DEFAULT_SEED), **flag_texts(args, SAMPLING)}
     # The same parser and defaults as `gpt-tui generate`'s flags.

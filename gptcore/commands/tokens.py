@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 
+from gptcore.errors import GptTuiError
+
+from .stdin import read_stdin_text
+
 # Alternating background colours for neighbouring tokens on a terminal.
 _SHADES = ("\x1b[30;46m", "\x1b[30;43m")
 _SPECIAL = "\x1b[1;37;41m"
@@ -21,10 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptcore.errors import GptTuiError
     from gptcore.model.tokenview import view_tokens
-
-    from .stdin import read_stdin_text
 
     text = args.text if args.text is not None else read_stdin_text()
     if text == "":

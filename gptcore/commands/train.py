@@ -17,10 +17,23 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from gptcore.errors import GptTuiError
+from gptcore.runs.events import (
+    CheckpointSaved,
+    EvalEnd,
+    Failed,
+    Finished,
+    Overfitting,
+    RunStarted,
+    Sample,
+    Spike,
+    StepEnd,
+)
 from gptcore.settings.declare import add_flags
 from gptcore.settings.train import TrainConfig
+from gptcore.training.health import health_text
 from gptcore.training.stopsignals import StopSignals, exit_code, signal_name
 from gptcore.util.fmt import format_duration
+from gptcore.util.progress import ProgressLine
 
 if TYPE_CHECKING:
     from gptcore.training.trainer import Trainer
@@ -65,7 +78,6 @@ class ConsolePrinter:
     def __init__(
         self, out: TextIO | None = None, err: TextIO | None = None, quiet: bool = False
     ) -> None:
-        from gptcore.util.progress import ProgressLine
 
         self.out = out or sys.stdout
         self.err = err or sys.stderr
@@ -98,17 +110,6 @@ class ConsolePrinter:
             self.quiet, self.bar.enabled = True, False
 
     def _print(self, event: object) -> None:
-        from gptcore.runs.events import (
-            CheckpointSaved,
-            EvalEnd,
-            Finished,
-            Overfitting,
-            RunStarted,
-            Sample,
-            Spike,
-            StepEnd,
-        )
-        from gptcore.training.health import health_text
 
         if isinstance(event, RunStarted):
             self.first_step, self.total = event.step, event.total_steps
@@ -165,7 +166,6 @@ def maybe_init_distributed(device: str) -> bool:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from gptcore.runs.events import Failed
     from gptcore.training.resume import prepare_run
     from gptcore.training.trainer import trainer_for
 

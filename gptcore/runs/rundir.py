@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gptcore.errors import GptTuiError
+from gptcore.settings.files import load_run_config
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.train import TrainConfig
 from gptcore.util.fsutil import atomic_write_bytes
@@ -189,3 +191,11 @@ def write_run_config(run_dir: str | Path, model: GPTConfig, train: TrainConfig) 
     # written as its bytes on disk, which load_toml reads back to the same path
     atomic_write_bytes(path, config_toml(model, train).encode("utf-8", "surrogateescape"))
     return path
+
+
+def run_prompt(run: str | Path) -> str:
+    """The run's own sample prompt (its train.start_context), else the book's."""
+    try:
+        return load_run_config(RunDir(run).config)[1].start_context
+    except (GptTuiError, OSError):
+        return TrainConfig.start_context

@@ -27,7 +27,6 @@ from gptcore.runs.checkpoint import load_checkpoint
 from gptcore.runs.checkpoints import list_checkpoints
 from gptcore.runs.rundir import RunDir, checkpoint_label
 from gptcore.sampling.stream import generate
-from gptcore.settings.files import load_run_config
 from gptcore.settings.sampling import GenerationSettings, make_settings
 from gptcore.settings.train import TrainConfig
 from gptcore.util.fsutil import atomic_write_text
@@ -125,14 +124,6 @@ def _sample(
 ) -> str:
     model = load_spec(spec, device).model
     return generate(model, prompt, settings, cancel=cancel).samples[0].text
-
-
-def run_prompt(run: str | Path) -> str:
-    """The run's own sample prompt (its train.start_context), else the book's."""
-    try:
-        return load_run_config(RunDir(run).config)[1].start_context
-    except (GptTuiError, OSError):
-        return DEFAULT_PROMPT
 
 
 def sample_timeline(

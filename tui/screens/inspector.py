@@ -26,6 +26,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, Static, TabbedContent, TabPane
 
+from gptcore.errors import GenerationError
 from gptcore.settings.sampling import GenerationSettings, InspectSettings
 
 from ..fields import SettingField, setting_fields
@@ -148,7 +149,6 @@ class InspectorScreen(Screen[None]):
 
     def recompute(self) -> None:
         """Validate the controls; redo the analysis (never the model), then the draws."""
-        from gptcore.errors import GenerationError
         from gptcore.sampling.analysis import TOY, analyze_next_token, gpt2_vocabulary, toy_logits
         from gptcore.sampling.from_text import inspect_settings_from_text, messages_by_label
 

@@ -20,6 +20,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from gptcore.errors import GptTuiError
+from gptcore.runs.table import run_table
 
 
 def run_dir_problem(path: Path) -> str | None:
@@ -35,7 +36,6 @@ def known_runs() -> list[tuple[Path, str]]:
     """(run directory, label) of every run under the data dir, newest first, each
     labelled with its state and steps as the run table has them; empty if the runs
     folder cannot be read."""
-    from gptcore.runs.table import run_table
 
     try:
         rows = run_table()

@@ -21,15 +21,17 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, ProgressBar, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from gptcore.errors import GptTuiError
-from gptcore.sampling.timeline import DEFAULT_SEED, TimelineEntry, run_prompt, sample_timeline
+from gptcore.errors import GenerationError, GptTuiError
+from gptcore.runs.rundir import run_prompt
 from gptcore.settings.sampling import GenerationSettings
 from gptcore.settings.train import TrainConfig
 from gptcore.util.fmt import MISSING, format_count
+from gptcore.weights.spec import choice_for, describe_spec
 
 from ..fields import setting_fields
 
 if TYPE_CHECKING:
+    from gptcore.sampling.timeline import TimelineEntry
     from gptcore.weights.spec import ModelChoice
 
 NO_OTHER = ""  # the Select's value for "no second model"
@@ -37,7 +39,7 @@ NO_OTHER = ""  # the Select's value for "no second model"
 # gptcore.sampling.from_text.settings_from_text as `gpt-tui timeline`'s flags are.
 SAMPLING = ("seed", "temperature", "max_new_tokens")
 WIDTHS = {"seed": 7, "temperature": 5, "max_new_tokens": 5}  # the prompt takes the rest
-FIELDS = setting_fields(GenerationSettings, SAMPLING, {"seed": DEFAULT_SEED})
+FIELDS = setting_fields(GenerationSettings, SAMPLING, {"seed": TrainConfig.seed})
 (PROMPT,) = setting_fields(TrainConfig, ["start_context"])
 
 
@@ -154,7 +156,6 @@ class TimelineScreen(Screen[None]):
 
     def _other_options(self, choices: list[ModelChoice]) -> list[tuple[str, str]]:
         """ "none", the spec given (listed or not), then every model on disk."""
-        from gptcore.weights.spec import choice_for
 
         choices = list(choices)
         if self.other_spec and all(c.spec != self.other_spec for c in choices):
@@ -182,7 +183,6 @@ class TimelineScreen(Screen[None]):
 
     def recompute(self) -> None:
         """Check the controls, then compute the timeline in a worker."""
-        from gptcore.errors import GenerationError
         from gptcore.sampling.from_text import messages_by_label, settings_from_text
 
         values = {f.name: self.query_one(f"#timeline-{f.name}", Input).value for f in FIELDS}
@@ -212,6 +212,8 @@ class TimelineScreen(Screen[None]):
     def _compute(
         self, computation: int, prompt: str, settings: GenerationSettings, other: str | None
     ) -> None:
+        from gptcore.sampling.timeline import sample_timeline  # torch: in the worker
+
         worker = get_current_worker()
         entries = sample_timeline(
             self.run_path,
@@ -252,7 +254,6 @@ class TimelineScreen(Screen[None]):
         self._status(text, error=True)
 
     def _render_entries(self) -> None:
-        from gptcore.weights.spec import describe_spec
 
         scroll = self.query_one("#timeline-entries", VerticalScroll)
         scroll.remove_children()

@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Checkbox, Collapsible, Input, Label, Select, Static
 
+from gptcore.errors import GenerationError
 from gptcore.settings.sampling import GenerationSettings, sampler_names
 
 from ...fields import SettingField, setting_fields
@@ -107,7 +108,6 @@ class ChatControls(VerticalScroll):
 
     def validate(self) -> None:
         """Parse and check every control; mark the refused ones and say why."""
-        from gptcore.errors import GenerationError
         from gptcore.sampling.from_text import messages_by_label, settings_from_text, split_ban_list
 
         self.active = True

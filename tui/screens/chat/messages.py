@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
+from gptcore.errors import GptTuiError
+
 if TYPE_CHECKING:
     import torch
 
@@ -74,7 +76,6 @@ class InspectReady(Message):
 def describe_error(error: BaseException | None) -> str:
     """A user-facing line for a worker's failure: the engine's own message, else
     the kind of failure (out of memory, a bug) and its first line."""
-    from gptcore.errors import GptTuiError
 
     if isinstance(error, GptTuiError):
         return str(error)

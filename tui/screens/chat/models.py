@@ -16,6 +16,7 @@ from textual.timer import Timer
 from textual.widgets import Select, Static
 from textual.worker import Worker, WorkerState
 
+from gptcore.runs.rundir import RunDir
 from gptcore.weights.spec import LATEST, ModelChoice, choice_for, describe_spec
 
 from .messages import ChatChoices, ModelLoaded, describe_error
@@ -29,7 +30,6 @@ STATUS_INTERVAL_S = 0.5  # the loading time ticks while a model loads
 
 def just_trained(run_dir: Path | None) -> ModelChoice | None:
     """The Train screen's run (tui.messages.RunFolderChanged), once it has a checkpoint."""
-    from gptcore.runs.rundir import RunDir
 
     if run_dir is None or not RunDir(run_dir).has_checkpoints():
         return None

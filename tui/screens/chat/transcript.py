@@ -16,6 +16,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from gptcore.sampling.chat import ASSISTANT, USER
+from gptcore.util.fsutil import atomic_write_text
+from gptcore.util.paths import transcripts_dir
 
 if TYPE_CHECKING:
     from gptcore.sampling.stream import GenerationResult, TokenRecord
@@ -36,8 +38,6 @@ def result_line(result: GenerationResult) -> str:
 
 def save_transcript(text: str) -> Path:
     """Write a transcript to the transcripts folder, named by the time; returns its path."""
-    from gptcore.util.fsutil import atomic_write_text
-    from gptcore.util.paths import transcripts_dir
 
     path = transcripts_dir() / time.strftime("chat-%Y%m%d-%H%M%S.txt")
     atomic_write_text(path, text)

@@ -28,6 +28,7 @@ from gptcore.runs.rundir import checkpoint_label, resume_command
 from gptcore.util.fmt import format_bytes, format_count
 
 from ...messages import CheckpointsChanged, OpenInChat, ResumeRun
+from ..dialogs import ConfirmScreen, PromptScreen
 from . import compare
 from .table import HEADER_SORTS, SORTS, CheckpointTable, summary_text
 
@@ -192,7 +193,6 @@ class CheckpointsPane(Container, can_focus=True):
         info = self._usable()
         if info is None:
             return
-        from ..dialogs import ConfirmScreen
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -209,7 +209,6 @@ class CheckpointsPane(Container, can_focus=True):
         info = self.current()
         if info is None:
             return
-        from ..dialogs import PromptScreen
 
         def named(name: str | None) -> None:
             if not name or name == info.name:
@@ -232,7 +231,6 @@ class CheckpointsPane(Container, can_focus=True):
         info = self.current()
         if info is None:
             return
-        from ..dialogs import ConfirmScreen
 
         def answered(yes: bool | None) -> None:
             if yes:

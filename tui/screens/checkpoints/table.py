@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from gptcore.util.fmt import format_bytes, format_count, format_si
+from gptcore.util.paths import runs_dir
 
 from ..cells import clip
 
@@ -97,8 +98,6 @@ def checkpoint_cells(info: CheckpointInfo, mark: str) -> list[Text]:
 def summary_text(infos: list[CheckpointInfo], sort_by: str) -> str:
     """The line above the table: how many, how many damaged, the order, the star."""
     if not infos:
-        from gptcore.util.paths import runs_dir
-
         return f"no checkpoints yet in {runs_dir()}: train a model on the Train screen"
     damaged = sum(1 for i in infos if i.error is not None)
     runs = len({i.run for i in infos})

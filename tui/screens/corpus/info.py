@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gptcore.data.plan import batch_plan
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.train import TrainConfig
+from gptcore.util.fsutil import atomic_write_text
+from gptcore.util.paths import corpora_dir
 
 if TYPE_CHECKING:  # gptcore.data imports torch: loaded by the worker, off the UI thread
     from gptcore.data.tokens import TokenizedCorpus
@@ -74,7 +77,6 @@ class CorpusInfo:
 
 def pasted_corpus_path(text: str) -> Path:
     """Pasted text is kept as a file in the data dir, so runs can name it."""
-    from gptcore.util.paths import corpora_dir
 
     digest = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:12]
     return corpora_dir() / f"pasted-{digest}.txt"
@@ -82,7 +84,6 @@ def pasted_corpus_path(text: str) -> Path:
 
 def window_report(info: CorpusInfo, model: GPTConfig, train: TrainConfig) -> tuple[str, str | None]:
     """The Trainer's own batch plan for this corpus and config, and what stops it, if anything."""
-    from gptcore.data.plan import batch_plan
 
     plan = batch_plan(info.train_tokens, info.val_tokens, model, train)
     return plan.describe(), str(plan.problem) if plan.problem else None
@@ -95,7 +96,6 @@ def load_corpus(
     Raises GptTuiError saying what is wrong, in the app's words (no CLI flags)."""
     from gptcore.data.corpus import NotUtf8Error
     from gptcore.data.tokens import prepare_corpus
-    from gptcore.util.fsutil import atomic_write_text
 
     if pasted is not None:
         path = pasted_corpus_path(pasted)

@@ -21,7 +21,10 @@ from textual.message import Message
 from textual.widgets import DirectoryTree, Input
 from textual.worker import Worker, WorkerState
 
+from gptcore.data.verdict import fetch_verdict
 from gptcore.errors import DownloadError, GptTuiError
+from gptcore.util.download import DownloadCancelled
+from gptcore.util.paths import verdict_file
 from gptcore.util.throttle import Throttle
 
 from ...messages import CorpusChanged
@@ -96,7 +99,6 @@ class CorpusPane(Container, can_focus=True):
     def start(self) -> None:
         """Load the last corpus; the app calls this once the first frame is on screen,
         because importing torch (in the worker) would otherwise delay that frame."""
-        from gptcore.util.paths import verdict_file
 
         source = self.app.state.corpus_source
         sources = self.query_one(SourcePicker)
@@ -162,7 +164,6 @@ class CorpusPane(Container, can_focus=True):
     def action_use_verdict(self) -> None:
         """Load the book's story, fetching it first (with a progress bar) when it is
         not in the data dir yet."""
-        from gptcore.util.paths import verdict_file
 
         self.query_one(SourcePicker).show(VERDICT)
         fetching = not verdict_file().is_file()
@@ -232,8 +233,6 @@ class CorpusPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="corpus")
     def _verdict_worker(self, train_ratio: float, cancel: threading.Event) -> None:
-        from gptcore.data.verdict import fetch_verdict
-        from gptcore.util.download import DownloadCancelled
 
         updates = Throttle(PROGRESS_INTERVAL_S)
 

@@ -11,6 +11,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, DirectoryTree, Input, Static, TextArea
 
+from gptcore.data.verdict import VERDICT_BYTES
+from gptcore.util.paths import verdict_file
+
 BUILTIN, PATH, PASTE, VERDICT = "src-builtin", "src-path", "src-paste", "src-verdict"
 
 
@@ -30,8 +33,6 @@ class TextTree(DirectoryTree):
 
 def verdict_text() -> str:
     """What the book's-story source says: what the text is and where it is kept."""
-    from gptcore.data.verdict import VERDICT_BYTES
-    from gptcore.util.paths import verdict_file
 
     return (
         f'The book\'s corpus: "The Verdict", a short story by Edith Wharton '

@@ -26,12 +26,15 @@ from textual.message import Message
 from textual.widgets import DataTable, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from gptcore.errors import GptTuiError
+from gptcore.errors import DownloadError, GptTuiError
+from gptcore.util.download import DownloadCancelled
 from gptcore.util.fmt import format_bytes
 from gptcore.util.throttle import Throttle
+from gptcore.weights.downloads import download_gpt2, find_gpt2, local_status, probe_servers
 from gptcore.weights.gpt2 import PREFERRED_SOURCES, SIZES, SOURCE_LABELS
 
 from ...messages import CheckpointsChanged, OpenInChat
+from ..dialogs import ConfirmScreen
 from .status import hint_text, progress_line, refusal, status_text
 from .table import WeightsTable
 
@@ -122,7 +125,6 @@ class ModelsPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-status")
     def _status(self) -> None:
-        from gptcore.weights.downloads import local_status
 
         statuses = {(s, src): local_status(s, src) for s in SIZES for src in PREFERRED_SOURCES}
         self.post_message(ModelStatuses(statuses))
@@ -132,7 +134,6 @@ class ModelsPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-probe")
     def _probe(self) -> None:
-        from gptcore.weights.downloads import probe_servers
 
         self.post_message(ServersProbed(probe_servers(PROBE_TIMEOUT_S)))
 
@@ -235,7 +236,6 @@ class ModelsPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-download")
     def _download(self, size: str, source: str, cancel: threading.Event) -> None:
-        from gptcore.weights.downloads import download_gpt2
 
         updates = Throttle(PROGRESS_INTERVAL_S)
 
@@ -280,8 +280,6 @@ class ModelsPane(Container, can_focus=True):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "models-download" or event.state != WorkerState.ERROR:
             return
-        from gptcore.errors import DownloadError
-        from gptcore.util.download import DownloadCancelled
 
         error = event.worker.error
         self._end_download()
@@ -306,7 +304,6 @@ class ModelsPane(Container, can_focus=True):
             self._cancel.set()
 
     def action_open_chat(self) -> None:
-        from gptcore.weights.downloads import find_gpt2
 
         if self._refused("open_chat"):
             return
@@ -324,7 +321,6 @@ class ModelsPane(Container, can_focus=True):
             return
         size, source = self.current()
         st = self.statuses[(size, source)]
-        from ..dialogs import ConfirmScreen
 
         def answered(yes: bool | None) -> None:
             if yes:

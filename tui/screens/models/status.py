@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gptcore.util.fmt import format_bytes, format_duration
-from gptcore.weights.gpt2 import SOURCE_LABELS
+from gptcore.weights.downloads import files_for
+from gptcore.weights.gpt2 import SOURCE_LABELS, gpt2_dir
 
 if TYPE_CHECKING:
     from gptcore.util.download import DownloadProgress
@@ -79,8 +80,6 @@ def refusal(
 
 def hint_text(row: Row) -> str:
     """Where the files of `row` go when installed by hand (and TensorFlow's note)."""
-    from gptcore.weights.downloads import files_for
-    from gptcore.weights.gpt2 import gpt2_dir
 
     size, source = row
     names = ", ".join(files_for(source))

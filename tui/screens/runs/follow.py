@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gptcore.errors import GptTuiError
 from gptcore.runs.table import RunRow, SeriesFollower
 
 # A reference key: (corpus, train_ratio, window, batch_size) of the run it is for.
@@ -58,7 +59,6 @@ def reference_key(row: RunRow) -> ReferenceKey | None:
 def reference_lines(key: ReferenceKey) -> list[tuple[str, float]]:
     """GPT-2's train and val loss on the split `key` names, for each size on disk
     (gptcore.training.reference, cached). Slow the first time: call it on a worker."""
-    from gptcore.errors import GptTuiError
     from gptcore.training.reference import local_gpt2_sizes, reference_losses
 
     lines: list[tuple[str, float]] = []

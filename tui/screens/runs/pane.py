@@ -25,9 +25,13 @@ from textual.message import Message
 from textual.widgets import Input, Static
 from textual.worker import Worker
 
-from gptcore.runs.table import RunRow, RunSeries, SeriesFollower, filter_rows
+from gptcore.errors import GptTuiError
+from gptcore.runs.rundir import RunDir
+from gptcore.runs.table import RunRow, RunSeries, SeriesFollower, filter_rows, run_table
 
 from ...widgets.run_chart import RunChart
+from ..open_run import OpenRunScreen
+from ..timeline import TimelineScreen
 from .chart import ChartView, draw_runs, snapshot
 from .follow import Followers, ReferenceKey, reference_key, reference_lines
 from .table import RunTable, summary_text
@@ -133,8 +137,6 @@ class RunsPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-list")
     def _list(self, extra: tuple[Path, ...]) -> None:
-        from gptcore.errors import GptTuiError
-        from gptcore.runs.table import run_table
 
         try:
             self.post_message(RunRows(run_table(extra=extra)))
@@ -306,10 +308,8 @@ class RunsPane(Container, can_focus=True):
 
     def action_add_run(self) -> None:
         """List a run folder from elsewhere (another data dir, a copy from a server)."""
-        from ..open_run import OpenRunScreen
 
         def picked(path: str | None) -> None:
-            from gptcore.runs.rundir import RunDir
 
             if not path:
                 return
@@ -333,6 +333,5 @@ class RunsPane(Container, can_focus=True):
         if row is None:
             self.notify("no run to show: the table is empty", title="Timeline", severity="warning")
             return
-        from ..timeline import TimelineScreen
 
         self.app.push_screen(TimelineScreen(row.path))

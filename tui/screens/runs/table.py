@@ -13,6 +13,7 @@ from textual.widgets import DataTable
 
 from gptcore.runs.table import RunRow
 from gptcore.util.fmt import format_count, format_si
+from gptcore.util.paths import runs_dir
 
 from ..cells import clip
 
@@ -53,8 +54,6 @@ def summary_text(
 ) -> str:
     """The line above the table: how many runs, how many match the filter, overlaid, pinned."""
     if not rows:
-        from gptcore.util.paths import runs_dir
-
         return f"no runs yet in {runs_dir()}: train a model on the Train screen"
     text = f"{len(rows)} run(s)"
     if query:

@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Label, RichLog, Sparkline, Static
 
+from gptcore.data.plan import batch_plan
 from gptcore.errors import GptTuiError
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.train import TrainConfig
@@ -143,7 +144,6 @@ class Dashboard(Vertical):
 
     def _plan_text(self) -> str:
         """The Trainer's batch plan for the form's config on the loaded corpus."""
-        from gptcore.data.plan import batch_plan
 
         config, tokens = self.app.state.run_config, self.app.state.corpus_tokens
         if config is None or tokens is None:

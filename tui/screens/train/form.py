@@ -33,6 +33,7 @@ from ...configs import (
     save_config,
     validate_field,
 )
+from ..dialogs import PromptScreen
 
 RUN_ENTRY = "run:"  # config-list key prefix of a watched or resumed run's own configs
 
@@ -282,7 +283,6 @@ class TrainForm(VerticalScroll):
 
     def ask_to_save(self) -> None:
         """Ask for a name and save the form's configs as the user's own config."""
-        from ..dialogs import PromptScreen
 
         reason = self.blocking_reason()
         if reason:

@@ -18,7 +18,10 @@ from textual.containers import Container, Horizontal
 from gptcore.errors import GptTuiError
 from gptcore.runs.events import CheckpointSaved, Event, Failed, Finished, Overfitting, Spike
 from gptcore.runs.rundir import RunDir
+from gptcore.training.health import health_text
+from gptcore.util.paths import data_dir
 
+from ...export import export_loss_png
 from ...messages import RunConfigChanged, RunFolderChanged
 from ...pump import TrainEvents
 from ...runhandle import RunHandle
@@ -157,15 +160,12 @@ class TrainPane(LiveRunControl, WatchMode, Container, can_focus=True):
             return
         folder = self.run_dir
         if folder is None:  # no run folder: the data folder takes the plot
-            from gptcore.util.paths import data_dir
-
             folder = data_dir()
         # The worker gets its own copy: this screen goes on updating self.state.
         self._export_worker(RunDir(folder).loss_plot, RunState(evals=list(self.state.evals)))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="export")
     def _export_worker(self, path: Path, state: RunState) -> None:
-        from ...export import export_loss_png
 
         try:
             export_loss_png(state, path)
@@ -231,7 +231,6 @@ class TrainPane(LiveRunControl, WatchMode, Container, can_focus=True):
 
     def _notify_health(self, found: list[Overfitting | Spike]) -> None:
         """Warn about health signals; several at once in one notification."""
-        from gptcore.training.health import health_text
 
         if not found:
             return

@@ -26,10 +26,12 @@ from gptcore.runs.lock import lock_holder
 from gptcore.runs.metrics import MetricsFollower
 from gptcore.runs.rundir import RunDir
 from gptcore.runs.table import run_state
+from gptcore.settings.files import load_run_config
 from gptcore.util.fmt import format_duration
 
 from ...runhandle import RunHandle
 from ...runstate import RunState
+from ..open_run import OpenRunScreen
 from .messages import RunConfigRead, WatchedRunRead
 
 if TYPE_CHECKING:
@@ -48,8 +50,6 @@ def read_watched(
     """One read of the watched run (in a worker thread): its `config` file if given
     and present, then its lock and new events. Posts only what changed."""
     if config is not None and config.is_file():
-        from gptcore.settings.files import load_run_config
-
         label = f"{RunDir(handle.run_dir).name} (watched)"
         try:
             configs = load_run_config(config)
@@ -89,7 +89,6 @@ class WatchMode:
     def action_watch(self) -> None:
         if self._refused("watch"):
             return
-        from ..open_run import OpenRunScreen
 
         def opened(path: str | None) -> None:
             if path:
