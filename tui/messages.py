@@ -16,7 +16,7 @@ from gptcore.settings.train import TrainConfig
 
 
 class OpenInChat(Message):
-    """Load the model `spec` names (gptcore.modelspec) in Chat and show Chat."""
+    """Load the model `spec` names (gptcore.weights.spec) in Chat and show Chat."""
 
     def __init__(self, spec: str) -> None:
         super().__init__()

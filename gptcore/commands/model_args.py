@@ -1,7 +1,7 @@
 """The model-choosing flags shared by commands that need a model.
 
 `--checkpoint C` | `--gpt2 SIZE` | `--weights DIR` | `--preset NAME [--seed S]`.
-The flags only build a model spec; gptcore.modelspec parses and loads it.
+The flags only build a model spec; gptcore.weights.spec parses it and gptcore.weights.modelspec loads it.
 """
 
 from __future__ import annotations

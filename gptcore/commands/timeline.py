@@ -16,7 +16,7 @@ from gptcore.weights.spec import describe_spec
 
 from .flags import add_device_flag, name_flags
 
-# gptcore.timeline's defaults, without importing it (and torch) to build the parser.
+# The sample timeline's defaults, without importing it (and torch) to build the parser.
 DEFAULT_PROMPT, DEFAULT_SEED = TrainConfig.start_context, TrainConfig.seed
 
 # The sampling settings this command takes, with generate's flags (--sample-seed S).

@@ -1,12 +1,11 @@
-"""Corpora: read text, tokenize once into a memory-mapped cache, cut into windows.
+"""Reading a corpus's text: a .txt file, a folder of text files, a pipe, or the
+built-in corpus (the English help topics that ship with every CPython, so it
+works offline).
 
-A corpus is a .txt file, a folder of text files, or the built-in corpus (the
-English help topics that ship with every CPython, so it works offline). The
-text is split by characters at `train_ratio` as the book does, each part is
-tokenized once (in parallel, in chunks that cannot change the tokens) into a
-uint16 file keyed by the content's hash, and later runs memory-map that file.
-The text is streamed (read, decoded, cut and tokenized a block at a time), so a
-corpus of gigabytes never sits in memory whole.
+The text is streamed (read and decoded a block at a time, with cuts that never
+split a UTF-8 character), so a corpus of gigabytes never sits in memory whole.
+Special files (devices, sockets) and non-UTF-8 text are refused with a message
+that names the file.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
-"""Corpora: read text, tokenize once into a memory-mapped cache, cut into windows.
+"""Tokenizing a corpus once into a cache that later runs memory-map.
 
-A corpus is a .txt file, a folder of text files, or the built-in corpus (the
-English help topics that ship with every CPython, so it works offline). The
-text is split by characters at `train_ratio` as the book does, each part is
-tokenized once (in parallel, in chunks that cannot change the tokens) into a
-uint16 file keyed by the content's hash, and later runs memory-map that file.
-The text is streamed (read, decoded, cut and tokenized a block at a time), so a
-corpus of gigabytes never sits in memory whole.
+The text is split by characters at `train_ratio` as the book does; each part is
+tokenized in parallel, in chunks cut only where the cut cannot change the tokens,
+into a uint16 file keyed by the content's hash (`prepare_corpus`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Checkpoints: atomic save, verified load, list / resolve / delete / rename, book .pth interop.
+"""A checkpoint's files: atomic save, verified load.
 
 A checkpoint is a folder:
 

@@ -1,17 +1,6 @@
-"""Checkpoints: atomic save, verified load, list / resolve / delete / rename, book .pth interop.
-
-A checkpoint is a folder:
-
-    weights.safetensors   model weights (a tied output head is stored once)
-    meta.json             format tag, model + train config, step, epoch, tokens seen,
-                          losses, RNG states, data position, sha256 of every file
-    optimizer.pt          optimizer (+ grad scaler) state; torch.save, loaded only
-                          with torch.load(weights_only=True)
-
-Saves write into a hidden temporary folder next to the target, fsync every
-file and the folder, then rename it into place: a kill at any moment leaves
-the previous checkpoints intact and either no new one or a complete one.
-Nothing is ever unpickled beyond torch's weights-only loader.
+"""The checkpoints of runs: finding (a run's latest, its best), listing (damaged
+ones with their reason), loading a model from one, deleting and renaming the
+ones gpt-tui wrote.
 """
 
 from __future__ import annotations

@@ -146,7 +146,7 @@ class Spike:
 class SystemSample:
     """What the training process uses, every few seconds (train.SYSTEM_EVERY_S): a
     watcher elsewhere cannot measure it itself. A metric the platform lacks is None
-    (gptcore.sysinfo); `step` is the last step's global_step."""
+    (gptcore.hardware.sysinfo); `step` is the last step's global_step."""
 
     step: int
     epoch: int

@@ -1,19 +1,9 @@
-"""Run folders: where a run keeps its config, its metrics stream, samples and checkpoints.
+"""A run's event stream, metrics.jsonl: one JSON object per training event.
 
-    RUN_DIR/config.toml      the resolved [model] and [train] settings (loadable with --config)
-    RUN_DIR/metrics.jsonl    one JSON object per training event, flushed as it happens
-    RUN_DIR/samples.txt      each epoch's sample
-    RUN_DIR/checkpoints/     one folder per checkpoint (see checkpoint.py)
-    RUN_DIR/exports/         the book's .pth and Hugging Face exports of its checkpoints
-    RUN_DIR/loss.png         the loss plot, when exported
-    RUN_DIR/timeline.json    the sample timeline's cached samples (see timeline.py)
-    RUN_DIR/.lock            held while a process trains into the run (see runlock.py)
-
-`RunDir` owns these names: nothing else spells them out. `MetricsWriter` appends
-a run's events to metrics.jsonl; `MetricsFollower` reads it incrementally, so the
-TUI can watch a run that was started elsewhere (tmux, torchrun). What a run folder
-says about its run (its state, steps, losses) is the run table's
-(gptcore.runs.table).
+`MetricsWriter` appends and flushes a line per event (strict JSON: a NaN is
+written as null) and each epoch's sample to samples.txt. `MetricsFollower` reads
+the lines added since its last poll, so the TUI can watch a run started
+elsewhere (tmux, torchrun); `read_metrics` reads a whole file.
 """
 
 from __future__ import annotations

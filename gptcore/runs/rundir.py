@@ -3,15 +3,15 @@
     RUN_DIR/config.toml      the resolved [model] and [train] settings (loadable with --config)
     RUN_DIR/metrics.jsonl    one JSON object per training event, flushed as it happens
     RUN_DIR/samples.txt      each epoch's sample
-    RUN_DIR/checkpoints/     one folder per checkpoint (see checkpoint.py)
+    RUN_DIR/checkpoints/     one folder per checkpoint (see runs/checkpoint.py)
     RUN_DIR/exports/         the book's .pth and Hugging Face exports of its checkpoints
     RUN_DIR/loss.png         the loss plot, when exported
-    RUN_DIR/timeline.json    the sample timeline's cached samples (see timeline.py)
-    RUN_DIR/.lock            held while a process trains into the run (see runlock.py)
+    RUN_DIR/timeline.json    the sample timeline's cached samples (see sampling/timeline.py)
+    RUN_DIR/.lock            held while a process trains into the run (see runs/lock.py)
 
-`RunDir` owns these names: nothing else spells them out. `MetricsFollower`
-reads metrics.jsonl incrementally, so the TUI can watch a run that was
-started elsewhere (tmux, torchrun).
+`RunDir` owns these names: nothing else spells them out. New run folders, the
+resolved config.toml and a run's own sample prompt are here too; the event
+stream is runs/metrics.py's.
 """
 
 from __future__ import annotations

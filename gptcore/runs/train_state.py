@@ -62,7 +62,7 @@ class TrainState:
 
     @classmethod
     def from_checkpoint(cls, ckpt: Any) -> TrainState:
-        """The state a checkpoint (gptcore.checkpoint.Checkpoint) saved."""
+        """The state a checkpoint (gptcore.runs.checkpoint.Checkpoint) saved."""
         seed = ckpt.data.get("order_seed")
         return cls(
             step=ckpt.step,

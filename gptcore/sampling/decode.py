@@ -1,25 +1,9 @@
-"""The one text-generation engine: epoch samples, the CLI and the TUI chat.
+"""Decoding token ids with the model's KV cache: the loop behind every generation.
 
-Sampling follows the book's `generate`: top-k sets every logit below the k-th
-largest to -inf, then logits are divided by the temperature and a token is drawn
-with `torch.multinomial`; temperature 0 is greedy argmax. Nucleus (top-p)
-filtering is applied after temperature scaling.
-
-The whole chain (`apply_chain`, each stage off by default): logit bias and bans
--> repetition penalty -> frequency/presence penalties -> no-repeat-ngram ->
-top-k -> temperature -> min-p -> top-p -> draw. The history stages read the
-tokens in the context window (prompt included); the penalties only its last
-`repetition_window` tokens.
-
-Decoding uses the model's KV cache, so each new token costs one position rather
-than a full recompute. When the context window is full, the window slides: the
-last `context_keep` tokens (default: the whole context, which reproduces the
-book's recompute-every-step output exactly) are re-fed to rebuild the cache.
-
-Text is decoded incrementally with a UTF-8 decoder that holds back incomplete
-multibyte sequences, because GPT-2's byte-level BPE can split one character
-across tokens; a stream never shows a replacement character that the final
-text lacks.
+Each new token costs one position rather than a full recompute. When the context
+window is full, the window slides: the last `context_keep` tokens (default: the
+whole context, which reproduces the book's recompute-every-step output exactly)
+are re-fed to rebuild the cache. A cancel check runs between tokens.
 """
 
 from __future__ import annotations

@@ -8,20 +8,17 @@ that fits. `run_ladder` times a few optimizer steps per rung on random tokens
 of a chosen workload and reports tokens/s, peak memory and the ratio to rung 0.
 Rungs that cannot apply on this device are listed with the reason instead.
 
-Each rung's model is gptcore.model.GPTModel with the book's own modules put
+Each rung's model is gptcore.model.gpt.GPTModel with the book's own modules put
 back where the rung has not yet switched to the fast ones: attention with a
-stored causal-mask buffer and an explicit softmax (`BookAttention`), the
-hand-written LayerNorm and tanh-GELU (`BookLayerNorm`, `BookGELU`). PyTorch's
-fused CPU attention has no dropout: on a CPU under bf16 autocast, the SDPA rung
-runs the engine's attention, SDPA's math path written out (gptcore.dropout).
+stored causal-mask buffer and an explicit softmax, the hand-written LayerNorm
+and tanh-GELU. PyTorch's fused CPU attention has no dropout: on a CPU under bf16
+autocast, the SDPA rung runs the engine's attention, SDPA's math path written
+out (gptcore.model.dropout).
 
 Peak memory: on CUDA, torch.cuda.max_memory_allocated during the rung. On a
 CPU, how far the process's peak resident memory rose above its size at the
 rung's start (Linux resets the peak through /proc/self/clear_refs; elsewhere
 ru_maxrss, a lifetime peak, so a rung only shows growth past earlier peaks).
-
-Results are saved as JSON under DATA/speedlab/, named by time and device, so
-runs on different machines can be compared (`list_results`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A rough run time before a run starts, so a long run is never a surprise.
 
-The estimate is the run's training FLOPs (gptcore.perf's 6N + attention per token,
+The estimate is the run's training FLOPs (gptcore.hardware.perf's 6N + attention per token,
 evaluation forwards included) over an effective FLOP rate: a short matmul probe on
 the device, scaled by how much of that rate a whole training step reaches (the
 softmax over 50,257 logits, the optimizer and the small matmuls of small models

@@ -1,17 +1,6 @@
-"""Checkpoints: atomic save, verified load, list / resolve / delete / rename, book .pth interop.
-
-A checkpoint is a folder:
-
-    weights.safetensors   model weights (a tied output head is stored once)
-    meta.json             format tag, model + train config, step, epoch, tokens seen,
-                          losses, RNG states, data position, sha256 of every file
-    optimizer.pt          optimizer (+ grad scaler) state; torch.save, loaded only
-                          with torch.load(weights_only=True)
-
-Saves write into a hidden temporary folder next to the target, fsync every
-file and the folder, then rename it into place: a kill at any moment leaves
-the previous checkpoints intact and either no new one or a complete one.
-Nothing is ever unpickled beyond torch's weights-only loader.
+"""The book's `model_and_optimizer.pth`: exporting a checkpoint to it and reading
+one back (weights and AdamW state, with the book's parameter names), loaded with
+torch's weights-only unpickler and checked against the model before use.
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
-"""GPT-2 pretrained weights: sizes, sources, on-disk layouts, loaders and export.
+"""Downloading GPT-2 weights and knowing what is on disk.
 
-Two layouts load into GPTModel:
-
-- OpenAI's TensorFlow checkpoint (`hparams.json` + `model.ckpt.*`), read with
-  TensorFlow's checkpoint reader (imported only when such a directory is loaded);
-- Hugging Face's (`config.json` + `model.safetensors`), which needs no TensorFlow.
-
-Both are mapped onto one set of names (Hugging Face's, without the
-`transformer.` prefix), checked against the shapes the hyperparameters imply,
-converted (Conv1D weights are [in, out]; nn.Linear's are [out, in]; q/k/v are
-concatenated in `c_attn`) and assigned into a model built on the meta device,
-so loading never holds two full copies of the weights.
+`download_gpt2` fetches one size from OpenAI's storage or Hugging Face (mirrors
+and test servers through environment overrides), resumable and verified, through
+gptcore.util.download. `local_status` / `list_local` say which downloads are
+complete, `find_gpt2` the folder a size loads from.
 """
 
 from __future__ import annotations

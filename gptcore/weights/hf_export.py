@@ -1,16 +1,5 @@
-"""GPT-2 pretrained weights: sizes, sources, on-disk layouts, loaders and export.
-
-Two layouts load into GPTModel:
-
-- OpenAI's TensorFlow checkpoint (`hparams.json` + `model.ckpt.*`), read with
-  TensorFlow's checkpoint reader (imported only when such a directory is loaded);
-- Hugging Face's (`config.json` + `model.safetensors`), which needs no TensorFlow.
-
-Both are mapped onto one set of names (Hugging Face's, without the
-`transformer.` prefix), checked against the shapes the hyperparameters imply,
-converted (Conv1D weights are [in, out]; nn.Linear's are [out, in]; q/k/v are
-concatenated in `c_attn`) and assigned into a model built on the meta device,
-so loading never holds two full copies of the weights.
+"""Exporting a GPTModel in Hugging Face's GPT-2 layout (config.json +
+model.safetensors), loadable by `transformers.GPT2LMHeadModel.from_pretrained`.
 """
 
 from __future__ import annotations

@@ -1,16 +1,12 @@
-"""GPT-2 pretrained weights: sizes, sources, on-disk layouts, loaders and export.
+"""GPT-2 weight layouts on disk and the mapping onto GPTModel's names.
 
-Two layouts load into GPTModel:
-
-- OpenAI's TensorFlow checkpoint (`hparams.json` + `model.ckpt.*`), read with
-  TensorFlow's checkpoint reader (imported only when such a directory is loaded);
-- Hugging Face's (`config.json` + `model.safetensors`), which needs no TensorFlow.
-
-Both are mapped onto one set of names (Hugging Face's, without the
-`transformer.` prefix), checked against the shapes the hyperparameters imply,
-converted (Conv1D weights are [in, out]; nn.Linear's are [out, in]; q/k/v are
-concatenated in `c_attn`) and assigned into a model built on the meta device,
-so loading never holds two full copies of the weights.
+Two layouts exist: OpenAI's TensorFlow checkpoint (`hparams.json` +
+`model.ckpt.*`) and Hugging Face's (`config.json` + `model.safetensors`). This
+module tells them apart, reads their hyperparameters into a GPTConfig, and maps
+their tensors onto one set of names (Hugging Face's, without the `transformer.`
+prefix), checked against the shapes the hyperparameters imply and converted
+(Conv1D weights are [in, out], nn.Linear's [out, in]; q/k/v are concatenated in
+`c_attn`).
 """
 
 from __future__ import annotations

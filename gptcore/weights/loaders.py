@@ -1,16 +1,9 @@
-"""GPT-2 pretrained weights: sizes, sources, on-disk layouts, loaders and export.
+"""Loading GPT-2 weights into a GPTModel, from either layout.
 
-Two layouts load into GPTModel:
-
-- OpenAI's TensorFlow checkpoint (`hparams.json` + `model.ckpt.*`), read with
-  TensorFlow's checkpoint reader (imported only when such a directory is loaded);
-- Hugging Face's (`config.json` + `model.safetensors`), which needs no TensorFlow.
-
-Both are mapped onto one set of names (Hugging Face's, without the
-`transformer.` prefix), checked against the shapes the hyperparameters imply,
-converted (Conv1D weights are [in, out]; nn.Linear's are [out, in]; q/k/v are
-concatenated in `c_attn`) and assigned into a model built on the meta device,
-so loading never holds two full copies of the weights.
+Hugging Face's safetensors are read tensor by tensor (the header checked first,
+no pickle); OpenAI's TensorFlow checkpoint through TensorFlow's reader (imported
+only when such a folder is loaded). The tensors are assigned into a model built
+on the meta device, so loading never holds two full copies of the weights.
 """
 
 from __future__ import annotations

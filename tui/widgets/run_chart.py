@@ -1,7 +1,7 @@
 """Several runs' curves overlaid in one plotext chart (the Runs screen's panel).
 
 Each run keeps one colour for the whole session, chosen from its name; its smoothed
-series (a debiased EMA of the full series, gptcore.curves) is drawn over the raw one
+series (a debiased EMA of the full series, gptcore.runs.curves) is drawn over the raw one
 in a faint shade of the same colour. Downsampling for display keeps every bucket's
 min and max and the title says when it happened. What was drawn is kept in
 `RunChart.drawn`, as data, so tests check the plot without reading pixels.

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from gptcore.util.fmt import format_bytes, format_count, format_si
 from gptcore.util.paths import runs_dir
 
-from ..cells import clip
+from ..cells import PathTable, clip
 
 if TYPE_CHECKING:
     from gptcore.runs.checkpoint import CheckpointInfo
@@ -108,7 +107,7 @@ def summary_text(infos: list[CheckpointInfo], sort_by: str) -> str:
     )
 
 
-class CheckpointTable(DataTable):
+class CheckpointTable(PathTable):
     """The rows of `show`; the highlighted row stays highlighted across refills."""
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -128,13 +127,3 @@ class CheckpointTable(DataTable):
             self.add_row(*checkpoint_cells(info, mark), key=str(info.path))
         if current is not None and any(i.path == current for i in infos):
             self.move_cursor(row=self.get_row_index(str(current)))
-
-    def current_path(self) -> Path | None:
-        """The highlighted checkpoint's folder."""
-        if self.row_count == 0:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:  # no rows / cursor out of range after a clear
-            return None
-        return Path(key) if key is not None else None

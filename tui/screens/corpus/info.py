@@ -1,6 +1,6 @@
 """What the Corpus screen shows about a loaded corpus, and loading one.
 
-`load_corpus` runs on the pane's worker thread (gptcore.data imports torch, so it
+`load_corpus` runs on the pane's worker thread (gptcore.data loads numpy and tiktoken, so it
 is imported there too) and returns plain values that the worker posts as a message.
 """
 
@@ -18,7 +18,7 @@ from gptcore.settings.train import TrainConfig
 from gptcore.util.fsutil import atomic_write_text
 from gptcore.util.paths import corpora_dir
 
-if TYPE_CHECKING:  # gptcore.data imports torch: loaded by the worker, off the UI thread
+if TYPE_CHECKING:  # gptcore.data.tokens: loaded by the worker, off the UI thread
     from gptcore.data.tokens import TokenizedCorpus
 
 PREVIEW_TOKENS = 500

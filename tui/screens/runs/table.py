@@ -9,13 +9,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from gptcore.runs.table import RunRow
 from gptcore.util.fmt import format_count, format_si
 from gptcore.util.paths import runs_dir
 
-from ..cells import clip
+from ..cells import PathTable, clip
 
 # What tells runs apart first: at 80 columns everything up to `last train` fits.
 COLUMNS = ("", "name", "state", "steps", "tokens", "best val", "last train", "model", "corpus")
@@ -64,7 +63,7 @@ def summary_text(
     return text
 
 
-class RunTable(DataTable):
+class RunTable(PathTable):
     """The rows of `show`; the highlighted row stays highlighted across refills."""
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -90,13 +89,3 @@ class RunTable(DataTable):
             self.add_row(*run_cells(row, mark), key=str(row.path))
         if current is not None and any(row.path == current for row in rows):
             self.move_cursor(row=self.get_row_index(str(current)))
-
-    def current_path(self) -> Path | None:
-        """The highlighted run's folder."""
-        if self.row_count == 0:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:  # no rows / cursor out of range after a clear
-            return None
-        return Path(key) if key is not None else None
