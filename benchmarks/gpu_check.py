@@ -13,6 +13,11 @@ Each training result: tokens/s (steady state, after warm-up), peak memory
 (torch.cuda.max_memory_allocated), and MFU against the card's peak
 (gptcore.perf.peak_flops; null for a card it does not know). Without CUDA the
 script prints {"cuda": false, "reason": ...} and exits 0.
+
+Last, the memory model's grid (bench_memory.CUDA_GRID: the CPU grid plus gpt2-medium
+and gpt2-large): predicted peak vs torch.cuda.max_memory_allocated, each row in its own
+process, within ±10% or not (`--memory-budget-s`, `--skip-memory`). Without CUDA the
+report says they were not measured.
 """
 
 from __future__ import annotations
@@ -153,6 +158,31 @@ def child_main(spec: dict[str, Any]) -> int:
 # ---------------------------------------------------------------- the parent
 
 
+def memory_rows(budget_s: float) -> dict[str, Any]:
+    """bench_memory's CUDA grid: predicted vs torch.cuda.max_memory_allocated per row
+    (each in its own process), within ±10% (CUDA_TOLERANCE) or not."""
+    import bench_memory
+
+    started = time.monotonic()
+    rows = []
+    for spec in bench_memory.CUDA_GRID:
+        left = budget_s - (time.monotonic() - started)
+        if left < 20:
+            rows.append({**spec, "skipped": "time budget"})
+            continue
+        row = bench_memory.run_row(spec, "cuda", timeout_s=min(120, left))
+        row["within"] = "ratio" in row and abs(row["ratio"] - 1) <= bench_memory.CUDA_TOLERANCE
+        rows.append(row)
+        print(f"# memory {bench_memory.describe(spec)}: {row.get('ratio')}", file=sys.stderr)
+    measured = [r for r in rows if "ratio" in r]
+    return {
+        "tolerance": bench_memory.CUDA_TOLERANCE,
+        "rows": rows,
+        "within": sum(r["within"] for r in measured),
+        "measured": len(measured),
+    }
+
+
 def run_child(command: list[str], timeout_s: float) -> dict[str, Any]:
     """Run one child; its result line, or why there is none (exit code, last stderr)."""
     ran = run_worker(command, cwd=REPO, timeout_s=timeout_s)
@@ -222,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gen-tokens", type=int, default=256, help="new tokens to generate")
     parser.add_argument("--budget-s", type=float, default=450, help="stop starting variants after")
     parser.add_argument("--skip-tests", action="store_true", help="do not run pytest -m cuda")
+    parser.add_argument("--skip-memory", action="store_true", help="do not run the memory grid")
+    parser.add_argument(
+        "--memory-budget-s", type=float, default=300, help="stop starting memory rows after"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -230,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     report = no_cuda_report()
     if report is not None:
+        report["memory"] = "not measured: no CUDA device (bench_memory.CUDA_GRID needs one)"
         print(json.dumps(report, indent=2))
         return 0
     report = device_info()
@@ -266,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {job['name']}: {results[-1]}", file=sys.stderr, flush=True)
     report["training"] = [r for r in results if not r["name"].startswith("generate")]
     report["generation"] = [r for r in results if r["name"].startswith("generate")]
+    report["memory"] = (
+        {"skipped": "--skip-memory"} if args.skip_memory else memory_rows(args.memory_budget_s)
+    )
     report["wall_s"] = round(time.monotonic() - started, 1)
     print(json.dumps(report, indent=2))
     return 0

@@ -3,7 +3,8 @@
 The engine never imports the UI: the console script lives in `tui.launch`,
 which calls `main(argv, open_app=...)` and so injects the app. Each subcommand lives in its own module under gptcore/commands/ exposing
 `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
-User errors (GptTuiError) print one clear line and exit 2, never a traceback.
+User errors (GptTuiError) print one clear line and exit 2, never a traceback;
+a reader that closes the pipe (`gpt-tui runs | head -1`) ends the command quietly.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ COMMANDS = [
     "generate",
     "inspect",
     "summary",
+    "plan",
     "tokens",
+    "corpus",
     "checkpoints",
     "download",
     "models",
@@ -34,6 +37,7 @@ COMMANDS = [
     "watch",
     "timeline",
     "speedlab",
+    "sweep",
     "info",
 ]
 
@@ -81,6 +85,23 @@ def _print_any_path() -> None:
         sys.stdout.reconfigure(errors="surrogateescape")
 
 
+# What a shell reports for a command a closed pipe stopped (128 + SIGPIPE).
+EXIT_BROKEN_PIPE = 128 + 13
+
+
+def _reader_gone() -> int:
+    """Exit quietly when the reader of stdout went away (`gpt-tui runs | head -1`):
+    point stdout at /dev/null so the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is no real file (a capture)
+        pass
+    finally:
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
 AppOpener = Callable[[argparse.Namespace], int]
 
 
@@ -102,7 +123,11 @@ def main(argv: Sequence[str] | None = None, open_app: AppOpener | None = None) -
         problem = home_problem()
         if problem:
             raise GptTuiError(f"{problem} (set by --home or ${HOME_ENV})")
-        return int(func(args) or 0)
+        status = int(func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        return _reader_gone()
     except GptTuiError as exc:
         print(f"gpt-tui: error: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ as notifications. Anything else escaping is a bug.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 
@@ -48,6 +49,26 @@ class DownloadError(GptTuiError):
 
 class ModelSpecError(ConfigError):
     """A model spec that names nothing loadable (the message quotes the spec)."""
+
+
+class DamagedFile(GptTuiError):
+    """A file gpt-tui reads that is not what its schema says (gptcore.util.typedfile):
+    a wrong type or range, too deep, too large, a FIFO or device in its place, or one
+    that cannot be read. `path` and `field` ("loss", "model_config.n_layers"; None
+    for the whole file) are data, so a front end can list the entry as damaged."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str, field: str | None = None):
+        super().__init__(str(path), problem, field)  # kept in args, so the error pickles
+        self.path, self.problem, self.field = str(path), problem, field
+
+    def __str__(self) -> str:
+        if self.field is None:  # the problem says it all: "is a FIFO, not a regular file"
+            return f"{self.path} {self.problem}"
+        return f"{self.path} is damaged: field '{self.field}' {self.problem}"
+
+
+class DamagedCheckpoint(DamagedFile, CheckpointError):
+    """A checkpoint's meta.json that its schema refuses: caught as either."""
 
 
 class DiskFullError(GptTuiError):

@@ -37,6 +37,17 @@ def verdict_path() -> Path:
 
 
 @pytest.fixture
+def gpt2_shape(monkeypatch: pytest.MonkeyPatch):
+    """`gpt2_shape(config)`: downloads of every GPT-2 size expect `config`'s shape, so a
+    test can serve a tiny model where GPT-2 would be (the real ones weigh 0.5-6 GB)."""
+
+    def expect(config: GPTConfig) -> None:
+        monkeypatch.setattr("gptcore.weights.downloads.preset_for", lambda _size: config)
+
+    return expect
+
+
+@pytest.fixture
 def tiny_config() -> GPTConfig:
     """Small enough for a forward/backward pass in milliseconds."""
     return GPTConfig(context_length=32, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)

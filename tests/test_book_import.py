@@ -252,7 +252,7 @@ def test_a_truncated_book_file_is_refused(book_file: Path, tmp_path: Path) -> No
 
 def test_a_missing_file_or_a_folder_is_refused(tmp_path: Path) -> None:
     assert "file not found" in refused(tmp_path / "nowhere.pth")
-    assert "cannot read" in refused(tmp_path)
+    assert "is a folder, not a regular file" in refused(tmp_path)
 
 
 class Payload:
@@ -287,3 +287,23 @@ def test_a_failed_save_leaves_no_half_run(book_file: Path, monkeypatch: pytest.M
     with pytest.raises(OSError, match="No space left"):
         import_book_run(book_file, model, train, name="full")
     assert list(runs_dir().iterdir()) == []  # the run folder it made is gone again
+
+
+def test_state_dict_keys_that_are_not_names_are_refused(book_file: Path, tmp_path: Path) -> None:
+    data = torch.load(book_file, weights_only=True)
+    data["model_state_dict"][7] = torch.zeros(1)
+    path = tmp_path / "int-key.pth"
+    torch.save(data, path)
+    assert "keys are not all names" in refused(path)
+
+
+def test_an_optimizer_state_without_adamw_settings_is_refused(
+    book_file: Path, tmp_path: Path
+) -> None:
+    # It would import, then fail on the first resumed step (KeyError: 'betas').
+    data = torch.load(book_file, weights_only=True)
+    for group in data["optimizer_state_dict"]["param_groups"]:
+        del group["betas"]
+    path = tmp_path / "no-betas.pth"
+    torch.save(data, path)
+    assert "has no betas (AdamW's settings)" in refused(path)

@@ -77,7 +77,7 @@ def test_eval_cli_and_evaluate_model_agree(capsys, tmp_path):
     corpus = _corpus(tmp_path)
     code, out, _ = run_cli(
         capsys, "eval", "--preset", "tiny", "--seed", "5", "--corpus", str(corpus),
-        "--batch-size", "3", "--device", "cpu", "--json",
+        "--batch-size", "3", "--device", "cpu", "--json", "--all",
     )  # fmt: skip
     assert code == 0
     model = load_spec("preset:tiny", "cpu", seed=5).model
@@ -87,7 +87,7 @@ def test_eval_cli_and_evaluate_model_agree(capsys, tmp_path):
     # The text report shows the same numbers and what was measured.
     code, out, _ = run_cli(
         capsys, "eval", "--preset", "tiny", "--seed", "5", "--corpus", str(corpus),
-        "--batch-size", "3", "--device", "cpu",
+        "--batch-size", "3", "--device", "cpu", "--all",
     )  # fmt: skip
     assert f"train loss  {result.train_loss:.4f}" in out
     assert (

@@ -121,4 +121,4 @@ def test_in_function_imports_are_only_of_modules_that_load_heavy_libraries() -> 
                 targets = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in graph]
                 if not any(heavy(t, set()) for t in targets or [base]):
                     light.append(f"{path.relative_to(REPO)}:{node.lineno} {base}")
-    assert light == []
+    assert light == [], light

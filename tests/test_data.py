@@ -77,8 +77,8 @@ def test_token_cache_is_reused_and_memory_mapped(tmp_path):
     first = prepare_corpus(path, progress=lambda d, t: calls.append((d, t)))
     assert calls and calls[-1][0] == calls[-1][1] == first.n_chars
     folder = token_cache_dir() / first.key
-    meta = json.loads((folder / "meta.json").read_text())
-    assert meta["train_tokens"] == len(first.train_tokens)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert sum(shard["tokens"] for shard in manifest["train"]) == len(first.train_tokens)
     second = prepare_corpus(path)
     assert isinstance(second.train_tokens, np.memmap)
     assert np.array_equal(first.train_tokens, second.train_tokens)
@@ -91,7 +91,7 @@ def test_damaged_cache_is_rebuilt(tmp_path):
     first = prepare_corpus(path)
     expected = np.array(first.train_tokens)
     del first
-    train_bin = token_cache_dir() / prepare_corpus(path).key / "train.bin"
+    train_bin = token_cache_dir() / prepare_corpus(path).key / "train-00000.bin"
     train_bin.write_bytes(train_bin.read_bytes()[:10])
     again = prepare_corpus(path)
     assert np.array_equal(np.asarray(again.train_tokens), expected)
@@ -258,9 +258,9 @@ def test_cancel_while_tokenizing_leaves_no_cache_file(tmp_path, monkeypatch):
     assert [p.name for p in cache.rglob("*") if p.is_file()] == []
     corpus = prepare_corpus(path, cache_dir=cache)  # the next try builds it whole
     assert sorted(p.name for p in (cache / corpus.key).iterdir()) == [
-        "meta.json",
-        "train.bin",
-        "val.bin",
+        "manifest.json",
+        "train-00000.bin",
+        "val-00000.bin",
     ]
 
 

@@ -294,8 +294,9 @@ def _serve_hf_export(server: Server, tmp_path: Path, tiny_config) -> dict[str, b
 
 
 def test_hf_download_then_load_and_models_listing(
-    server, tmp_path, tiny_config, monkeypatch, capsys
+    server, tmp_path, tiny_config, monkeypatch, capsys, gpt2_shape
 ):
+    gpt2_shape(tiny_config)  # served where 124M would be
     files = _serve_hf_export(server, tmp_path, tiny_config)
     weights = "/openai-community/gpt2/resolve/main/model.safetensors"
     server.behaviour[weights] = ["drop"]  # resumed transparently
@@ -313,7 +314,10 @@ def test_hf_download_then_load_and_models_listing(
     assert row["bytes"] == sum(len(v) for v in files.values())
 
 
-def test_models_shows_partial_downloads(server, tmp_path, tiny_config, monkeypatch, capsys):
+def test_models_shows_partial_downloads(
+    server, tmp_path, tiny_config, monkeypatch, capsys, gpt2_shape
+):
+    gpt2_shape(tiny_config)  # served where 124M would be
     files = _serve_hf_export(server, tmp_path, tiny_config)
     weights = "/openai-community/gpt2/resolve/main/model.safetensors"
     server.behaviour[weights] = ["drop"] * 10

@@ -1,12 +1,13 @@
-"""The run-time estimate shown before Start: FLOPs of the run over a measured rate."""
+"""The run-time estimate shown before Start: the run's parts from a probe's timings."""
 
 import pytest
 
 from gptcore.data.plan import batch_plan
 from gptcore.hardware.perf import flops_per_token
+from gptcore.planner.timing import StepTiming, probe, run_time
 from gptcore.settings.model import PRESETS
 from gptcore.settings.train import TrainConfig
-from gptcore.training.estimate import effective_flops, estimate_seconds, run_flops
+from gptcore.training.estimate import estimate_seconds, run_flops
 
 TINY = PRESETS["tiny"]
 
@@ -25,21 +26,72 @@ def test_run_flops_counts_steps_and_evaluation_forwards():
     assert run_flops(TINY, train, plan) == pytest.approx(expected)
 
 
+def timing(step: float = 0.1, spread: float = 0.0) -> StepTiming:
+    return StepTiming(
+        step_s=(step - spread, step, step + spread),
+        eval_batch_s=0.01,
+        sample_token_s=0.001,
+        save_bytes_per_s=1e8,
+        setup_s=0.5,
+        how="given",
+        measured=True,
+        precision="fp32",
+        device="cpu",
+    )
+
+
 def test_estimate_scales_with_the_run_and_respects_its_limits():
     short = TrainConfig(batch_size=4, max_length=32, stride=32, epochs=1)
     long = TrainConfig(batch_size=4, max_length=32, stride=32, epochs=10)
-    rate = 1e9
-    one = estimate_seconds(TINY, short, plan_for(short), rate)
-    ten = estimate_seconds(TINY, long, plan_for(long), rate)
-    assert ten == pytest.approx(10 * one, rel=0.02)  # evaluations round per run
+    one = estimate_seconds(TINY, short, plan_for(short), timing())
+    ten = estimate_seconds(TINY, long, plan_for(long), timing())
+    assert ten - 0.5 == pytest.approx(10 * (one - 0.5), rel=0.02)  # setup once a run
     capped = TrainConfig(batch_size=4, max_length=32, stride=32, epochs=10, max_time_s=5.0)
-    assert estimate_seconds(TINY, capped, plan_for(capped), rate) == 5.0
+    assert estimate_seconds(TINY, capped, plan_for(capped), timing()) == 5.0
     stepped = TrainConfig(batch_size=4, max_length=32, stride=32, epochs=10, max_steps=3)
-    assert estimate_seconds(TINY, stepped, plan_for(stepped), rate) < one
+    assert estimate_seconds(TINY, stepped, plan_for(stepped), timing()) < one
 
 
-def test_effective_flops_is_measured_once_and_positive():
-    effective_flops.cache_clear()
-    rate = effective_flops("cpu")
-    assert rate > 1e8  # any CPU multiplies faster than 0.1 GFLOP/s
-    assert effective_flops("cpu") == rate  # cached: the probe runs once per process
+def test_the_run_time_adds_its_parts_and_the_range_is_the_probe_spread():
+    train = TrainConfig(batch_size=4, max_length=32, stride=32, epochs=2, eval_freq=5, eval_iter=2)
+    plan = plan_for(train)
+    est = run_time(TINY, train, plan, timing(step=0.2, spread=0.05))
+    assert est.parts["training steps"] == pytest.approx(plan.total_steps * 0.2)
+    evals = len(range(0, plan.total_steps, 5))
+    assert est.parts["evaluation"] == pytest.approx(evals * 4 * 0.01)
+    assert est.parts["samples"] == pytest.approx(2 * train.sample_tokens * 0.001)
+    assert est.mid == pytest.approx(sum(est.parts.values()))
+    assert est.low == pytest.approx(est.mid - plan.total_steps * 0.05)
+    assert est.high == pytest.approx(est.mid + plan.total_steps * 0.05)
+
+
+def test_the_probe_times_real_steps_of_the_run_in_its_precision():
+    import torch
+
+    train = TrainConfig(batch_size=2, max_length=32, precision="fp32", grad_accum=2)
+    measured = probe(TINY, train, torch.device("cpu"))
+    assert len(measured.step_s) == 3 and min(measured.step_s) > 0
+    assert measured.eval_batch_s > 0 and measured.sample_token_s > 0
+    assert measured.measured and measured.precision == "fp32"
+    assert "training steps of the run's model" in measured.how
+
+
+def test_a_large_model_on_a_cpu_is_probed_shortened_and_scaled(monkeypatch):
+    import torch
+
+    import gptcore.planner.timing as timing_module
+
+    built: list[int] = []
+
+    def fake_time_model(model, train, device, rounds):
+        built.append(model.n_layers)
+        per_block = 0.1
+        step = 0.5 + per_block * model.n_layers
+        return [step] * rounds, step / 3, 0.01, 0.1
+
+    monkeypatch.setattr(timing_module, "time_model", fake_time_model)
+    medium = PRESETS["gpt2-medium"]
+    measured = probe(medium, TrainConfig(batch_size=2, max_length=1024), torch.device("cpu"))
+    assert built == [1, 3]  # never the 24-block model
+    assert measured.step_s[0] == pytest.approx(0.5 + 0.1 * 24)
+    assert "scaled to 24 blocks" in measured.how

@@ -231,10 +231,12 @@ def test_resume_falls_back_past_a_corrupted_latest_with_a_notice(tmp_path: Path)
     # A checkpoint named explicitly never silently becomes another one.
     with pytest.raises(CheckpointError, match="does not match its recorded sha256"):
         prepare_run(resume=str(latest))
-    # A healthy latest gives no notice.
+    # A healthy latest gives no fallback notice (only that it holds weights, no AdamW).
     healthy = runs_dir() / "healthy"
     save(healthy, 1)
-    assert prepare_run(resume=str(healthy)).notice is None
+    notice = prepare_run(resume=str(healthy)).notice
+    assert "resuming from" not in notice and "sha256" not in notice
+    assert notice.startswith("step-000001 holds weights only (no optimizer state)")
 
 
 def test_cli_resume_of_a_run_whose_latest_is_corrupted(
@@ -407,9 +409,11 @@ def test_a_kill_during_tokenizing_leaves_nothing_after_the_next_tokenize(tmp_pat
     cache = tmp_path / "tokens"
     prepare_corpus(corpus, cache_dir=cache)
     (folder,) = cache.iterdir()
-    # As a kill mid-tokenizing leaves it: a temp file and no meta.json (incomplete).
-    (folder / "meta.json").unlink()
+    complete = sorted(p.name for p in folder.iterdir())
+    assert "manifest.json" in complete
+    # As a kill mid-tokenizing leaves it: a temp file and no manifest (incomplete).
+    (folder / "manifest.json").unlink()
     stale = folder / f".train.bin.{dead_pid()}-0123abcd.tmp"
     stale.write_bytes(b"\x00" * 100)
     prepare_corpus(corpus, cache_dir=cache)
-    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "train.bin", "val.bin"]
+    assert sorted(p.name for p in folder.iterdir()) == complete

@@ -136,8 +136,10 @@ def test_resume_with_another_max_steps_under_cosine_is_refused(
     code = main(["train", "--resume", str(run), "--set", "max_steps=6"])
     one_line_error(capsys, code, "different train.max_steps")
     assert (run / "metrics.jsonl").read_text() == metrics  # nothing appended
-    # The same total (here: the same max_steps) resumes.
-    assert main(["train", "--resume", str(run), "--set", "max_steps=4"]) == 0
+    # The same total (here: the same max_steps) is the finished run: nothing to train.
+    code = main(["train", "--resume", str(run), "--set", "max_steps=4"])
+    one_line_error(capsys, code, "reached train.max_steps = 4")
+    assert (run / "metrics.jsonl").read_text() == metrics
 
 
 # ---------------------------------------------------------------- the app's Train form

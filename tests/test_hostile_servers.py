@@ -9,6 +9,7 @@ regression fails the test instead of hanging it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -175,7 +176,8 @@ def _hf_folder():
 
 
 def test_hf_truncated_weights_never_get_the_final_name(server, tmp_path, tiny_config,
-                                                        monkeypatch):  # fmt: skip
+                                                        monkeypatch, gpt2_shape):  # fmt: skip
+    gpt2_shape(tiny_config)
     files = _serve_hf_export(server, tmp_path, tiny_config)
     weights = files["model.safetensors"]
     server.files[HF + "model.safetensors"] = weights[: len(weights) // 2]  # a "complete" half
@@ -208,7 +210,8 @@ def test_hf_html_config_is_refused_and_nothing_is_kept(server, tmp_path, tiny_co
 
 
 def test_hf_weights_that_do_not_match_the_config_are_refused(server, tmp_path, tiny_config,
-                                                             monkeypatch):  # fmt: skip
+                                                             monkeypatch, gpt2_shape):  # fmt: skip
+    gpt2_shape(dataclasses.replace(tiny_config, n_layers=tiny_config.n_layers + 1))
     files = _serve_hf_export(server, tmp_path, tiny_config)
     cfg = json.loads(files["config.json"])
     server.files[HF + "config.json"] = json.dumps({**cfg, "n_layer": cfg["n_layer"] + 1}).encode()
@@ -219,8 +222,9 @@ def test_hf_weights_that_do_not_match_the_config_are_refused(server, tmp_path, t
 
 
 def test_redownload_replaces_a_bad_file_left_under_the_final_name(
-    server, tmp_path, tiny_config, monkeypatch
+    server, tmp_path, tiny_config, monkeypatch, gpt2_shape
 ):
+    gpt2_shape(tiny_config)
     files = _serve_hf_export(server, tmp_path, tiny_config)
     folder = _hf_folder()
     folder.mkdir(parents=True)

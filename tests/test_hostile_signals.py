@@ -23,7 +23,7 @@ import pytest
 
 from gptcore.cli import main
 from gptcore.runs.checkpoint import load_checkpoint
-from gptcore.training.stopsignals import StopSignals, exit_code
+from gptcore.training.stopsignals import StopSignals, exit_code, stop_message
 from tui.screens.train import TrainPane
 from tui.settings import Settings, save_settings
 
@@ -93,7 +93,9 @@ def test_a_stop_signal_saves_closes_the_run_and_resume_continues(
     assert "Traceback" not in err
     # Pipes are not a terminal: the way back is printed even after SIGHUP.
     assert f"Resume with:\n  gpt-tui train --resume {run}" in err
+    assert stop_message(signum) in err  # says what a second signal does
     stopped = assert_stopped_and_saved(run)
+    assert last_event(run / "metrics.jsonl")["signal"] == signal.Signals(signum).name
 
     code = main(["train", "--resume", str(run), "--set", f"max_steps={stopped + 2}"])
     assert code == 0
@@ -209,6 +211,7 @@ def test_the_apps_signal_handler_saves_the_run_and_exits_with_its_code(tmp_path:
     app.wait_for_run()
     assert app.return_value == 143 and app.signal_exit_code == 143
     assert_stopped_and_saved(run_dirs[0])
+    assert last_event(run_dirs[0] / "metrics.jsonl")["signal"] == "SIGTERM"
 
 
 def start_training_in_the_app(master: int, proc: subprocess.Popen, home: Path) -> Path:

@@ -46,8 +46,9 @@ def test_the_wheel_holds_every_module_and_the_presets(wheel: Path) -> None:
     assert sorted(expected - names) == []
     presets = sorted(p.name for p in (REPO / "configs").glob("*.toml"))
     assert {"book.toml", "tiny.toml", "gpt2-124m-continue.toml"} <= set(presets)
+    sweeps = sorted(f"sweeps/{p.name}" for p in (REPO / "configs" / "sweeps").glob("*.toml"))
     assert sorted(n.removeprefix("gptcore/configs/") for n in names if n.endswith(".toml")) == (
-        presets
+        sorted(presets + sweeps)
     )
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from gptcore.cli import main
 from gptcore.runs.table import SeriesFollower, filter_rows, row_record, run_row, run_table
+from gptcore.util.fmt import format_bytes
+from gptcore.util.paths import folder_size
 
 from .run_helpers import write_tiny_run_config
 
@@ -100,9 +102,11 @@ def test_gpt_tui_runs_json_has_every_field(
     assert record == expected
     assert set(record) == {
         "path", "name", "model", "corpus", "steps", "total_steps", "tokens_seen",
-        "best_val", "last_train", "state", "started", "config",
+        "best_val", "last_train", "state", "started", "config", "problem", "disk_bytes",
     }  # fmt: skip
     assert record["state"] == "finished" and record["config"]["lr"] == 0.01
+    on_disk = sum(p.stat().st_size for p in Path(record["path"]).rglob("*") if p.is_file())
+    assert record["disk_bytes"] == on_disk > 0
 
 
 def test_gpt_tui_runs_prints_a_table_in_80_columns(
@@ -122,6 +126,13 @@ def test_gpt_tui_runs_prints_a_table_in_80_columns(
     assert set(body) >= set(LRS)
     assert "a-long-r…-name-end" in body  # clipped in the middle, both ends kept
     assert " 1x16 ctx16 " in body["lr-1e-3"] and " finished " in body["lr-1e-3"]
+    # Wider, each run's disk use joins (its files, checkpoints mostly).
+    monkeypatch.setenv("COLUMNS", "160")
+    assert main(["runs", str(long)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "disk" in lines[1].split()
+    size = format_bytes(folder_size(home / "data/runs/lr-1e-3"))
+    assert f" {size} " in next(line for line in lines if line.startswith("lr-1e-3 "))
 
 
 def test_gpt_tui_runs_refuses_a_folder_that_is_no_run(

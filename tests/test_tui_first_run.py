@@ -15,16 +15,12 @@ from tui.screens.train import TrainPane
 from tui.settings import Settings
 
 from .test_tui_app import text_of
-from .tui_helpers import run_async, settle
-
-RATE = 2e10  # effective FLOP/s the tests pretend the device reaches
+from .tui_helpers import pin_step_timing, run_async, settle
 
 
 @pytest.fixture
 def fixed_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    import gptcore.training.estimate
-
-    monkeypatch.setattr(gptcore.training.estimate, "effective_flops", lambda device: RATE)
+    pin_step_timing(monkeypatch)
 
 
 async def _estimate_line(app: GptTuiApp, pilot) -> str:
@@ -35,6 +31,7 @@ async def _estimate_line(app: GptTuiApp, pilot) -> str:
 
 @run_async
 async def test_a_first_start_opens_on_the_quick_run_with_its_estimate(fixed_rate: None) -> None:
+    import gptcore.planner.timing as timing
     from gptcore.training.estimate import estimate_seconds
 
     app = GptTuiApp(settings=Settings())  # no saved config: a first start
@@ -46,7 +43,7 @@ async def test_a_first_start_opens_on_the_quick_run_with_its_estimate(fixed_rate
         model, train = app.state.run_config
         assert load_config(quick)[0] == model and train.corpus == "builtin"
         plan = batch_plan(*app.state.corpus_tokens, model, train)
-        seconds = estimate_seconds(model, train, plan, RATE)
+        seconds = estimate_seconds(model, train, plan, timing.probe(model, train, "cpu"))
         assert line == f"estimated {format_duration(seconds)} on cpu"
         assert 60 < seconds < 600  # minutes, not hours, at this rate
 

@@ -17,9 +17,12 @@ from tui.screens.models import ModelsPane
 from tui.settings import Settings
 
 
-def _serve_tiny_gpt2(server: Server, tmp_path) -> dict[str, bytes]:
-    """A tiny model in the Hugging Face layout, served where GPT-2 124M would be."""
-    folder = export_hf(tiny_model(), tmp_path / "tiny-hf")
+def _serve_tiny_gpt2(server: Server, tmp_path, gpt2_shape) -> dict[str, bytes]:
+    """A tiny model in the Hugging Face layout, served where GPT-2 124M would be (and
+    expected there: `gpt2_shape` is conftest's fixture)."""
+    model = tiny_model()
+    gpt2_shape(model.config)
+    folder = export_hf(model, tmp_path / "tiny-hf")
     files = {}
     for name in HF_FILES:
         data = (folder / name).read_bytes()
@@ -40,10 +43,12 @@ def _status(pane: ModelsPane, key: str) -> str:
     return str(pane.query_one(DataTable).get_cell(key, "status"))
 
 
-def test_download_shows_progress_resumes_after_a_drop_and_completes(tmp_path, monkeypatch):
+def test_download_shows_progress_resumes_after_a_drop_and_completes(
+    tmp_path, monkeypatch, gpt2_shape
+):
     server = Server()
     try:
-        files = _serve_tiny_gpt2(server, tmp_path)
+        files = _serve_tiny_gpt2(server, tmp_path, gpt2_shape)
         weights = "/openai-community/gpt2/resolve/main/model.safetensors"
         server.behaviour[weights] = ["drop"]  # hang up a third of the way in
         monkeypatch.setenv(HF_URL_ENV, server.url)
@@ -182,10 +187,10 @@ async def test_keys_that_cannot_act_say_why():
         )
 
 
-def test_cancel_keeps_the_partial_file_and_delete_asks(tmp_path, monkeypatch):
+def test_cancel_keeps_the_partial_file_and_delete_asks(tmp_path, monkeypatch, gpt2_shape):
     server = Server()
     try:
-        files = _serve_tiny_gpt2(server, tmp_path)
+        files = _serve_tiny_gpt2(server, tmp_path, gpt2_shape)
         weights = "/openai-community/gpt2/resolve/main/model.safetensors"
         server.behaviour[weights] = ["trickle"]
         monkeypatch.setenv(HF_URL_ENV, server.url)

@@ -116,10 +116,10 @@ async def test_deleting_a_checkpoint_runs_in_a_worker_and_the_ui_stays_responsiv
     deleters: list[threading.Thread] = []
     delete = gptcore.runs.checkpoints.delete_checkpoint
 
-    def slow_delete(path: Path) -> None:
+    def slow_delete(path: Path) -> object:
         deleters.append(threading.current_thread())
         release.wait(30)  # a slow disk: on the UI thread this would freeze the app
-        delete(path)
+        return delete(path)
 
     monkeypatch.setattr(gptcore.runs.checkpoints, "delete_checkpoint", slow_delete)
     app = host_app(CheckpointsPane, ChatPane)

@@ -21,7 +21,7 @@ from gptcore.settings.model import PRESETS
 from gptcore.settings.train import TrainConfig
 from tui.screens.train import TrainPane
 
-from .tui_helpers import make_app, settle, train_state, wait_for, write_corpus
+from .tui_helpers import make_app, pin_step_timing, settle, train_state, wait_for, write_corpus
 
 SIZE = (80, 24)
 
@@ -29,9 +29,7 @@ SIZE = (80, 24)
 @pytest.fixture(autouse=True)
 def fixed_device_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Train screen's run-time estimate measures the device: pinned here."""
-    import gptcore.training.estimate
-
-    monkeypatch.setattr(gptcore.training.estimate, "effective_flops", lambda device: 2e10)
+    pin_step_timing(monkeypatch)
 
 
 PASTED = "Every effort moves you forward, one small step at a time. [/b] stays verbatim. " * 40

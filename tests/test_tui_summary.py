@@ -112,7 +112,13 @@ async def test_summary_follows_the_train_form(tmp_path: Path) -> None:
         assert not view.display and app.query_one("#loss-chart").display
 
 
-def test_summary_snapshot(snap_compare, tmp_path: Path) -> None:
+def test_summary_snapshot(snap_compare, tmp_path: Path, monkeypatch) -> None:
+    from gptcore.planner import devices
+
+    # The planner's section reads this machine's free memory: pinned (8 GiB).
+    monkeypatch.setattr(devices, "available_memory", lambda device: 8 * 2**30)
+    monkeypatch.setenv("GPT_TUI_CPU_BF16", "1")  # "auto" precision: bf16 on any CPU
+
     async def before(pilot: Pilot) -> None:
         await settle(pilot, "corpus")
         await pilot.press("2")

@@ -143,7 +143,7 @@ def field(key: str) -> configs.Field:
     [
         # Each reason names the field by the form's label, not its config key.
         ("batch_size", "0", "batch size must be positive"),
-        ("batch_size", "two", "batch size must be an integer, got 'two'"),
+        ("batch_size", "two", "batch size must be an integer or auto, got 'two'"),
         ("batch_size", "2.5", "must be an integer"),
         ("batch_size", "", "is required"),
         ("lr", "-1", "learn rate must be positive"),
@@ -273,11 +273,16 @@ def test_corpus_tree_shows_folders_and_text_files_only(tmp_path: Path) -> None:
 def test_window_report_counts_and_explains_a_short_split() -> None:
     from tui.screens.corpus import CorpusInfo, window_report
 
+    info = CorpusInfo("x", "x", 1, 1000, 900, 100, 1000, 900, 100, "")
+    lines, problem = window_report(info, PRESETS["tiny"], TrainConfig(batch_size=2))
+    assert problem is None and "windows  train " in lines and "per epoch" in lines
+    # A corpus that cannot train: why, and no batch plan beside it (issue 25).
     info = CorpusInfo("x", "x", 1, 1000, 900, 100, 340, 300, 40, "")
     lines, problem = window_report(info, PRESETS["tiny"], TrainConfig(batch_size=2))
-    assert "windows  train 4  val 0" in lines and "batches  train 2" in lines
-    assert "steps    2 per epoch, 20 in all" in lines
     assert problem is not None and "validation split has 40 tokens" in problem
+    assert lines == "batch plan: none, this corpus cannot train with this config"
+    assert "windows" not in lines and "steps" not in lines
     info = CorpusInfo("x", "x", 1, 1000, 900, 100, 400, 300, 100, "")
-    _lines, problem = window_report(info, PRESETS["tiny"], TrainConfig(batch_size=8))
+    lines, problem = window_report(info, PRESETS["tiny"], TrainConfig(batch_size=8))
     assert problem is not None and "fewer than one step's batch_size 8" in problem
+    assert "batches" not in lines

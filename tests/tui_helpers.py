@@ -299,3 +299,28 @@ def make_corrupted(run: str = "tiny-run", name: str = "broken") -> Path:
     folder.mkdir(parents=True)
     (folder / "meta.json").write_text("{not json", encoding="utf-8")
     return folder
+
+
+FAKE_FLOPS = 2e10  # FLOP/s the Train screen's pinned run-time probe pretends to reach
+
+
+def pin_step_timing(monkeypatch) -> None:  # noqa: ANN001
+    """Pin the Train screen's run-time probe (gptcore.planner.timing.probe): steps take
+    their FLOPs over FAKE_FLOPS, so figures depend on the config, not on the machine."""
+    import gptcore.planner.timing as timing
+
+    def fake_probe(model, train, device):  # noqa: ANN001, ANN202
+        step = timing.step_flops(model, train) / FAKE_FLOPS
+        return timing.StepTiming(
+            step_s=(step, step, step),
+            eval_batch_s=step / 3,
+            sample_token_s=0.01,
+            save_bytes_per_s=None,
+            setup_s=0.0,
+            how="pinned by the tests",
+            measured=True,
+            precision="fp32",
+            device=str(device),
+        )
+
+    monkeypatch.setattr(timing, "probe", fake_probe)

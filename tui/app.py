@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -20,13 +21,15 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane, Tabs
 
 from gptcore.errors import GptTuiError
 from gptcore.runs.rundir import resume_command
-from gptcore.training.stopsignals import StopSignals, exit_code, signal_name
+from gptcore.training.stopsignals import StopSignals, exit_code, stop_message
 
 from .background import IdleCollector, freeze_long_lived_objects
+from .crashlog import write_crash_log
+from .keys import after_escape
 from .messages import (
     CheckpointsChanged,
     CorpusChanged,
@@ -44,6 +47,7 @@ from .screens.models import ModelsPane
 from .screens.open_run import run_dir_problem
 from .screens.runs import RunsPane
 from .screens.speedlab import SpeedLabPane
+from .screens.sweeps import SweepsScreen
 from .screens.train import TrainPane
 from .settings import Settings, load_settings, save_settings
 from .state import AppState
@@ -59,6 +63,7 @@ PANE_CSS = [
         "models.tcss",
         "runs.tcss",
         "speedlab.tcss",
+        "sweeps.tcss",
     )
 ]
 
@@ -125,13 +130,13 @@ class PaneRouter(App[int]):
         trains = self.query(TrainPane)
         if not trains:  # no Train screen here: give the exact command instead
             self.notify(
-                f"continue this run with: {resume_command(message.checkpoint)}",
+                f"continue this run with: {resume_command(message.checkpoint, message.overrides)}",
                 title="Continue training",
                 timeout=15,
                 markup=False,
             )
             return
-        trains.first().resume_from(message.checkpoint)
+        trains.first().resume_from(message.checkpoint, message.overrides)
         self.action_show_tab("train")
 
     def on_checkpoints_changed(self, message: CheckpointsChanged) -> None:
@@ -161,6 +166,14 @@ class PaneRouter(App[int]):
             train.config_changed()
 
 
+class MainScreen(Screen):
+    """The screen of the tabs. Its focus is the active pane's (on_mount, show_tab):
+    Textual's auto-focus would pick the first pane, Corpus, and switch the tabs to it.
+    Dialogs pushed over it keep their auto-focus ("" is off; None would mean the app's)."""
+
+    AUTO_FOCUS = ""
+
+
 class GptTuiApp(PaneRouter):
     """Pretrain a GPT in the terminal."""
 
@@ -184,6 +197,12 @@ class GptTuiApp(PaneRouter):
         self._train: TrainPane | None = None  # kept past unmount: run() waits for its run
         self._event_loop: asyncio.AbstractEventLoop | None = None
         self._collector = IdleCollector()
+        # After an exception nothing handled: where its traceback was saved, or why not.
+        self.crash_log: Path | None = None
+        self.crash_log_error: OSError | None = None
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen(id="_default")
 
     def compose(self) -> ComposeResult:
         initial = "train" if self.watch_dir else "corpus"
@@ -199,6 +218,9 @@ class GptTuiApp(PaneRouter):
         if self.state.settings.theme in self.available_themes:
             self.theme = self.state.settings.theme
         self.theme_changed_signal.subscribe(self, self._theme_changed)
+        # The tab bar takes no focus: screens switch with their digits, and a Tab
+        # that left the last field must not land where a digit switches screens.
+        self.query_one("#tabs", TabbedContent).query_one(Tabs).can_focus = False
         self.call_after_refresh(self._focus_active)
 
     async def on_ready(self) -> None:
@@ -218,10 +240,33 @@ class GptTuiApp(PaneRouter):
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.InputEvent):
             self._collector.input_seen()  # a full GC pass now would delay what it shows
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            key = after_escape(event)
+            if key is not None:  # Escape and a key typed quickly after it: both, in order
+                await self._escape_then(key)
+                return
         await super().on_event(event)
+
+    async def _escape_then(self, key: events.Key) -> None:
+        """Escape, then `key`. Escape's binding runs here and now (leaving an input
+        moves the focus at once), so `key` reaches where Escape left the user."""
+        bound = await self._check_bindings("escape", priority=True)
+        if not bound and not await self._check_bindings("escape"):
+            await super().on_event(events.Key("escape", "\x1b"))  # the widget's own Escape
+        await super().on_event(key)
 
     def on_unmount(self) -> None:
         self._collector.stop()
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual's hook for an exception nothing handled (it ends the app): keep the
+        traceback in the data folder first; run() says where once the screen is back."""
+        if self.crash_log is None and self.crash_log_error is None:
+            try:
+                self.crash_log = write_crash_log(error)
+            except OSError as exc:
+                self.crash_log_error = exc
+        super()._handle_exception(error)
 
     # ------------------------------------------------------------ settings
 
@@ -238,10 +283,11 @@ class GptTuiApp(PaneRouter):
     # ------------------------------------------------------------ navigation
 
     def action_show_tab(self, tab: str) -> None:
-        # Drop focus first: a focused widget hidden with its tab hands focus to a
-        # neighbour in that same tab, and TabbedContent then switches back to it.
-        self.screen.set_focus(None)
+        # Focus the new pane at once: a focused widget hidden with its tab hands focus to
+        # a neighbour in that same tab, and no focus at all lets the screen's auto-focus
+        # pick the first pane (Corpus); either way TabbedContent switches back to it.
         self.query_one(TabbedContent).active = tab
+        self._focus_active()
         self.call_after_refresh(self._focus_active)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -298,9 +344,19 @@ class GptTuiApp(PaneRouter):
             "The Verdict, fetched once (v on Corpus)",
             corpus.action_use_verdict,
         )
+        yield SystemCommand(
+            "Prepare Gutenberg books",
+            "Clean a folder of Project Gutenberg books into a corpus (g on Corpus)",
+            corpus.action_prepare_gutenberg,
+        )
         now = "on" if self.state.settings.bell else "off"
         yield SystemCommand(
             "Toggle bell", f"Ring when a run ends (now {now})", self.action_toggle_bell
+        )
+        yield SystemCommand(
+            "Sweeps",
+            "Hyperparameter sweeps: leaderboard, budget, start / stop / resume",
+            lambda: self.push_screen(SweepsScreen()),
         )
         yield SystemCommand("Help", "Every key (?)", self.action_help)
 
@@ -334,13 +390,13 @@ class GptTuiApp(PaneRouter):
         so it only sets the run's stop event and schedules the rest on the loop."""
         self.signal_exit_code = exit_code(signum)
         if self._train is not None:
-            self._train.stop_and_wait(timeout=0)
+            self._train.stop_and_wait(timeout=0, signum=signum)
         if self._event_loop is None:  # not running yet: nothing to save
             raise SystemExit(self.signal_exit_code)
         self._event_loop.call_soon_threadsafe(self._close_for_signal, signum)
 
     def _close_for_signal(self, signum: int) -> None:
-        self.notify(f"{signal_name(signum)}: saving a checkpoint and stopping …")
+        self.notify(stop_message(signum, "saving a checkpoint and stopping …"))
         self.run_worker(self._exit_after_run(), group="signal-exit")
 
     async def _exit_after_run(self) -> None:
@@ -402,4 +458,17 @@ def run(args: argparse.Namespace) -> int:
     with StopSignals(lambda signum: _stop_for_signal(app, signum), on_abort=_abort):
         result = app.run()
         app.wait_for_run()  # its checkpoint before the process ends
-    return app.signal_exit_code or int(result or 0)
+    if app.return_code:  # an unexpected exception ended the app (Textual printed it)
+        _tell_where_the_crash_is(app)
+    return app.signal_exit_code or app.return_code or int(result or 0)
+
+
+def _tell_where_the_crash_is(app: GptTuiApp) -> None:
+    if app.crash_log is not None:
+        where = f"its traceback is saved in {app.crash_log}"
+    else:
+        where = f"its traceback could not be saved ({app.crash_log_error}); it is printed above"
+    print(
+        f"gpt-tui stopped on an unexpected error (any training run was saved first); {where}",
+        file=sys.stderr,
+    )

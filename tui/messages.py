@@ -24,11 +24,13 @@ class OpenInChat(Message):
 
 
 class ResumeRun(Message):
-    """Continue training the run that `checkpoint` belongs to, on the Train screen."""
+    """Continue training the run that `checkpoint` belongs to, on the Train screen;
+    `overrides` are `--set` strings on its settings (more epochs for a finished run)."""
 
-    def __init__(self, checkpoint: Path) -> None:
+    def __init__(self, checkpoint: Path, overrides: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.checkpoint = checkpoint
+        self.overrides = overrides
 
 
 class CheckpointsChanged(Message):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from gptcore.training.stopsignals import StopRequest
+
 if TYPE_CHECKING:  # the Trainer imports torch: the app starts without it
     from textual.worker import Worker
 
@@ -34,7 +36,7 @@ class RunHandle:
     kind: Literal["live", "watch"]
     # The run's folder: a watched run's from the start, a live run's once it reports it.
     run_dir: Path | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: StopRequest = field(default_factory=StopRequest)
     ended: threading.Event = field(default_factory=threading.Event)
     worker: Worker | None = None
     trainer: Trainer | None = None
@@ -47,6 +49,10 @@ class RunHandle:
         """The user (or a stop signal) asked this live run to stop."""
         return self.cancel.is_set()
 
-    def stop(self) -> None:
-        """Ask a live run to stop after its current step (thread-safe)."""
-        self.cancel.set()
+    def stop(self, signum: int | None = None) -> None:
+        """Ask a live run to stop after its current step (thread-safe); `signum`: the
+        stop signal that asked, which the run's closing event names."""
+        if signum is None:
+            self.cancel.set()
+        else:
+            self.cancel.set_for_signal(signum)

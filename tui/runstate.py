@@ -107,6 +107,8 @@ class RunState:
         elif isinstance(event, Finished):
             self.state = "stopped" if event.reason == "cancelled" else "finished"
             wide, narrow = FINISH_WORDS.get(event.reason, (f"{event.reason}, step {{step:,}}", ""))
+            if event.reason == "cancelled" and event.signal:  # not a person's stop key
+                wide, narrow = f"by {event.signal} at step {{step:,}}", f"by {event.signal}"
             self.message, self.short = wide.format(step=event.step), narrow
         elif isinstance(event, Failed):
             if event.kind == "nan":

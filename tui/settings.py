@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 only
-    import tomli as tomllib
-
+from gptcore.errors import DamagedFile
 from gptcore.util.fsutil import atomic_write_text
 from gptcore.util.paths import config_dir
 from gptcore.util.tomlwrite import dumps_toml
+from gptcore.util.typedfile import SMALL_LIMIT, parse_toml, read_bytes
 
 SETTINGS_FILE = "settings.toml"
 
@@ -31,10 +27,14 @@ def settings_path() -> Path:
 
 
 def load_settings() -> Settings:
-    """The saved settings; defaults for a missing, unreadable or foreign file."""
+    """The saved settings; defaults for a missing, unreadable or foreign file (the
+    typed reader: a FIFO in its place or a too deep nesting never hangs or crashes)."""
+    path = settings_path()
     try:
-        data = tomllib.loads(settings_path().read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raw = read_bytes(path, SMALL_LIMIT)
+        raw.decode("utf-8")  # not UTF-8: foreign (parse_toml would keep the bytes)
+        data = parse_toml(raw, path)
+    except (FileNotFoundError, DamagedFile, UnicodeDecodeError):
         return Settings()
     # A value of the wrong type (hand-edited) keeps its default.
     defaults = asdict(Settings())

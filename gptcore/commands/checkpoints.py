@@ -7,6 +7,8 @@ import argparse
 import json
 import time
 
+from gptcore.util.progress import ProgressLine
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_list, json=False, root=None)
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
 
-    ls = verbs.add_parser("list", help="every checkpoint of every run (the default)")
+    ls = verbs.add_parser(
+        "list", aliases=["ls"], help="every checkpoint of every run (the default; alias: ls)"
+    )
     ls.add_argument("--root", help="a runs folder or one run (default: the data dir's runs)")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(func=_list)
@@ -135,8 +139,7 @@ def _rm(args: argparse.Namespace) -> int:
     # Resolve and check all before deleting any: one foreign path deletes nothing.
     paths = [require_own_checkpoint(checkpoint_path(s)) for s in args.specs]
     for path in paths:
-        delete_checkpoint(path)
-        print(f"deleted {path}")
+        print(delete_checkpoint(path).message())
     return 0
 
 
@@ -151,7 +154,12 @@ def _rename(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from gptcore.weights.export import export_checkpoint
 
-    print(export_checkpoint(args.spec, args.format, args.out))
+    bar = ProgressLine("exporting", "B")  # stderr, on a terminal only
+    try:
+        out = export_checkpoint(args.spec, args.format, args.out, progress=bar.update)
+    finally:
+        bar.close()
+    print(out)
     return 0
 
 
@@ -162,7 +170,11 @@ def _import(args: argparse.Namespace) -> int:
     from gptcore.weights.book_import import import_book_run, import_configs
 
     model_config, train_config = import_configs(args.config, args.preset, args.overrides)
-    path = import_book_run(args.pth, model_config, train_config, args.name)
+    bar = ProgressLine("importing", "B")  # stderr, on a terminal only
+    try:
+        path = import_book_run(args.pth, model_config, train_config, args.name, bar.update)
+    finally:
+        bar.close()
     if not load_checkpoint(path, verify=False).has_optimizer:
         print(
             f"note: {args.pth} holds no optimizer_state_dict; AdamW starts afresh", file=sys.stderr

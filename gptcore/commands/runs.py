@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gptcore.runs.table import filter_rows, row_record, run_table
-from gptcore.util.fmt import MISSING, format_si
+from gptcore.util.fmt import MISSING, format_bytes, format_si
 from gptcore.util.paths import runs_dir
 
 if TYPE_CHECKING:
@@ -37,8 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _loss(value: float | None) -> str:
-
-    return MISSING if value is None else f"{value:.3f}"
+    return MISSING if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
 def _when(epoch_s: float, now: float | None = None) -> str:
@@ -63,6 +63,7 @@ def _cells(row: RunRow) -> dict[str, str]:
         "tokens": MISSING if row.tokens_seen is None else format_si(row.tokens_seen),
         "best val": _loss(row.best_val),
         "last train": _loss(row.last_train),
+        "disk": MISSING if row.disk_bytes is None else format_bytes(row.disk_bytes),
         "state": row.state,
         "started": started,
     }
@@ -86,6 +87,10 @@ def format_table(rows: list[RunRow], width: int = MIN_WIDTH) -> str:
         c: max(len(heads[c][0]), len(heads[c][1]), *(len(cell[c]) for cell in cells))
         for c in columns
     }
+    # Disk use only where it fits whole: at 80 columns names and models come first.
+    if "disk" in widths and sum(widths.values()) + len(widths) - 1 > width:
+        columns.remove("disk")
+        del widths["disk"], heads["disk"]
     for column, narrowest in SHRINKABLE:
         excess = sum(widths.values()) + len(widths) - 1 - width
         if excess > 0:
@@ -111,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([row_record(row) for row in rows]))
     elif rows:
         print(format_table(rows, max(MIN_WIDTH, shutil.get_terminal_size().columns)))
+        # What could not be read, under the table: the file and the field, one line each.
+        for row in rows:
+            if row.problem is not None:
+                print(f"{row.name}: {row.problem}")
     elif args.filter:
         print(f"no runs match {args.filter!r}")
     else:

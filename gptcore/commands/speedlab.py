@@ -14,9 +14,9 @@ from gptcore.speedlab.results import (
     StepDone,
     describe_device,
     describe_workload,
-    list_results,
     report_json,
     results_dir,
+    scan_results,
 )
 from gptcore.speedlab.rungs import RUNGS
 from gptcore.training.stopsignals import StopSignals
@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptcore.speedlab.ladder import run_ladder
+    from gptcore.speedlab.ladder import ReportNotSaved, run_ladder
 
     if args.list:
         return _list(args.json)
@@ -74,32 +74,43 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     progress = _Progress(enabled=not args.json and sys.stderr.isatty())
     signals = StopSignals(lambda signum: stop.set())
+    not_saved: ReportNotSaved | None = None
     with signals:
-        report = run_ladder(
-            args.model,
-            context=args.context,
-            batch=args.batch,
-            steps=args.steps,
-            device=args.device,
-            compile=args.compile,
-            on_event=progress,
-            cancel=stop,
-        )
+        try:
+            report = run_ladder(
+                args.model,
+                context=args.context,
+                batch=args.batch,
+                steps=args.steps,
+                device=args.device,
+                compile=args.compile,
+                on_event=progress,
+                cancel=stop,
+            )
+        except ReportNotSaved as exc:  # the rungs were measured: print them all the same
+            not_saved, report = exc, exc.report
     progress.done()
     if args.json:
         print(report_json(report))
     else:
         print(format_report(report, shutil.get_terminal_size().columns))
+    if not_saved is not None:
+        print(f"gpt-tui: error: {not_saved}", file=sys.stderr)
+        return 1
     return signals.exit_code or 0
 
 
 def _list(as_json: bool) -> int:
     import json
 
-    reports = list_results()
+    reports, damaged = scan_results()
     if as_json:
-        print(json.dumps([r.to_dict() | {"path": r.path} for r in reports], ensure_ascii=False))
+        rows = [r.to_dict() | {"path": r.path} for r in reports]
+        rows += [{"path": exc.path, "error": str(exc)} for exc in damaged]
+        print(json.dumps(rows, ensure_ascii=False))
         return 0
+    for exc in damaged:
+        print(f"damaged: {exc}")
     if not reports:
         print(f"no saved results in {results_dir()}; run: gpt-tui speedlab --model tiny")
         return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from gptcore.errors import GenerationError
 from gptcore.runs.rundir import run_prompt
@@ -12,6 +11,7 @@ from gptcore.settings.declare import add_flags, flag_texts, flags_of
 from gptcore.settings.sampling import GenerationSettings
 from gptcore.settings.train import TrainConfig
 from gptcore.util.fmt import MISSING, format_count
+from gptcore.util.progress import ProgressLine
 from gptcore.weights.spec import describe_spec
 
 from .flags import add_device_flag, name_flags
@@ -64,10 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.prompt is None:
         args.prompt = run_prompt(run_dir)
 
-    def progress(done: int, total: int) -> None:
-        if not args.json and sys.stderr.isatty():
-            print(f"\rgpt-tui: {done}/{total} models sampled", end="", file=sys.stderr)
-
+    bar = ProgressLine("sampling", "models")  # stderr, on a terminal only: with an ETA
     try:
         entries = sample_timeline(
             run_dir,
@@ -75,13 +72,13 @@ def run(args: argparse.Namespace) -> int:
             settings.seed,
             settings,
             other=args.against,
-            progress=progress,
+            progress=bar.update,
             device=args.device,
         )
     except GenerationError as exc:
         raise name_flags(exc, FLAGS) from None
-    if not args.json and sys.stderr.isatty():
-        print(file=sys.stderr)
+    finally:
+        bar.close()
     if args.json:
         for entry in entries:
             print(json.dumps(entry.to_record(), ensure_ascii=False))

@@ -16,8 +16,9 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from gptcore.errors import GptTuiError
+from gptcore.errors import ConfigError, GptTuiError
 from gptcore.runs.events import (
+    BatchChanged,
     CheckpointSaved,
     EvalEnd,
     Failed,
@@ -28,12 +29,13 @@ from gptcore.runs.events import (
     Spike,
     StepEnd,
 )
-from gptcore.settings.declare import add_flags
+from gptcore.settings.declare import add_flags, flag_texts, flags_of, parse_text
 from gptcore.settings.train import TrainConfig
 from gptcore.training.health import health_text
-from gptcore.training.stopsignals import StopSignals, exit_code, signal_name
+from gptcore.training.stopsignals import StopSignals, exit_code, stop_message
 from gptcore.util.fmt import format_duration
 from gptcore.util.progress import ProgressLine
+from gptcore.util.tomlwrite import toml_value
 
 if TYPE_CHECKING:
     from gptcore.training.trainer import Trainer
@@ -49,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         help="override a setting: `--set max_steps=20`, `--set model.n_layers=4` (repeatable)",
     )
-    add_flags(p, TrainConfig, ["corpus"], {"corpus": None})  # default: the config's
+    add_flags(p, TrainConfig, ["corpus", *CORPUS_FLAGS], dict.fromkeys(["corpus", *CORPUS_FLAGS]))
     p.add_argument(
         "--resume",
         metavar="RUN_OR_CHECKPOINT",
@@ -88,6 +90,7 @@ class ConsolePrinter:
         self.total: int | None = None
         self.started = time.perf_counter()
         self.last_step_event = None
+        self.first_step_end: tuple[int, float] | None = None  # (global_step, when)
 
     def _line(self, text: str) -> None:
         if self.quiet:
@@ -97,10 +100,15 @@ class ConsolePrinter:
         print(text, file=self.out, flush=True)
 
     def eta(self, step: int) -> str:
-        done = step + 1 - self.first_step
+        # Measured from the end of the session's first step: that step includes the
+        # warm-up (kernels chosen, memory touched), which made step 0's ETA hours long.
+        if self.first_step_end is None:
+            return "?"
+        since, at = self.first_step_end
+        done = step - since
         if not self.total or done <= 0:
             return "?"
-        rate = done / max(time.perf_counter() - self.started, 1e-9)
+        rate = done / max(time.perf_counter() - at, 1e-9)
         return format_duration((self.total - step - 1) / rate)
 
     def __call__(self, event: object) -> None:
@@ -114,6 +122,7 @@ class ConsolePrinter:
         if isinstance(event, RunStarted):
             self.first_step, self.total = event.step, event.total_steps
             self.started = time.perf_counter()
+            self.first_step_end = None
             what = "resuming at step" if event.step else "starting"
             self._line(
                 f"run {event.run_dir}: {event.parameters:,} parameters on {event.device} "
@@ -122,6 +131,8 @@ class ConsolePrinter:
             )
         elif isinstance(event, StepEnd):
             self.last_step_event = event
+            if self.first_step_end is None:
+                self.first_step_end = (event.step, time.perf_counter())
             if self.total:
                 self.bar.update(event.step + 1 - self.first_step, self.total - self.first_step)
         elif isinstance(event, EvalEnd):
@@ -137,6 +148,8 @@ class ConsolePrinter:
             self._line(event.text.replace("\n", " "))
         elif isinstance(event, CheckpointSaved):
             self._line(f"checkpoint ({event.reason}): {event.path}")
+        elif isinstance(event, BatchChanged):
+            self._line(("warning: " if event.reason == "out_of_memory" else "") + event.detail)
         elif isinstance(event, Overfitting | Spike):
             self._line(f"warning: {health_text(event)}")
         elif isinstance(event, Finished):
@@ -165,17 +178,30 @@ def maybe_init_distributed(device: str) -> bool:
     return True
 
 
+# How the corpus is read and split: flags of their own (any other setting: --set).
+CORPUS_FLAGS = ["text_field", "split", "split_seed", "val_corpus"]
+
+
+def corpus_overrides(args: argparse.Namespace) -> list[str]:
+    """The corpus flags given, as `--set` overrides (a config's values otherwise)."""
+    values, errors = parse_text(TrainConfig, flag_texts(args, CORPUS_FLAGS))
+    if errors:
+        raise ConfigError(f"{flags_of(TrainConfig)[errors[0].field]}: {errors[0].message}")
+    return [f"{name}={toml_value(value)}" for name, value in values.items()]
+
+
 def run_command(args: argparse.Namespace) -> int:
     from gptcore.training.resume import prepare_run
     from gptcore.training.trainer import trainer_for
 
     run = prepare_run(
         args.config,
-        args.overrides,
+        [*args.overrides, *corpus_overrides(args)],
         corpus=args.corpus,
         init=args.init,
         resume=args.resume,
         run_dir=args.run_dir,
+        refuse_finished=True,  # a finished run needs more epochs/steps, said in one line
     )
     started_dist = maybe_init_distributed(run.train_config.device)
     try:
@@ -211,13 +237,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _stop_after_this_step(trainer: Trainer, signum: int) -> None:
     """The first stop signal: the trainer stops after this step and saves."""
-    again = "Ctrl-C" if signum == signal.SIGINT else signal_name(signum)
     # OSError: after SIGHUP nobody reads this; RuntimeError: a print was interrupted.
     with contextlib.suppress(OSError, RuntimeError):
-        print(
-            f"\n{signal_name(signum)}: stopping after this step to save a checkpoint "
-            f"({again} again to abort)",
-            file=sys.stderr,
-            flush=True,
-        )
-    trainer.cancel()
+        print(f"\n{stop_message(signum)}", file=sys.stderr, flush=True)
+    trainer.cancel(signum)

@@ -1,31 +1,44 @@
-"""Reading a corpus's text: a .txt file, a folder of text files, a pipe, or the
-built-in corpus (the English help topics that ship with every CPython, so it
-works offline).
+"""Reading a corpus's documents: text files, JSON Lines / JSON, Parquet, any of them
+compressed (.gz .bz2 .xz .zst), a folder of such files, a Hugging Face dataset
+(a save_to_disk folder or `hf:NAME`), a pipe, or the built-in corpus (the English
+help topics that ship with every CPython, so it works offline).
 
-The text is streamed (read and decoded a block at a time, with cuts that never
-split a UTF-8 character), so a corpus of gigabytes never sits in memory whole.
+Every file or record is one document; the text is the documents joined with
+`<|endoftext|>`. It is streamed (read and decoded a block at a time, with cuts that
+never split a UTF-8 character), so a corpus of gigabytes never sits in memory whole.
 Special files (devices, sockets) and non-UTF-8 text are refused with a message
 that names the file.
 """
 
 from __future__ import annotations
 
-import functools
+import array
 import os
 import re
 import select
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from gptcore.data import hfdatasets, records
+from gptcore.data.compressed import (
+    COMPRESSED_SUFFIXES,
+    compression_of,
+    display,
+    inner_suffix,
+    read_blocks,
+)
 from gptcore.errors import CorpusError
 from gptcore.model.tokenizer import END_OF_TEXT
 
 BUILTIN = "builtin"
+DEFAULT_TEXT_FIELD = "text"
 
 
-TEXT_SUFFIXES = {".txt", ".md", ".rst", ".text", ".markdown", ".org", ".tex", ".csv", ".json"}
+TEXT_SUFFIXES = {".txt", ".md", ".rst", ".text", ".markdown", ".org", ".tex", ".csv"}
+# What a folder's files may hold (each possibly compressed, except Parquet).
+CORPUS_SUFFIXES = TEXT_SUFFIXES | records.JSON_SUFFIXES | records.PARQUET_SUFFIXES
 
 
 READ_BYTES = 1 << 23  # a corpus is read (and decoded) 8 MiB at a time
@@ -82,9 +95,7 @@ def builtin_text() -> str:
     return fold_layout(raw_topics_text())
 
 
-def _display(path: Path) -> str:
-    """A path for messages: bytes that are not UTF-8 shown as \\xNN, never an error."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+_display = display  # a path for messages (bytes that are not UTF-8 shown as \\xNN)
 
 
 class NotUtf8Error(CorpusError):
@@ -104,12 +115,22 @@ class NotUtf8Error(CorpusError):
         return f"{self.reason}; {hint}"
 
 
-def _text_files(folder: Path) -> list[Path]:
+def is_corpus_file(path: Path) -> bool:
+    """Whether a file in a corpus folder is read: by its suffix (under a compression
+    suffix, for all but Parquet, which compresses inside)."""
+    inner = inner_suffix(path)
+    if compression_of(path) and inner in records.PARQUET_SUFFIXES:
+        return False
+    return inner in CORPUS_SUFFIXES
+
+
+def corpus_files(folder: Path) -> list[Path]:
+    """The files a corpus folder is made of, in a stable order; hidden ones skipped."""
     return sorted(
         p
         for p in folder.rglob("*")
         if p.is_file()
-        and p.suffix.lower() in TEXT_SUFFIXES
+        and is_corpus_file(p)
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
 
@@ -182,6 +203,8 @@ def corpus_name(source: str | Path) -> str:
     """The name a corpus is shown by: the file's or folder's own name."""
     if str(source) == BUILTIN:
         return "builtin (Python help topics)"
+    if hfdatasets.is_hub_source(str(source)):
+        return str(source)
     path = Path(source).expanduser()
     return _display(Path(path.name)) if path.name else _display(path)
 
@@ -225,12 +248,7 @@ def _decode_at(data: bytes, offset: int, path: Path, errors: str) -> str:
 
 
 def _file_blocks(path: Path) -> Iterator[bytes]:
-    try:
-        with open(path, "rb") as f:
-            while block := f.read(READ_BYTES):
-                yield block
-    except OSError as exc:
-        raise CorpusError(f"cannot read corpus {_display(path)}: {exc.strerror or exc}") from None
+    return read_blocks(path, READ_BYTES)
 
 
 def _memory_blocks(data: bytes) -> Iterator[bytes]:
@@ -239,77 +257,177 @@ def _memory_blocks(data: bytes) -> Iterator[bytes]:
         yield bytes(view[start : start + READ_BYTES])
 
 
+Document = Iterable[str]  # one document's text, in blocks
+DocStream = Callable[[], Iterator[Document]]  # reads a file's (or dataset's) documents again
+
+
+@dataclass(frozen=True)
+class DocStats:
+    """Documents and their lengths in characters."""
+
+    documents: int
+    shortest: int
+    median: int
+    longest: int
+
+    @classmethod
+    def of(cls, lengths: array.array) -> DocStats:
+        import numpy as np
+
+        if not lengths:
+            return cls(0, 0, 0, 0)
+        values = np.frombuffer(lengths, dtype=np.int64)
+        median = int(np.partition(values, len(values) // 2)[len(values) // 2])
+        return cls(len(values), int(values.min()), median, int(values.max()))
+
+
 @dataclass
 class CorpusSource:
-    """A corpus checked and measured but not held in memory: `blocks()` reads
-    its text again, in blocks of about READ_BYTES, each time it is called."""
+    """A corpus checked and measured but not held in memory: `documents()` and
+    `blocks()` read it again, a block at a time, each time they are called."""
 
     name: str
-    files: int
+    files: int  # documents (a folder's files; a JSONL file's or dataset's records)
     n_chars: int
-    docs: list[Callable[[], Iterator[str]]]
+    docs: list[DocStream]
+    doc_chars: array.array = field(default_factory=lambda: array.array("q"))
+
+    def documents(self) -> Iterator[Document]:
+        for stream in self.docs:
+            yield from stream()
 
     def blocks(self) -> Iterator[str]:
-        """The text: the documents joined with `<|endoftext|>`."""
-        for i, doc in enumerate(self.docs):
+        """The text: the documents joined with `<|endoftext|>` (the tokenizer's
+        chunker gathers short ones, so they are handed on as they come)."""
+        for i, doc in enumerate(self.documents()):
             if i:
                 yield END_OF_TEXT
-            yield from doc()
+            yield from doc
+
+    def stats(self) -> DocStats:
+        return DocStats.of(self.doc_chars)
 
 
-def _measure(doc: Callable[[], Iterator[str]]) -> tuple[int, bool]:
+def _measure(doc: Document) -> tuple[int, bool]:
     """(characters, blank) of a document, read once through."""
     chars, blank = 0, True
-    for block in doc():
+    for block in doc:
         chars += len(block)
         blank = blank and block.isspace() if block else blank
     return chars, blank
 
 
-def open_corpus(
-    source: str | Path, errors: str = "strict", piped: bytes | None = None
-) -> CorpusSource:
-    """Check and measure a corpus (BUILTIN, a text file, a pipe, or a folder of text
-    files) by reading it through once, keeping only a block of it in memory.
+def _one(texts: Iterator[str]) -> Iterator[Document]:
+    """Records as documents of one block each."""
+    return ((text,) for text in texts)
 
-    Files in a folder are joined with `<|endoftext|>` between documents, as
-    GPT-2's training data was. `errors="replace"` decodes bad UTF-8 with U+FFFD.
-    Devices are refused; special files inside a folder are skipped. `piped`:
-    the bytes of a pipe already read (a pipe can be read only once).
+
+@dataclass(frozen=True)
+class ParquetStream:
+    """A Parquet file's documents (a DocStream) that Arrow can also measure alone."""
+
+    path: Path
+    column: str
+
+    def __call__(self) -> Iterator[Document]:
+        return _one(records.parquet_documents(self.path, self.column))
+
+    def lengths(self) -> Iterator[int]:
+        return records.parquet_lengths(self.path, self.column)
+
+
+def file_stream(path: Path, errors: str, text_field: str) -> DocStream:
+    """How one file's documents are read, by what its suffix says it holds."""
+    inner = inner_suffix(path)
+    if inner in records.PARQUET_SUFFIXES:
+        return ParquetStream(path, text_field)
+    if inner == ".json":
+        return lambda: _one(records.json_documents(path, text_field, errors, READ_BYTES))
+    if inner in records.JSON_SUFFIXES:
+        return lambda: _one(records.jsonl_documents(path, text_field, errors, READ_BYTES))
+    return lambda: iter([_decode_blocks_of(path, errors)])
+
+
+def _measured(name: str, streams: list[DocStream]) -> CorpusSource:
+    """The streams read through once: each document measured, blank ones dropped
+    (a stream left without any is dropped whole)."""
+    kept: list[DocStream] = []
+    lengths = array.array("q")
+    for stream in streams:
+        before = len(lengths)
+        if isinstance(stream, ParquetStream):  # measured in Arrow: no strings built
+            lengths.extend(stream.lengths())
+        else:
+            for doc in stream():
+                n, blank = _measure(doc)
+                if not blank:
+                    lengths.append(n)
+        if len(lengths) > before:
+            kept.append(stream)
+    chars = sum(lengths) + len(END_OF_TEXT) * max(0, len(lengths) - 1)
+    return CorpusSource(name, len(lengths), chars, kept, lengths)
+
+
+def open_corpus(
+    source: str | Path,
+    errors: str = "strict",
+    piped: bytes | None = None,
+    text_field: str = DEFAULT_TEXT_FIELD,
+) -> CorpusSource:
+    """Check and measure a corpus by reading it through once, keeping only a block
+    of it in memory: BUILTIN, a file (text, JSON Lines, JSON, Parquet, compressed),
+    a pipe, a folder of such files, a save_to_disk folder, or `hf:NAME`.
+
+    Every file or record is one document; documents are joined with `<|endoftext|>`,
+    as GPT-2's training data was. `text_field` names the JSON field or the column
+    that holds a record's text. `errors="replace"` decodes bad UTF-8 with U+FFFD.
+    Devices are refused; special files inside a folder are skipped. `piped`: the
+    bytes of a pipe already read (a pipe can be read only once).
     """
     if str(source) == BUILTIN:
         text = builtin_text()
-        return CorpusSource(corpus_name(source), 1, len(text), [lambda: iter([text])])
+        return _measured(corpus_name(source), [lambda: iter([[text]])])
+    if hfdatasets.is_hub_source(str(source)):
+        name = str(source)
+        corpus = _measured(name, [lambda: _one(hfdatasets.hub_documents(name, text_field))])
+        if not corpus.docs:
+            raise CorpusError(f"the dataset {name} holds no text in column {text_field!r}")
+        return corpus
     path = Path(source).expanduser()
     if not path.exists():
         raise CorpusError(f"corpus not found: {_display(path)}")
     if path.is_dir():
-        files = _text_files(path)
-        if not files:
-            suffixes = ", ".join(sorted(TEXT_SUFFIXES))
-            raise CorpusError(f"folder {_display(path)} holds no text files ({suffixes})")
-        docs, chars = [], 0
-        for file in files:
-            doc = functools.partial(_decode_blocks_of, file, errors)
-            n, blank = _measure(doc)
-            if not blank:
-                docs.append(doc)
-                chars += n
-        if not docs:
-            raise CorpusError(f"every text file in {_display(path)} is empty")
-        chars += len(END_OF_TEXT) * (len(docs) - 1)
-        return CorpusSource(corpus_name(path), len(docs), chars, docs)
+        if hfdatasets.is_saved_dataset(path):
+            streams: list[DocStream] = [
+                lambda: _one(hfdatasets.saved_dataset_documents(path, text_field))
+            ]
+        else:
+            files = corpus_files(path)
+            if not files:
+                suffixes = " ".join(sorted(CORPUS_SUFFIXES))
+                compressed = " ".join(sorted(COMPRESSED_SUFFIXES))
+                raise CorpusError(
+                    f"folder {_display(path)} holds no text files ({suffixes}, "
+                    f"each also compressed: {compressed})"
+                )
+            streams = [file_stream(file, errors, text_field) for file in files]
+        corpus = _measured(corpus_name(path), streams)
+        if not corpus.docs:
+            raise CorpusError(f"every file in {_display(path)} is empty")
+        return corpus
     if piped is None and _refuse_special(path):
         piped = read_pipe(path)
     if piped is not None:
         data = piped
-        doc = lambda: _decode_blocks(_memory_blocks(data), path, errors)  # noqa: E731
+        stream: DocStream = lambda: iter(  # noqa: E731
+            [_decode_blocks(_memory_blocks(data), path, errors)]
+        )
     else:
-        doc = functools.partial(_decode_blocks_of, path, errors)
-    chars, blank = _measure(doc)
-    if blank:
+        stream = file_stream(path, errors, text_field)
+    corpus = _measured(corpus_name(path), [stream])
+    if not corpus.docs:
         raise CorpusError(f"corpus file {_display(path)} is empty")
-    return CorpusSource(corpus_name(path), 1, chars, [doc])
+    return corpus
 
 
 def _decode_blocks_of(path: Path, errors: str) -> Iterator[str]:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
+from gptcore.data.mixture import draw_starts
 from gptcore.data.plan import BatchPlan
 from gptcore.data.tokens import TokenizedCorpus
 from gptcore.data.windows import OffsetWindowDataset, RandomWindowSampler, WindowDataset
@@ -60,6 +61,7 @@ class DataOrder:
         self.rank = rank
         self.pin_memory = pin_memory  # page-locked batches copy to a GPU asynchronously
         self._train_tokens = len(corpus.train_tokens)
+        self._sources = corpus.sources  # a mixture: windows drawn by each source's weight
         if self.random:
             self.train_data: OffsetWindowDataset | WindowDataset = OffsetWindowDataset(
                 corpus.train_tokens, plan.length
@@ -77,6 +79,10 @@ class DataOrder:
         if self.random:
             g = torch.Generator()
             g.manual_seed(seed)
+            if self._sources:
+                lengths = [n for _, n, _ in self._sources]
+                weights = [w for *_, w in self._sources]
+                return draw_starts(lengths, weights, self.plan.length, self.plan.train_windows, g)
             sampler = RandomWindowSampler(
                 self._train_tokens, self.plan.length, self.plan.train_windows, g
             )

@@ -8,6 +8,7 @@ stops it, as a value: the screens show it, the Trainer raises it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from gptcore.errors import ConfigError, CorpusError, GptTuiError
@@ -89,6 +90,17 @@ def batch_plan(
 ) -> BatchPlan:
     """The plan a run of `train` on `model` follows over a corpus split into
     `train_tokens` and `val_tokens` tokens, with `processes` DDP ranks."""
+    if not isinstance(train.batch_size, int):
+        # batch_size = "auto" is chosen as the run starts (gptcore.planner.autobatch,
+        # from the device's free memory); until then the plan is the one at batch 1.
+        train = dataclasses.replace(
+            train,
+            batch_size=1,
+            grad_accum=train.effective_batch or train.grad_accum,
+            effective_batch=None,
+        )
+    elif train.effective_batch:  # grad_accum keeps the effective batch (checked divisible)
+        train = dataclasses.replace(train, grad_accum=train.effective_batch // train.batch_size)
     ctx = model.context_length
     length = train.max_length or ctx
     stride = train.stride or length

@@ -1,16 +1,17 @@
 """Tokenizing a corpus once into a cache that later runs memory-map.
 
-The text is split by characters at `train_ratio` as the book does; each part is
-tokenized in parallel, in chunks cut only where the cut cannot change the tokens,
-into a uint16 file keyed by the content's hash (`prepare_corpus`).
+The corpus is split into train and validation text as the setting `split` says:
+by characters at `train_ratio` as the book does ("position"), or whole documents
+drawn at random with a seed ("documents"), or not at all ("all", for a corpus
+whose validation text comes from elsewhere). Each part is tokenized in parallel,
+in chunks cut only where the cut cannot change the tokens, into a sharded cache
+keyed by the content's hash (gptcore.data.shards; `prepare_corpus`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
-import json
 import os
 import re
 from collections import deque
@@ -21,45 +22,55 @@ from pathlib import Path
 
 import numpy as np
 
+from gptcore.data import hfdatasets, shards
 from gptcore.data.corpus import (
     BUILTIN,
+    DEFAULT_TEXT_FIELD,
     READ_BYTES,
     CorpusSource,
+    DocStats,
     ProgressFn,
     _display,
     _refuse_special,
-    _text_files,
     builtin_text,
+    corpus_files,
     corpus_name,
     open_corpus,
     read_pipe,
 )
+from gptcore.data.shards import CacheWriter, Manifest, ShardedTokens
 from gptcore.errors import CorpusError
 from gptcore.model.tokenizer import END_OF_TEXT, encode_to_uint16, get_tokenizer
-from gptcore.util.fsutil import atomic_open, atomic_write_bytes
 from gptcore.util.paths import token_cache_dir
 
-CACHE_FORMAT = 2  # 2: meta.json counts the whole text's tokens
-# A cache folder: the two splits' token ids (uint16), then the meta that marks it complete.
-TRAIN_FILE, VAL_FILE, META_FILE = "train.bin", "val.bin", "meta.json"
+# 3: sharded, with a manifest (gptcore.data.shards) and document statistics
+CACHE_FORMAT = 3
+SPLITS = ("position", "documents", "all")
 
 
 CHUNK_CHARS = 1 << 20  # 1 MiB of text per tokenizer task
 
 
+Tokens = np.ndarray | ShardedTokens  # one mapped shard, or several read as one
+
+
 @dataclass
 class TokenizedCorpus:
-    """A corpus split by characters into train and validation token arrays."""
+    """A corpus split into train and validation token arrays (memory-mapped)."""
 
     name: str
     n_chars: int
-    files: int
-    train_tokens: np.ndarray
-    val_tokens: np.ndarray
+    files: int  # documents
+    train_tokens: Tokens
+    val_tokens: Tokens
     train_chars: int
     val_chars: int
     key: str
     n_tokens: int  # of the whole text: the split can cut a token, so not train + val
+    doc_stats: DocStats | None = None
+    split: str = "position"
+    # A mixture's sources: (name, train tokens, weight) each (gptcore.data.mixture).
+    sources: tuple[tuple[str, int, float], ...] = ()
 
 
 # A boundary where GPT-2's pre-tokenizer never joins the two sides: after a
@@ -141,35 +152,93 @@ def _split_blocks(blocks: Iterable[str], split: int) -> Iterator[tuple[int, str]
         seen += len(block)
 
 
-def stream_chunks(
-    blocks: Iterable[str], split: int, chunk_chars: int = CHUNK_CHARS
-) -> Iterator[tuple[int, str]]:
-    """(part, chunk) over a text given in blocks: part 0 is the text before
-    character `split` (train), part 1 the rest (validation), each cut at safe
-    boundaries into ~chunk_chars chunks whose separate encodings concatenate to
-    exactly the encoding of the part. Holds about one block plus one chunk."""
-    buf, buf_part, scan = "", 0, 0  # scan: where in buf a boundary is sought next
-    for part, block in _split_blocks(blocks, split):
-        if part != buf_part:
-            if buf:
-                yield buf_part, buf
-            buf, buf_part, scan = "", part, 0
-        buf += block
-        start = 0
-        while len(buf) - start > chunk_chars:
-            match = _SAFE_SPLIT.search(buf, max(start + chunk_chars, scan))
+class _PartChunker:
+    """Cuts one part's text, given in blocks, at safe boundaries into ~chunk_chars
+    chunks whose separate encodings concatenate to exactly the part's encoding."""
+
+    def __init__(self, part: int, chunk_chars: int) -> None:
+        self.part, self.chunk_chars = part, chunk_chars
+        self.pieces: list[str] = []
+        self.size = 0
+        self.buf, self.scan = "", 0  # scan: where in buf a boundary is sought next
+
+    def add(self, block: str) -> Iterator[tuple[int, str]]:
+        self.pieces.append(block)
+        self.size += len(block)
+        if len(self.buf) + self.size <= self.chunk_chars:
+            return  # short documents gather until a chunk's worth is in
+        buf = self.buf + "".join(self.pieces)
+        self.pieces, self.size = [], 0
+        start, scan = 0, self.scan
+        while len(buf) - start > self.chunk_chars:
+            match = _SAFE_SPLIT.search(buf, max(start + self.chunk_chars, scan))
             if match is None:
                 # No boundary yet (a very long word): look again once more text is in,
                 # from just before the end (the pattern sees two characters back).
                 scan = max(0, len(buf) - 2)
                 break
-            yield part, buf[start : match.start()]
+            yield self.part, buf[start : match.start()]
             start = match.start()
-        if start:
-            buf = buf[start:]
-            scan = max(0, scan - start)
-    if buf:
-        yield buf_part, buf
+        self.buf, self.scan = buf[start:], max(0, scan - start)
+
+    def flush(self) -> Iterator[tuple[int, str]]:
+        buf = self.buf + "".join(self.pieces)
+        self.buf, self.pieces, self.size, self.scan = "", [], 0, 0
+        if buf:
+            yield self.part, buf
+
+
+def chunk_parts(
+    parted: Iterable[tuple[int, str]], chunk_chars: int = CHUNK_CHARS
+) -> Iterator[tuple[int, str]]:
+    """(part, chunk) over (part, block) pairs: each part's text (0 train, 1
+    validation, in any interleaving) cut at safe boundaries into ~chunk_chars
+    chunks whose separate encodings concatenate to exactly the part's encoding.
+    Holds about a block plus a chunk per part."""
+    chunkers = [_PartChunker(0, chunk_chars), _PartChunker(1, chunk_chars)]
+    for part, block in parted:
+        yield from chunkers[part].add(block)
+    for chunker in chunkers:
+        yield from chunker.flush()
+
+
+def stream_chunks(
+    blocks: Iterable[str], split: int, chunk_chars: int = CHUNK_CHARS
+) -> Iterator[tuple[int, str]]:
+    """(part, chunk) over a text given in blocks: part 0 is the text before
+    character `split` (train), part 1 the rest (validation); see chunk_parts."""
+    return chunk_parts(_split_blocks(blocks, split), chunk_chars)
+
+
+def _mix64(x: int) -> int:
+    """splitmix64's finaliser: a well-spread 64-bit hash of an integer."""
+    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
+
+
+def document_part(index: int, seed: int, train_ratio: float) -> int:
+    """0 (train) or 1 (validation) for document `index`: a seeded draw that depends
+    on the document's place only, so the split is the same on every machine."""
+    return 0 if _mix64(_mix64(seed) ^ index) < train_ratio * 2.0**64 else 1
+
+
+def _document_blocks(
+    corpus: CorpusSource, seed: int, train_ratio: float, counts: list[int]
+) -> Iterator[tuple[int, str]]:
+    """(part, block) with whole documents routed to train or validation, each part's
+    documents joined with `<|endoftext|>`; `counts` gets each part's characters."""
+    started = [False, False]
+    for index, doc in enumerate(corpus.documents()):
+        part = document_part(index, seed, train_ratio)
+        if started[part]:
+            counts[part] += len(END_OF_TEXT)
+            yield part, END_OF_TEXT
+        started[part] = True
+        for block in doc:
+            counts[part] += len(block)
+            yield part, block
 
 
 def _count_across_split(before: str, after: str) -> int:
@@ -197,61 +266,115 @@ def _count_across_split(before: str, after: str) -> int:
     return count(before) + count(after) - count(before + after)
 
 
+@dataclass(frozen=True)
+class SplitSpec:
+    """How a corpus is split into train and validation text (see the module docstring)."""
+
+    how: str = "position"
+    train_ratio: float = 0.9
+    seed: int = 0  # documents only
+
+    def key(self) -> str:
+        if self.how == "all":
+            return "all"
+        if self.how == "documents":
+            return f"d{self.train_ratio:g}s{self.seed}"
+        return f"r{self.train_ratio:g}"
+
+
+def _parted_blocks(
+    corpus: CorpusSource, split: SplitSpec, counts: list[int]
+) -> Iterator[tuple[int, str]]:
+    """(part, block) of the corpus's text under `split`; `counts`: each part's characters."""
+    if split.how == "documents":
+        return _document_blocks(corpus, split.seed, split.train_ratio, counts)
+    at = corpus.n_chars if split.how == "all" else int(split.train_ratio * corpus.n_chars)
+    counts[:] = [at, corpus.n_chars - at]
+    return _split_blocks(corpus.blocks(), at)
+
+
 def _write_token_cache(
     corpus: CorpusSource,
-    split: int,
+    split: SplitSpec,
     folder: Path,
     progress: ProgressFn | None,
     chunk_chars: int = CHUNK_CHARS,
     threads: int | None = None,
-) -> tuple[int, int, int]:
-    """Stream the corpus's tokens into folder/train.bin and folder/val.bin.
+    shard_bytes: int | None = None,
+) -> None:
+    """Stream the corpus's tokens into shards of both splits, then the manifest.
 
-    Both files are written to temporary files that take their names only once
-    every token is in: an error or a cancel (an exception from `progress`)
-    leaves neither. Returns (train tokens, val tokens, tokens of the whole text).
+    Shards take their names only once full, and the manifest that marks the cache
+    complete comes last: an error or a cancel (an exception from `progress`) leaves
+    no file behind, and a killed writer leaves no manifest (never used).
     """
-    counts, done = [0, 0], 0
+    counts, chars, done = [0, 0], [0, 0], 0
     last_train, first_val = "", ""
-    chunks = stream_chunks(corpus.blocks(), split, chunk_chars)
+    chunks = chunk_parts(_parted_blocks(corpus, split, chars), chunk_chars)
     encoded = _encode_parallel(chunks, threads)
-    with contextlib.ExitStack() as stack:
-        names = (TRAIN_FILE, VAL_FILE)
-        files = [stack.enter_context(atomic_open(folder / name, "wb")) for name in names]
-        stack.callback(encoded.close)  # runs first: stops the pool, then the files go
-        for part, chunk, ids in encoded:
-            files[part].write(ids.tobytes())
-            counts[part] += len(ids)
-            if part == 0:
-                last_train = chunk
-            elif not first_val:
-                first_val = chunk
-            done += len(chunk)
-            if progress:
-                progress(done, corpus.n_chars)
-    return counts[0], counts[1], counts[0] + counts[1] - _count_across_split(last_train, first_val)
+    dtype = shards.token_dtype(get_tokenizer().n_vocab)
+    writer = CacheWriter(folder, dtype, shard_bytes or shards.SHARD_BYTES)
+    try:
+        with writer:
+            for part, chunk, ids in encoded:
+                writer.write(part, ids)
+                counts[part] += len(ids)
+                if part == 0:
+                    last_train = chunk
+                elif not first_val:
+                    first_val = chunk
+                done += len(chunk)
+                if progress:
+                    progress(min(done, corpus.n_chars), corpus.n_chars)
+            tokens = counts[0] + counts[1]
+            if split.how == "position":  # the cut may split a token in two
+                tokens -= _count_across_split(last_train, first_val)
+            stats = corpus.stats()
+            writer.commit(
+                Manifest(
+                    format=CACHE_FORMAT,
+                    name=corpus.name,
+                    documents=corpus.files,
+                    chars=corpus.n_chars if split.how != "documents" else sum(chars),
+                    train_chars=chars[0],
+                    tokens=tokens,
+                    split=split.how,
+                    dtype=dtype.name,
+                    train=[],
+                    val=[],
+                    doc_shortest=stats.shortest,
+                    doc_median=stats.median,
+                    doc_longest=stats.longest,
+                )
+            )
+    finally:
+        encoded.close()  # stops the pool when a cancel or an error ends the loop early
 
 
-def _load_tokens(path: Path) -> np.ndarray:
-    if path.stat().st_size == 0:
-        return np.zeros(0, dtype=np.uint16)
-    return np.memmap(path, dtype=np.uint16, mode="r")
-
-
-def corpus_fingerprint(source: str | Path) -> str:
+def corpus_fingerprint(source: str | Path, text_field: str = DEFAULT_TEXT_FIELD) -> str:
     """sha256 over the corpus's raw bytes (and file names, for folders).
 
-    Computed by streaming, without decoding, so a cached corpus reloads fast.
-    Unreadable input is left for read_corpus to report; devices are refused and
-    a pipe, which can be read only once, is for prepare_corpus to read.
+    Computed by streaming, without decoding or decompressing, so a cached corpus
+    reloads fast. Unreadable input is left for open_corpus to report; devices are
+    refused and a pipe, which can be read only once, is for prepare_corpus to read.
+    A hub dataset (`hf:NAME`) is known by its name only: its cache is reused until
+    deleted. The text field is part of it (another field is other text).
     """
     digest = hashlib.sha256()
+    if text_field != DEFAULT_TEXT_FIELD:
+        digest.update(b"field\0" + text_field.encode("utf-8", "surrogatepass") + b"\0")
     if str(source) == BUILTIN:
         digest.update(builtin_text().encode("utf-8"))
         return digest.hexdigest()
+    if hfdatasets.is_hub_source(str(source)):
+        digest.update(str(source).encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()
     path = Path(source).expanduser()
     if path.is_dir():
-        files = _text_files(path)
+        if hfdatasets.is_saved_dataset(path):
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+        else:
+            files = corpus_files(path)
     elif _refuse_special(path):
         raise CorpusError(f"{_display(path)} is a pipe: it can be read only once")
     else:
@@ -272,25 +395,37 @@ def prepare_corpus(
     errors: str = "strict",
     progress: ProgressFn | None = None,
     cache_dir: Path | None = None,
+    *,
+    text_field: str = DEFAULT_TEXT_FIELD,
+    split: str = "position",
+    split_seed: int = 0,
 ) -> TokenizedCorpus:
-    """Read, split by characters and tokenize a corpus, reusing the token cache.
+    """Read, split and tokenize a corpus, reusing the token cache.
 
+    `split`: "position" cuts the text by characters at `train_ratio` (the book's);
+    "documents" sends whole documents to validation at random (`split_seed`) with
+    probability 1 - train_ratio; "all" keeps every token in the train part.
     A pipe is read once: its bytes are both hashed and decoded.
     """
     if not 0 < train_ratio < 1:
         raise CorpusError(f"train_ratio must be between 0 and 1, got {train_ratio}")
-    path = None if str(source) == BUILTIN else Path(source).expanduser()
+    if split not in SPLITS:
+        raise CorpusError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    spec = SplitSpec(split, train_ratio, split_seed)
+    path = None
+    if str(source) != BUILTIN and not hfdatasets.is_hub_source(str(source)):
+        path = Path(source).expanduser()
     piped = None
     if path is not None and not path.is_dir() and _refuse_special(path):
         piped = read_pipe(path)
         fingerprint: str | None = hashlib.sha256(piped).hexdigest()
     else:
         try:
-            fingerprint = corpus_fingerprint(source)
+            fingerprint = corpus_fingerprint(source, text_field)
         except OSError:
             fingerprint = None  # open_corpus below names the problem
     if fingerprint is not None:
-        key = f"{fingerprint[:32]}-r{train_ratio:g}-{errors}-v{CACHE_FORMAT}"
+        key = f"{fingerprint[:32]}-{spec.key()}-{errors}-v{CACHE_FORMAT}"
         folder = (cache_dir or token_cache_dir()) / key
         cached = _load_cached(folder, key)
         if cached is not None:
@@ -299,22 +434,19 @@ def prepare_corpus(
             # The cache is keyed by content: the same text under another name (a
             # pasted text saved to a file) is named after this source, not the first.
             return dataclasses.replace(cached, name=corpus_name(source))
-    corpus = open_corpus(source, errors, piped)
+    corpus = open_corpus(source, errors, piped, text_field)
     if fingerprint is None:  # readable now: the earlier failure was transient
-        return prepare_corpus(source, train_ratio, errors, progress, cache_dir)
-    split = int(train_ratio * corpus.n_chars)
-    n_train, n_val, n_tokens = _write_token_cache(corpus, split, folder, progress, CHUNK_CHARS)
-    meta = {
-        "name": corpus.name,
-        "files": corpus.files,
-        "chars": corpus.n_chars,
-        "train_chars": split,
-        "train_tokens": n_train,
-        "val_tokens": n_val,
-        "tokens": n_tokens,
-        "train_ratio": train_ratio,
-    }
-    atomic_write_bytes(folder / META_FILE, json.dumps(meta).encode())  # last: marks completeness
+        return prepare_corpus(
+            source,
+            train_ratio,
+            errors,
+            progress,
+            cache_dir,
+            text_field=text_field,
+            split=split,
+            split_seed=split_seed,
+        )
+    _write_token_cache(corpus, spec, folder, progress, CHUNK_CHARS)
     loaded = _load_cached(folder, key)
     if loaded is None:  # pragma: no cover - only if the disk lost what we just wrote
         raise CorpusError(f"the token cache in {folder} could not be read back")
@@ -322,24 +454,29 @@ def prepare_corpus(
 
 
 def _load_cached(folder: Path, key: str) -> TokenizedCorpus | None:
-    """The cached corpus in `folder`, or None if absent or damaged (then rebuilt)."""
-    try:
-        meta = json.loads((folder / META_FILE).read_text())
-        train = _load_tokens(folder / TRAIN_FILE)
-        val = _load_tokens(folder / VAL_FILE)
-        if len(train) != meta["train_tokens"] or len(val) != meta["val_tokens"]:
-            return None
-        chars, split = meta["chars"], meta["train_chars"]
-        return TokenizedCorpus(
-            meta["name"],
-            chars,
-            meta["files"],
-            train,
-            val,
-            split,
-            chars - split,
-            key,
-            meta["tokens"],
-        )
-    except (OSError, ValueError, KeyError, TypeError):
+    """The cached corpus in `folder`, or None if absent, partial or damaged (then
+    rebuilt): only a cache whose manifest was written, with every shard it lists
+    at the size it says, is used."""
+    manifest = shards.read_manifest(folder)
+    if manifest is None or manifest.format != CACHE_FORMAT:
         return None
+    train = shards.open_part(folder, manifest, "train")
+    val = shards.open_part(folder, manifest, "val")
+    if train is None or val is None or manifest.train_chars > manifest.chars:
+        return None
+    stats = DocStats(
+        manifest.documents, manifest.doc_shortest, manifest.doc_median, manifest.doc_longest
+    )
+    return TokenizedCorpus(
+        manifest.name,
+        manifest.chars,
+        manifest.documents,
+        train,
+        val,
+        manifest.train_chars,
+        manifest.chars - manifest.train_chars,
+        key,
+        manifest.tokens,
+        stats,
+        manifest.split,
+    )

@@ -16,7 +16,6 @@ import ctypes.util
 import functools
 import os
 import threading
-import time
 from collections.abc import Iterator
 
 import torch
@@ -74,90 +73,66 @@ def mfu(tokens_per_s: float, config: GPTConfig, seq_len: int, peak: float | None
     return tokens_per_s * flops_per_token(config, seq_len) / peak
 
 
-# "1" or "0" overrides the CPU's native-bf16 detection (tests run the suite both ways;
-# users can opt out of bf16 on a CPU that has it).
+# "1" or "0" overrides the CPU's native-bf16 detection: the table's one input a user
+# (or a test) may set. 0 keeps "auto" in fp32 on a CPU that has bf16; 1 trains "auto"
+# in bf16 on one whose /proc/cpuinfo does not say so.
 NATIVE_BF16_ENV = "GPT_TUI_CPU_BF16"
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when oneDNN runs bf16 matrix multiplies natively here (AVX512-BF16 / AMX).
-
-    Without that hardware, bf16 autocast on the CPU is emulated and slower than fp32.
-    """
-    forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
-    if forced in ("0", "1"):
-        return forced == "1"
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-# bf16 autocast must beat fp32 by this much on the probe to be worth its rounding.
-BF16_MIN_SPEEDUP = 1.2
-_PROBE_ROWS, _PROBE_WIDTH = 256, 768  # 256 tokens through book-124m's feed-forward
-_PROBE_ROUNDS = 3
-
-
-def _bf16_probe_speedup() -> float:
-    """fp32 time over bf16-autocast time for a feed-forward layer's forward and backward.
-
-    Book-124m's feed-forward on one context of tokens, weights cast every call as in
-    training: it catches both emulated bf16 and a CPU whose casts eat the matmul gain.
-    Each precision's fastest round counts, alternating, so a busy machine skews both.
-    """
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        layer = torch.nn.Sequential(
-            torch.nn.Linear(_PROBE_WIDTH, 4 * _PROBE_WIDTH),
-            torch.nn.GELU(approximate="tanh"),
-            torch.nn.Linear(4 * _PROBE_WIDTH, _PROBE_WIDTH),
-        )
-        x = torch.randn(_PROBE_ROWS, _PROBE_WIDTH)
-
-    def once(bf16: bool) -> float:
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = layer(x)
-        out.float().sum().backward()
-        return time.perf_counter() - start
-
-    once(False), once(True)  # warm-up: kernels chosen, memory touched
-    fp32 = bf16 = float("inf")
-    for _ in range(_PROBE_ROUNDS):
-        fp32, bf16 = min(fp32, once(False)), min(bf16, once(True))
-    return fp32 / bf16
+# x86 CPU flags of bf16 matrix multiplies in hardware. oneDNN's own check
+# (torch.ops.mkldnn._is_mkldnn_bf16_supported) also says yes for plain AVX-512, where
+# bf16 is emulated and slower than fp32, so it is not the one asked.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 @functools.cache
-def measured_bf16_speedup() -> float:
-    """`_bf16_probe_speedup`, measured once per process."""
-    return _bf16_probe_speedup()
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "flags":
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
 
 
-def cpu_bf16_pays() -> bool:
-    """Whether bf16 autocast trains faster than fp32 on this CPU.
-
-    GPT_TUI_CPU_BF16=1/0 answers without measuring. Without native bf16 the answer is
-    no (emulated bf16 is slower); with it, a short probe decides, once per process.
-    """
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU multiplies bf16 matrices in hardware (AVX512-BF16 or AMX);
+    GPT_TUI_CPU_BF16=1/0 answers instead. Without that hardware bf16 autocast on the
+    CPU is emulated and slower than fp32."""
     forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
     if forced in ("0", "1"):
         return forced == "1"
-    return cpu_has_native_bf16() and measured_bf16_speedup() >= BF16_MIN_SPEEDUP
+    return bool(cpu_flags() & NATIVE_BF16_FLAGS)
+
+
+def cuda_has_native_bf16() -> bool:
+    """True when the current GPU computes in bf16 natively (Ampere and newer): not
+    the emulated bf16 that PyTorch also reports for older cards."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # a PyTorch before 2.3 reports native support only
+        return torch.cuda.is_bf16_supported()
 
 
 def default_precision(device: torch.device) -> str:
-    """What precision "auto" means on a device.
+    """What precision "auto" means on a device: a table of what the hardware supports,
+    never a timing, so the same config trains alike however busy the machine is.
 
-    CUDA: bf16 where the GPU has it, else fp16 (with a GradScaler). CPU: bf16 autocast
-    where it measures faster than fp32 (`cpu_bf16_pays`: native bf16, AVX512-BF16 or
-    AMX), fp32 everywhere else. MPS: fp32. Runs that must reproduce the book's numbers
-    set precision = "fp32" explicitly.
+        CUDA   bf16 where the GPU has it natively, else fp16 (with a GradScaler)
+        CPU    bf16 with native bf16 (AVX512-BF16 / AMX; GPT_TUI_CPU_BF16=1/0
+               overrides the detection), else fp32
+        other  fp32 (MPS)
+
+    A resumed run keeps the precision its checkpoint recorded (training.precision).
+    Runs that must reproduce the book's numbers set precision = "fp32" explicitly.
     """
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "cpu" and cpu_bf16_pays():
+        return "bf16" if cuda_has_native_bf16() else "fp16"
+    if device.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"
 

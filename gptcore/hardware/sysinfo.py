@@ -13,6 +13,8 @@ Every metric is optional: one this platform cannot measure is None and
   so that watching never creates a CUDA context (and takes GPU memory) of its own.
   Memory is the whole device's (mem_get_info: what nvidia-smi shows, other
   processes included); utilisation needs pynvml and is None without it.
+- available_memory: what a new model could take (MemAvailable on Linux, the GPU's
+  free memory on CUDA), for the check that refuses a model before it is allocated.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from gptcore.util.fmt import format_bytes
 
@@ -74,6 +77,48 @@ def rss_bytes() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def meminfo_available() -> int | None:
+    """The kernel's estimate of memory available to new work (MemAvailable in
+    /proc/meminfo, Linux), in bytes; None where it is not told."""
+    try:
+        with open("/proc/meminfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key == "MemAvailable":
+                    number, _, unit = value.strip().partition(" ")
+                    return int(number) * (1024 if unit.strip().lower() == "kb" else 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def cgroup_room() -> int | None:
+    """What the cgroup (a container's memory limit) still allows, where one is set."""
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else max(0, int(limit) - used)
+
+
+def available_memory(device: object) -> int | None:
+    """Bytes a new model could take on `device` (a torch.device or its name): the GPU's
+    free memory (mem_get_info) for CUDA, MemAvailable for the CPU; None where unknown."""
+    kind = str(getattr(device, "type", device)).partition(":")[0]
+    if kind == "cpu":
+        room = [m for m in (meminfo_available(), cgroup_room()) if m is not None]
+        return min(room) if room else None
+    if kind != "cuda":
+        return None
+    import torch
+
+    try:
+        return int(torch.cuda.mem_get_info(device)[0])
+    except (RuntimeError, AssertionError, ValueError):
+        return None
 
 
 def _cuda_index(device: str | None) -> int | None:

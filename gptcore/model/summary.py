@@ -1,4 +1,5 @@
-"""Model summary: parameter counts per component and memory estimates.
+"""Model summary: parameter counts per component and memory estimates, and the check
+that refuses a model this machine cannot hold before it is allocated.
 
 Counts come from the model's own tensors (tied weights counted once), so
 they always agree with `numel`. Memory is reported in MB of 2**20 bytes, as
@@ -7,12 +8,15 @@ the book does (book-124m at context 1024: 163,009,536 parameters, 621.83 MB).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
 
+from gptcore.errors import ConfigError
+from gptcore.hardware import sysinfo
 from gptcore.model.gpt import GPTModel
-from gptcore.settings.model import GPTConfig
+from gptcore.settings.model import GPTConfig, describe_model
 
 MB = 1024 * 1024
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
@@ -71,6 +75,49 @@ def summarize_config(config: GPTConfig) -> ModelSummary:
     """The summary of a config without allocating its weights (meta device)."""
     with torch.device("meta"):
         return summarize(GPTModel(config))
+
+
+def parameter_count(config: GPTConfig) -> int:
+    """The parameters of GPTModel(config), from its shape alone: no tensor is made, so an
+    absurd shape costs nothing to count (summarize_config agrees, tested)."""
+    d, vocab = config.emb_dim, config.padded_vocab_size
+    qkv = 3 * d * d + (3 * d if config.qkv_bias else 0)
+    per_block = qkv + (d * d + d) + (8 * d * d + 5 * d) + 4 * d  # out_proj, ff, 2 norms
+    head = 0 if config.tie_embeddings else vocab * d
+    return vocab * d + config.context_length * d + config.n_layers * per_block + 2 * d + head
+
+
+def training_bytes(config: GPTConfig, batch_size: int, context: int | None = None) -> int:
+    """About what one training step takes: training_memory's estimate, from the shape."""
+    summary = ModelSummary(config, parameter_count(config), {}, config.tie_embeddings)
+    return training_memory(summary, batch_size, context).total
+
+
+def loading_bytes(config: GPTConfig) -> int:
+    """About what loading a model to generate takes: its fp32 weights and the copy they
+    are read into (a lower precision is cast after loading)."""
+    return 2 * 4 * parameter_count(config)
+
+
+# "0" skips the memory check before training and loading (an estimate can be wrong).
+MEMORY_CHECK_ENV = "GPT_TUI_MEMORY_CHECK"
+
+
+def check_memory(need: int, doing: str, config: GPTConfig, device: torch.device) -> None:
+    """ConfigError (one line) when `need` bytes is more than `device` has available:
+    "model gpt2-xl needs about 43.8 GB to train at batch 2, this machine has 21.3 GB
+    available". Nothing is checked where the free memory is unknown (MPS, no /proc)."""
+
+    if os.environ.get(MEMORY_CHECK_ENV, "").strip() == "0":
+        return
+    have = sysinfo.available_memory(device)
+    if have is None or need <= have:
+        return
+    where = "this GPU has" if device.type == "cuda" else "this machine has"
+    raise ConfigError(
+        f"model {describe_model(config)} needs about {need / 1e9:.1f} GB {doing}, {where} "
+        f"{have / 1e9:.1f} GB available (set {MEMORY_CHECK_ENV}=0 to try anyway)"
+    )
 
 
 def activation_bytes(

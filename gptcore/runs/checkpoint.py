@@ -34,27 +34,36 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import load_file, save_file
 
-from gptcore.errors import CheckpointError, ConfigError, DiskFullError
+from gptcore.errors import (
+    CheckpointError,
+    ConfigError,
+    DamagedCheckpoint,
+    DamagedFile,
+    DiskFullError,
+)
 from gptcore.model.gpt import GPTModel
+from gptcore.runs.checkpoint_meta import (
+    FORMAT,
+    FORMAT_VERSION,
+    META,
+    WEIGHTS,
+    data_position,
+    read_meta,
+)
 from gptcore.runs.train_state import epoch_number
 from gptcore.settings.declare import from_mapping
 from gptcore.settings.model import GPTConfig, describe_model
-from gptcore.util.fsutil import disk_full, fsync_dir, fsync_file, pid_alive
+from gptcore.util.fsutil import atomic_write_text, disk_full, fsync_dir, fsync_file, pid_alive
 from gptcore.util.hashcache import sha256_file
+from gptcore.util.typedfile import check_regular
 
-FORMAT = "gpt-tui-checkpoint"
-
-
-FORMAT_VERSION = 1
-
-
-WEIGHTS = "weights.safetensors"
-
-
-META = "meta.json"
-
-
+# FORMAT, FORMAT_VERSION, WEIGHTS and META are meta.json's: see runs/checkpoint_meta.py.
 OPTIMIZER = "optimizer.pt"
+
+
+# Every file save_checkpoint writes in a checkpoint folder: all that deleting one removes
+# (weights first, meta.json last, so a half-deleted checkpoint never looks whole).
+WRITTEN_FILES = (WEIGHTS, OPTIMIZER, META)
 
 
 AUTO_NAME = re.compile(r"^step-\d+(-\d+)?$")  # automatic names (checkpoint_policy.prunable)
@@ -92,6 +101,7 @@ class Checkpoint:
     data: dict[str, Any] = field(default_factory=dict)
     has_optimizer: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    precision: str | None = None  # what it trained in (bf16/fp16/fp32); None: not recorded
 
     def state_dict(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """The model's weights (out_head.weight restored when tied)."""
@@ -137,10 +147,13 @@ class CheckpointInfo:
 def safe_torch_load(path: Path) -> Any:
     """torch.load with weights_only=True; anything else in the pickle is refused."""
     try:
+        check_regular(path)  # a FIFO or device is refused, never opened (it would block)
         with open(path, "rb") as f:
             magic = f.read(4)
     except FileNotFoundError:
         raise CheckpointError(f"file not found: {path}") from None
+    except DamagedFile as exc:
+        raise CheckpointError(str(exc)) from None
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc}") from None
     if magic != b"PK\x03\x04":  # torch.save writes a zip archive
@@ -207,12 +220,16 @@ def save_checkpoint(
     rng: Mapping[str, Any] | None = None,
     data: Mapping[str, Any] | None = None,
     reason: str = "manual",
+    precision: str | None = None,
+    loss_step: int | None = None,
 ) -> Path:
     """Write a checkpoint folder at `directory` atomically and return its path.
 
     An existing folder of that name is never replaced: a new name with a
     numeric suffix is used instead, so a crash can never leave a checkpoint
     half-replaced. A full disk raises DiskFullError saying how much is needed.
+    `loss_step` is the step whose weights `val_loss` / `train_loss` were measured
+    on (meta.json's optional "loss_step"; the Trainer measures them at `step`).
     """
     target = Path(directory)
     parent = target.parent
@@ -254,8 +271,10 @@ def save_checkpoint(
             "best_val_loss": _json_float(best_val_loss),
             "val_loss": _json_float(val_loss),
             "train_loss": _json_float(train_loss),
+            "loss_step": None if loss_step is None else int(loss_step),
             "rng": _encode_rng(dict(rng or {})),
             "data": dict(data or {}),
+            "precision": precision,  # what a resume with precision "auto" trains in
             "files": files,
             "sizes": {name: (tmp / name).stat().st_size for name in files},
         }
@@ -275,6 +294,31 @@ def save_checkpoint(
             ) from None
         raise
     return target
+
+
+def drop_optimizer_state(path: str | Path) -> bool:
+    """Make the checkpoint at `path` weights-only; returns whether it held optimizer state.
+
+    meta.json is first replaced (atomically) by one that no longer lists optimizer.pt,
+    then that one file is removed: a kill in between leaves a whole weights-only
+    checkpoint and a stray file its deletion still removes by name. Nothing but our
+    own regular files is touched (a symlinked meta.json or optimizer.pt is left).
+    """
+    path = Path(path)
+    meta_path, opt_path = path / META, path / OPTIMIZER
+    if meta_path.is_symlink() or opt_path.is_symlink():
+        return False
+    ckpt = load_checkpoint(path, verify=False)
+    if not ckpt.has_optimizer:
+        return False
+    meta = dict(ckpt.meta)
+    meta["files"] = {k: v for k, v in meta["files"].items() if k != OPTIMIZER}
+    meta["sizes"] = {k: v for k, v in (meta.get("sizes") or {}).items() if k != OPTIMIZER}
+    atomic_write_text(meta_path, json.dumps(meta, indent=1))
+    if opt_path.is_file():
+        opt_path.unlink()
+        fsync_dir(path)
+    return True
 
 
 def _state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> int:
@@ -315,21 +359,12 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> Checkpoint:
             f"{path} is a file, not a checkpoint folder (a checkpoint holds {WEIGHTS} and {META})"
         )
     meta_path = path / META
-    if not meta_path.is_file():
-        raise CheckpointError(f"{path} is not a gpt-tui checkpoint: {META} is missing")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{meta_path} is corrupted (not valid JSON): {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a gpt-tui checkpoint (foreign {META})")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint format version {meta.get('format_version')!r}; "
-            f"this gpt-tui reads version {FORMAT_VERSION}"
-        )
-    _check_meta(meta, meta_path)
-    files, sizes = meta["files"], meta.get("sizes") or {}
+        # The typed reader: every field's type and range (runs/checkpoint_meta.py).
+        meta, raw = read_meta(meta_path)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is not a gpt-tui checkpoint: {META} is missing") from None
+    files, sizes = meta.files, meta.sizes
     for name in files:
         file = path / name
         if not file.is_file():
@@ -340,29 +375,53 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> Checkpoint:
                 f"{sizes[name]:,} recorded (truncated or modified)"
             )
     try:
-        model_config = from_mapping(GPTConfig, meta["model_config"], f"{meta_path}: model")
+        model_config = from_mapping(GPTConfig, meta.model_config, f"{meta_path}: model")
     except (TypeError, ValueError, ArithmeticError, ConfigError) as exc:
-        raise CheckpointError(f"{meta_path} is damaged: field 'model_config': {exc}") from None
+        raise DamagedCheckpoint(
+            meta_path, f"is not a model's settings: {exc}", "model_config"
+        ) from None
+    _check_weights_hold(model_config, path / WEIGHTS, meta_path)
     ckpt = Checkpoint(
         path=path,
         model_config=model_config,
-        train_config=dict(meta["train_config"]),
-        step=meta["step"],
-        epoch=meta["epoch"],
-        tokens_seen=meta["tokens_seen"],
-        best_val_loss=_loss(meta.get("best_val_loss")),
-        val_loss=_loss(meta.get("val_loss")),
-        train_loss=_loss(meta.get("train_loss")),
-        reason=meta.get("reason", ""),
-        created=float(meta.get("created", 0.0)),
-        rng=meta.get("rng") or {},
-        data=meta.get("data") or {},
+        train_config=dict(meta.train_config),
+        step=meta.step,
+        epoch=meta.epoch,
+        tokens_seen=meta.tokens_seen,
+        best_val_loss=meta.best_val_loss,
+        val_loss=meta.val_loss,
+        train_loss=meta.train_loss,
+        reason=meta.reason,
+        created=meta.created,
+        rng=meta.rng,
+        data=data_position(meta, raw),
         has_optimizer=OPTIMIZER in files,
-        meta=meta,
+        meta=raw,
+        precision=meta.precision,
     )
     if verify:
         verify_files(ckpt)
     return ckpt
+
+
+def _check_weights_hold(config: GPTConfig, weights: Path, meta_path: Path) -> None:
+    """Refuse a model config that the weights file is far too small to hold (an absurd
+    context or vocabulary in a damaged or forged meta.json) before anything builds a
+    model of that shape: its parameters take at least 2 bytes each on disk."""
+    from gptcore.model.summary import parameter_count
+
+    try:
+        have = weights.stat().st_size
+    except OSError:
+        return  # a missing file is reported by the checks of the files
+    count = parameter_count(config)
+    if 2 * count > have:
+        raise DamagedCheckpoint(
+            meta_path,
+            f"describes a model of {count:,} parameters ({describe_model(config)}), more "
+            f"than its {WEIGHTS} ({have:,} bytes) can hold",
+            "model_config",
+        )
 
 
 def verify_files(ckpt: Checkpoint, sha256: Callable[[Path], str] = sha256_file) -> None:
@@ -378,83 +437,6 @@ def verify_files(ckpt: Checkpoint, sha256: Callable[[Path], str] = sha256_file) 
                 f"checkpoint {ckpt.path} is corrupted: {name} does not match its recorded "
                 "sha256 (truncated or modified)"
             )
-
-
-# meta.json is covered by no hash: every field is checked before it is used.
-_MAX_COUNT = 2**53  # steps, epochs, tokens, bytes: far above any real run, exact in JSON
-
-
-_LAST_TIME = 4102444800.0  # 2100-01-01: a later `created` is no real save time
-
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-_MISSING = object()
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_COUNT
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _loss(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _field_error(meta_path: Path, name: str, expected: str, value: Any) -> CheckpointError:
-    if value is _MISSING:
-        return CheckpointError(f"{meta_path} is damaged: field {name!r} is missing")
-    shown = repr(value)
-    shown = shown if len(shown) <= 40 else shown[:37] + "..."
-    return CheckpointError(
-        f"{meta_path} is damaged: field {name!r} must be {expected}, not {shown}"
-    )
-
-
-def _check_meta(meta: dict[str, Any], meta_path: Path) -> None:
-    """Check the type and range of each meta.json field; CheckpointError names the first bad one."""
-
-    def bad(name: str, expected: str) -> CheckpointError:
-        return _field_error(meta_path, name, expected, meta.get(name, _MISSING))
-
-    for name in ("step", "epoch", "tokens_seen"):
-        if not _is_count(meta.get(name)):
-            raise bad(name, f"a whole number from 0 to {_MAX_COUNT}")
-    for name in ("best_val_loss", "val_loss", "train_loss"):
-        value = meta.get(name)
-        if value is not None and not (_is_number(value) and value >= 0):
-            raise bad(name, "a finite number >= 0 or null")
-    created = meta.get("created", 0.0)
-    if not (_is_number(created) and 0 <= created <= _LAST_TIME):
-        raise bad("created", "a time in seconds since 1970, before the year 2100")
-    for name in ("model_config", "train_config"):
-        if not isinstance(meta.get(name), dict):
-            raise bad(name, "an object")
-    for name in ("data", "rng"):
-        if not isinstance(meta.get(name, {}), dict):
-            raise bad(name, "an object")
-    if not isinstance(meta.get("reason", ""), str):
-        raise bad("reason", "a string")
-    files = meta.get("files")
-    if not isinstance(files, dict) or WEIGHTS not in files:
-        raise bad("files", f"an object naming {WEIGHTS}")
-    for name, digest in files.items():
-        if not _plain_name(name) or not (isinstance(digest, str) and _SHA256.match(digest)):
-            raise bad("files", "an object of file names and sha256 hex digests")
-    sizes = meta.get("sizes", {})
-    if not isinstance(sizes, dict) or not all(
-        name in files and _is_count(size) for name, size in sizes.items()
-    ):
-        raise bad("sizes", "an object of the listed files' sizes in bytes")
-
-
-def _plain_name(name: str) -> bool:
-    """A file name inside the checkpoint folder: no separators, no `..`, not hidden."""
-    return bool(name) and not name.startswith(".") and "/" not in name and "\\" not in name
 
 
 def load_weights_into(model: GPTModel, ckpt: Checkpoint) -> None:

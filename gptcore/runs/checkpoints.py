@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import time
+import stat
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,11 +18,13 @@ import torch
 
 from gptcore.errors import CheckpointError
 from gptcore.model.gpt import GPTModel
+from gptcore.model.summary import check_memory, loading_bytes
 from gptcore.runs.checkpoint import (
     AUTO_NAME,
     FORMAT,
     META,
     WEIGHTS,
+    WRITTEN_FILES,
     Checkpoint,
     CheckpointInfo,
     load_checkpoint,
@@ -40,6 +41,8 @@ from gptcore.util.paths import runs_dir
 def load_model(spec: str | Path, device: str | torch.device = "cpu") -> tuple[GPTModel, Checkpoint]:
     """The model of a checkpoint folder, or of a run folder's latest, in eval mode."""
     ckpt = load_checkpoint(checkpoint_for(CHECKPOINT, str(spec)))
+    device = torch.device(device)
+    check_memory(loading_bytes(ckpt.model_config), "to load", ckpt.model_config, device)
     model = GPTModel(ckpt.model_config)
     load_weights_into(model, ckpt)
     return model.to(device).eval(), ckpt
@@ -167,11 +170,15 @@ def checkpoint_for(kind: str, target: str) -> Path:
     """The checkpoint folder a parsed checkpoint spec names (gptcore.weights.modelspec
     parses the text): a run's latest or best resolved now, else the folder itself or a
     run's latest."""
-    if kind == LATEST:
-        return latest_checkpoint(find_run(target))
-    if kind == BEST:
-        return best_checkpoint(find_run(target))
-    return checkpoint_in(find_run(target))
+    try:
+        if kind == LATEST:
+            return latest_checkpoint(find_run(target))
+        if kind == BEST:
+            return best_checkpoint(find_run(target))
+        return checkpoint_in(find_run(target))
+    except OSError as exc:  # a run or checkpoints/ folder without read permission
+        where = exc.filename or target
+        raise CheckpointError(f"cannot read {where}: {exc.strerror or exc}") from None
 
 
 def _dir_size(path: Path) -> int:
@@ -189,15 +196,25 @@ def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
     root = Path(root) if root is not None else runs_dir()
     if not root.is_dir():
         return []
-    runs = (
-        [root]
-        if RunDir(root).has_checkpoints()
-        else sorted(p for p in root.iterdir() if p.is_dir())
-    )
+    try:
+        runs = (
+            [root]
+            if RunDir(root).has_checkpoints()
+            else sorted(p for p in root.iterdir() if p.is_dir())
+        )
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {root}: {exc.strerror or exc}") from None
     out: list[CheckpointInfo] = []
     cache = HashCache()
     for run in runs:
-        for p in RunDir(run).checkpoint_dirs():
+        try:
+            folders = RunDir(run).checkpoint_dirs()
+        except OSError as exc:  # no permission: one damaged row for the run, not a crash
+            where = RunDir(run).checkpoints
+            error = f"{where} cannot be read ({exc.strerror or exc})"
+            out.append(CheckpointInfo(path=where, run=run.name, name=where.name, error=error))
+            continue
+        for p in folders:
             info = CheckpointInfo(path=p, run=run.name, name=p.name)
             try:
                 info.size_bytes = _dir_size(p) if p.is_dir() else p.stat().st_size
@@ -217,48 +234,97 @@ def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
 
 
 def require_own_checkpoint(path: str | Path) -> Path:
-    """`path` when it is a gpt-tui checkpoint folder in a run's checkpoints/ folder;
-    else a one-line CheckpointError naming the path and the reason.
+    """`path` (absolute) when it is a gpt-tui checkpoint folder in a run's checkpoints/
+    folder; else a one-line CheckpointError naming the path and the reason.
 
     Everything that deletes or renames a checkpoint asks this first, so no other
-    folder is ever touched. `.` and `..` come back as absolute paths.
+    folder is ever touched. The check is made on where the path really leads: `..`
+    after a symlink goes where the symlink points, so the folder's real parent must
+    be the real path of its run's checkpoints/ folder (which may itself be a symlink
+    to another disk: that is still the run's).
     """
     given = Path(path)
-    # Path(".").name is empty: work on the absolute form (not resolved, so a symlink
-    # stays a symlink and is refused below).
-    path = given if given.name not in ("", ".", "..") else Path(os.path.abspath(given))
-    if path.is_symlink():
-        raise CheckpointError(f"{given} is a symbolic link, not a checkpoint folder")
-    if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {given}")
-    if not path.is_dir():
-        raise CheckpointError(f"{given} is a file, not a checkpoint folder")
-    if RunDir.of_checkpoint(os.path.abspath(path)) is None:
+    shown = str(given)
+    named = Path(os.path.normpath(os.path.abspath(given)))  # `..` taken lexically
+    if os.path.islink(given) or os.path.islink(named):
+        raise CheckpointError(f"{shown} is a symbolic link, not a checkpoint folder")
+    if not os.path.lexists(given):
+        raise CheckpointError(f"checkpoint not found: {shown}")
+    if not os.path.isdir(given):
+        raise CheckpointError(f"{shown} is a file, not a checkpoint folder")
+    run = RunDir.of_checkpoint(named)
+    real = Path(os.path.realpath(given))
+    if run is None:
         raise CheckpointError(
-            f"{given} is not in a run's {CHECKPOINTS_DIR}/ folder; gpt-tui only deletes "
+            f"{shown} is not in a run's {CHECKPOINTS_DIR}/ folder; gpt-tui only deletes "
             "or renames its own checkpoints"
         )
-    meta_path = path / META
+    if real != Path(os.path.realpath(named)) or real.parent != Path(
+        os.path.realpath(run.checkpoints)
+    ):
+        raise CheckpointError(
+            f"{shown} leads to {real}, outside the {CHECKPOINTS_DIR}/ folder of run "
+            f"{run.path}; gpt-tui only deletes or renames its own checkpoints"
+        )
+    meta_path = named / META
+    if meta_path.is_symlink():
+        raise CheckpointError(f"{shown} is not a gpt-tui checkpoint: its {META} is a symbolic link")
     if not meta_path.is_file():  # also refuses a FIFO, which would block the read
-        raise CheckpointError(f"{given} is not a gpt-tui checkpoint: it has no {META}")
+        raise CheckpointError(f"{shown} is not a gpt-tui checkpoint: it has no {META}")
     try:
         meta = json.loads(meta_path.read_bytes())
     except (OSError, ValueError, RecursionError):
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(
-            f"{given} is not a gpt-tui checkpoint: its {META} has no format {FORMAT!r}"
+            f"{shown} is not a gpt-tui checkpoint: its {META} has no format {FORMAT!r}"
         )
-    return path
+    return named
 
 
-def delete_checkpoint(path: str | Path) -> None:
-    """Remove a checkpoint folder (renamed to a hidden name first, so a crash
-    mid-delete never leaves a half checkpoint that looks whole)."""
+@dataclass(frozen=True)
+class Deleted:
+    """What deleting a checkpoint did: its folder, and the entries in it gpt-tui did
+    not write, which were left (the folder stays when there are any)."""
+
+    path: Path
+    left: tuple[str, ...] = ()
+
+    def message(self) -> str:
+        """One line for the CLI and the app."""
+        if not self.left:
+            return f"deleted {self.path}"
+        shown = ", ".join(self.left[:5]) + (", ..." if len(self.left) > 5 else "")
+        count = len(self.left)
+        return (
+            f"deleted the checkpoint files of {self.path}; left {count} "
+            f"{'file' if count == 1 else 'files'} that gpt-tui did not write: {shown}"
+        )
+
+
+def delete_checkpoint(path: str | Path) -> Deleted:
+    """Delete the files gpt-tui wrote in a checkpoint folder, one by one by name (never a
+    whole tree), then the folder when nothing else is in it.
+
+    The weights go first, meta.json last: a crash mid-delete leaves a checkpoint that
+    lists as incomplete (never one that looks whole), which `rm` can delete again.
+    Anything else in the folder (and any of our names that is not a plain file) is
+    left where it is and named in the result.
+    """
     path = require_own_checkpoint(path)
-    trash = path.with_name(f".tmp-deleted-{os.getpid()}-{time.monotonic_ns()}")
-    os.rename(path, trash)
-    shutil.rmtree(trash, ignore_errors=True)
+    for name in WRITTEN_FILES:
+        file = path / name
+        try:
+            if stat.S_ISREG(os.lstat(file).st_mode):
+                os.unlink(file)
+        except FileNotFoundError:
+            continue
+    left = tuple(
+        sorted(e.name + ("/" if e.is_dir(follow_symlinks=False) else "") for e in os.scandir(path))
+    )
+    if not left:
+        os.rmdir(path)
+    return Deleted(path, left)
 
 
 MAX_NAME = 100  # characters in a checkpoint's name

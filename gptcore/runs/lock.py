@@ -15,13 +15,15 @@ import json
 import os
 import secrets
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Any
 
-from gptcore.errors import ConfigError, RunBusyError
+from gptcore.errors import ConfigError, DamagedFile, RunBusyError
 from gptcore.runs.rundir import RunDir
 from gptcore.util.fsutil import pid_alive
+from gptcore.util.typedfile import decode_json, open_regular
 
 STARTING_GRACE_S = 10.0  # an empty lock younger than this is a process still writing it
 
@@ -125,28 +127,35 @@ def lock_holder(run_dir: str | Path) -> str | None:
 def _read(path: Path) -> tuple[dict[str, Any] | None, int | None]:
     """(the lock's contents or None when unreadable, its inode or None when absent)."""
     try:
-        with path.open("rb") as f:
-            inode = os.fstat(f.fileno()).st_ino
-            data = f.read(4096)
+        fd = open_regular(path)  # a FIFO in its place is refused, never opened blocking
     except FileNotFoundError:
         return None, None
-    except OSError:
+    except DamagedFile:
         return None, 0
     try:
-        holder = json.loads(data)
-    except ValueError:
+        inode = os.fstat(fd).st_ino
+        data = os.read(fd, 4096)
+    except OSError:
+        return None, 0
+    finally:
+        os.close(fd)
+    try:
+        holder = decode_json(data, dict[str, Any], path)
+    except DamagedFile:  # garbled, or nested too deep
         return None, inode
-    return (holder if isinstance(holder, dict) else None), inode
+    return holder, inode
 
 
 def _why_held(holder: dict[str, Any] | None, path: Path) -> str | None:
     """Why the lock is still held (a sentence naming the holder), or None when stale."""
     if holder is None:  # empty or garbled: a process may be writing it right now
         try:
-            age = time.time() - path.stat().st_mtime
+            st = path.stat()
         except OSError:
             return None
-        if age < STARTING_GRACE_S:
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or folder there: no process's lock
+            return None
+        if time.time() - st.st_mtime < STARTING_GRACE_S:
             return f"another process is starting to train there ({path})"
         return None
     pid, host = holder.get("pid"), holder.get("host")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,13 +121,19 @@ class RunDir:
         return self.checkpoints / f"step-{step:06d}"
 
     def checkpoint_dirs(self) -> list[Path]:
-        """Every entry of checkpoints/ (damaged ones too), by name; hidden temporaries left out."""
+        """Every entry of checkpoints/ (damaged ones too), by name; hidden temporaries left
+        out. OSError (PermissionError) when the run may not be looked into."""
         if not self.checkpoints.is_dir():
             return []
         return sorted(p for p in self.checkpoints.iterdir() if not p.name.startswith("."))
 
     def has_checkpoints(self) -> bool:
-        return self.checkpoints.is_dir()
+        """Whether it has a checkpoints/ folder; True when that cannot be told (no
+        permission): checkpoint_dirs() then says why, rather than the run seeming empty."""
+        try:
+            return self.checkpoints.is_dir()
+        except OSError:
+            return True
 
     def pth_export(self, checkpoint_name: str) -> Path:
         """Where a checkpoint's book-format .pth export goes."""
@@ -137,8 +144,13 @@ class RunDir:
         return self.exports / f"{checkpoint_name}-hf"
 
     def is_run(self) -> bool:
-        """Whether the folder looks like a run (it has a config or a metrics stream)."""
-        return self.path.is_dir() and (self.config.exists() or self.metrics.exists())
+        """Whether the folder looks like a run (it has a config or a metrics stream). A
+        folder that may not be looked into counts: the run table lists it as damaged
+        rather than leaving it out without a word."""
+        try:
+            return self.path.is_dir() and (self.config.exists() or self.metrics.exists())
+        except OSError:  # PermissionError: the folder exists, its contents are hidden
+            return True
 
     def holds_run(self) -> bool:
         """Whether training here would mix with an earlier run's files."""
@@ -152,9 +164,11 @@ def checkpoint_label(checkpoint: str | Path) -> str:
     return f"{run.name}/{checkpoint.name}" if run is not None else str(checkpoint)
 
 
-def resume_command(spec: str | Path) -> str:
-    """The shell command that continues a run headless (quoted for pasting)."""
-    return f"gpt-tui train --resume {shlex.quote(str(spec))}"
+def resume_command(spec: str | Path, overrides: Sequence[str] = ()) -> str:
+    """The shell command that continues a run headless (quoted for pasting), with
+    `--set` overrides."""
+    sets = "".join(f" --set {shlex.quote(text)}" for text in overrides)
+    return f"gpt-tui train --resume {shlex.quote(str(spec))}{sets}"
 
 
 def new_run_dir(name: str | None = None, root: str | Path | None = None) -> Path:

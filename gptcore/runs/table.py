@@ -31,16 +31,19 @@ from gptcore.runs.events import (
     to_record,
 )
 from gptcore.runs.lock import lock_holder
-from gptcore.runs.metrics import MetricsFollower, read_metrics
+from gptcore.runs.metrics import MetricsFollower
 from gptcore.runs.rundir import RunDir
+from gptcore.runs.tags import tag_settings
 from gptcore.settings.declare import from_mapping, parse_override
 from gptcore.settings.files import load_toml
 from gptcore.settings.model import describe_model, model_config_from
 from gptcore.settings.train import TrainConfig
-from gptcore.util.paths import runs_dir
+from gptcore.util.paths import folder_size, runs_dir
+from gptcore.util.typedfile import check_regular
 
-STATES = ("running", "finished", "failed", "stopped", "new")
-MARK_EVENTS = ("failed", "overfitting", "spike")
+# "damaged": nothing of the run could be read (no permission, a FIFO in a file's place).
+STATES = ("running", "finished", "failed", "stopped", "new", "pruned", "damaged")
+MARK_EVENTS = ("failed", "overfitting", "spike", "pruned")
 
 
 @dataclass(frozen=True)
@@ -59,29 +62,52 @@ class RunRow:
     state: str  # one of STATES
     started: float | None  # epoch seconds of the first event
     config: dict[str, Any] = field(default_factory=dict)  # "lr", ..., "model.emb_dim", ...
+    problem: str | None = None  # what could not be read (names the file and field), if any
+    disk_bytes: int | None = None  # the run folder's files (checkpoints, mostly)
 
 
-def _flat_config(run: RunDir) -> tuple[str, str | None, dict[str, Any]]:
-    """(model label, corpus, flat settings) from config.toml; what it can of a damaged
-    one (settings this version does not accept keep the file's own values)."""
+def _plain(value: Any) -> Any:
+    """A hand-written config's value as the table can show and compare it: numbers a
+    float holds, strings, booleans; anything else (a date, a list) as short text."""
+    if isinstance(value, bool | str) or value is None:
+        return value
+    if isinstance(value, int | float):
+        try:
+            float(value)  # an int too large for a float cannot be compared or charted
+        except OverflowError:
+            return str(value)[:40]
+        return value
+    return type(value).__name__ if isinstance(value, list | dict) else str(value)[:80]
+
+
+def _flat_config(run: RunDir) -> tuple[str, str | None, dict[str, Any], str | None]:
+    """(model label, corpus, flat settings, problem) from config.toml; what it can of
+    a damaged one (settings this version does not accept keep the file's own values,
+    as text where they are no plain number). `problem` names what could not be read;
+    a run without a config.toml (only its metrics) has none."""
     try:
+        check_regular(run.config)  # a folder we may not look into says so here
         data = load_toml(run.config)
-    except GptTuiError:
-        return "?", None, {}
+    except FileNotFoundError:
+        return "?", None, tag_settings(run.path), None
+    except GptTuiError as exc:  # DamagedFile, ConfigError
+        return "?", None, tag_settings(run.path), str(exc)
     raw_model = data.get("model", "book-124m")
     raw_train = data.get("train") if isinstance(data.get("train"), dict) else {}
     try:
         model = model_config_from(raw_model)
         label, model_flat = describe_model(model), model.to_dict()
-    except (GptTuiError, TypeError, ValueError):
+    except (GptTuiError, TypeError, ValueError, ArithmeticError):
         label, model_flat = "?", raw_model if isinstance(raw_model, dict) else {}
     try:
         train_flat = from_mapping(TrainConfig, raw_train).to_dict()
-    except (GptTuiError, TypeError, ValueError):
+    except (GptTuiError, TypeError, ValueError, ArithmeticError):
         train_flat = dict(raw_train)
     corpus = train_flat.get("corpus")
     flat = {**train_flat, **{f"model.{k}": v for k, v in model_flat.items()}}
-    return label, corpus if isinstance(corpus, str) else None, flat
+    flat = {str(k): _plain(v) for k, v in flat.items()}
+    flat.update(tag_settings(run.path))  # sweep=NAME, trial=N: what --filter matches
+    return label, corpus if isinstance(corpus, str) else None, flat, None
 
 
 def run_state(last: Event | None, held: bool) -> str:
@@ -94,6 +120,8 @@ def run_state(last: Event | None, held: bool) -> str:
     if isinstance(last, Failed):
         return "failed"
     if isinstance(last, Finished):
+        if last.reason == "pruned":  # a sweep's pruner ended it (gptcore.sweep)
+            return "pruned"
         return "stopped" if last.reason == "cancelled" else "finished"
     if held:
         return "running"
@@ -102,17 +130,17 @@ def run_state(last: Event | None, held: bool) -> str:
 
 def run_row(path: str | Path) -> RunRow:
     """What a run folder's files say about it. Never raises: a damaged or foreign
-    folder gives a row with what could be read (unknown numbers are None)."""
+    folder gives a row with what could be read (unknown numbers are None) and its
+    `problem`; a run of which nothing can be read is in state "damaged"."""
     run = RunDir(path)
     # Before the events: a run that closes meanwhile is then seen closed, not dead.
     held = lock_holder(run.path) is not None
-    model, corpus, config = _flat_config(run)
+    model, corpus, config, config_problem = _flat_config(run)
     started = total = tokens = best = last_eval_train = last_step_loss = None
     last: Event | None = None
-    try:
-        events = read_metrics(run.metrics)
-    except OSError:  # unreadable, or not a file
-        events = []
+    follower = MetricsFollower(run.metrics)
+    events = follower.poll()  # typed: every field has its declared type and range
+    problem = config_problem or follower.report()
     for event in events:
         if started is None:
             started = event.time
@@ -130,7 +158,10 @@ def run_row(path: str | Path) -> RunRow:
         last = event
     # And after: a run that (re)starts meanwhile is seen running, not dead.
     held = held or lock_holder(run.path) is not None
-    steps = steps_done(last) if last is not None and isinstance(last.step, int) else None
+    steps = steps_done(last) if last is not None else None
+    state = run_state(last, held)
+    if state == "new" and problem is not None and config_problem is not None:
+        state = "damaged"  # neither its config nor its metrics could be read
     return RunRow(
         path=run.path,
         name=run.name,
@@ -141,9 +172,11 @@ def run_row(path: str | Path) -> RunRow:
         tokens_seen=tokens,
         best_val=best,
         last_train=last_eval_train if last_eval_train is not None else last_step_loss,
-        state=run_state(last, held),
-        started=started if isinstance(started, int | float) else None,
+        state=state,
+        started=started,
         config=config,
+        problem=problem,
+        disk_bytes=folder_size(run.path),
     )
 
 
@@ -168,7 +201,11 @@ def run_table(root: str | Path | None = None, extra: Iterable[str | Path] = ()) 
         folders.append(path)
     root = Path(root) if root is not None else runs_dir()
     if root.is_dir():
-        folders += sorted(p for p in root.iterdir() if RunDir(p).is_run())
+        try:
+            entries = sorted(root.iterdir())
+        except OSError as exc:
+            raise GptTuiError(f"cannot list the runs in {root}: {exc.strerror or exc}") from None
+        folders += [p for p in entries if RunDir(p).is_run()]
     seen: set[str] = set()
     rows = []
     for path in folders:
@@ -183,7 +220,10 @@ def _matches_value(have: Any, want: Any) -> bool:
     if isinstance(have, bool) or isinstance(want, bool):
         return str(have).lower() == str(want).lower()
     if isinstance(have, int | float) and isinstance(want, int | float):
-        return math.isclose(have, want, rel_tol=1e-9, abs_tol=0.0)
+        try:
+            return math.isclose(have, want, rel_tol=1e-9, abs_tol=0.0)
+        except OverflowError:  # an int too large for a float: equal only if the same
+            return have == want
     return str(have) == str(want)
 
 
@@ -228,8 +268,10 @@ def row_record(row: RunRow) -> dict[str, Any]:
         "best_val": _json_value(row.best_val),
         "last_train": _json_value(row.last_train),
         "state": row.state,
-        "started": row.started,
+        "started": _json_value(row.started),
         "config": {k: _json_value(v) for k, v in row.config.items()},
+        "problem": row.problem,
+        "disk_bytes": row.disk_bytes,
     }
 
 
@@ -278,6 +320,8 @@ def _mark_text(record: dict[str, Any]) -> str:
             f"val loss rising for {record.get('evals')} evals; best val "
             f"{_number(record.get('best_val')):.3f} at step {record.get('best_step')}"
         )
+    if kind == "pruned":
+        return str(record.get("reason", "pruned"))
     if kind == "spike":
         skipped = ", update skipped" if record.get("skipped") else ""
         return (
@@ -297,12 +341,14 @@ class SeriesFollower:
         self._follower = MetricsFollower(RunDir(self.path).metrics)
         self._time_offset = 0.0  # training seconds of earlier sessions (a resumed run)
 
+    @property
+    def problem(self) -> str | None:
+        """What could not be read of the metrics (the file, or its damaged lines)."""
+        return self._follower.report()
+
     def update(self) -> bool:
         before = self._follower.offset
-        try:
-            events = self._follower.poll()
-        except OSError:  # unreadable for now: try again at the next update
-            return False
+        events = self._follower.poll()  # never raises: an unreadable file gives none
         restarted = self._follower.offset < before  # the file shrank: read it anew
         if restarted:
             self.series, self._time_offset = RunSeries(), 0.0

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gptcore.errors import CheckpointError
+
 
 @dataclass
 class TrainState:
@@ -63,13 +65,19 @@ class TrainState:
     @classmethod
     def from_checkpoint(cls, ckpt: Any) -> TrainState:
         """The state a checkpoint (gptcore.runs.checkpoint.Checkpoint) saved."""
+        # load_checkpoint checked it (runs/checkpoint_meta.py): a whole number or None.
         seed = ckpt.data.get("order_seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise CheckpointError(
+                f"{ckpt.path}: field 'data.order_seed' must be a whole number or null, "
+                f"got {type(seed).__name__}"
+            )
         return cls(
             step=ckpt.step,
             epoch=ckpt.epoch,
             step_in_epoch=ckpt.step_in_epoch,
             tokens_seen=ckpt.tokens_seen,
-            order_seed=int(seed) if seed is not None else None,
+            order_seed=seed,
             best_val_loss=ckpt.best_val_loss,
             last_val_loss=ckpt.val_loss,
             last_train_loss=ckpt.train_loss,

@@ -10,6 +10,15 @@ The whole chain (`apply_chain`, each stage off by default): logit bias and bans
 top-k -> temperature -> min-p -> top-p -> draw. The history stages read the
 tokens in the context window (prompt included); the penalties only its last
 `repetition_window` tokens.
+
+The chain is total: every accepted setting gives a distribution. Top-p always
+keeps the most likely token and sums probabilities in float64, so it keeps
+exactly the tokens exact arithmetic keeps. A logit pushed to +inf (a tiny
+repetition penalty or temperature overflowing float32) wins outright: the row's
+distribution is uniform over its +inf tokens, the limit the softmax tends to.
+A row the stages leave with no token at all (no-repeat-ngram banning every token
+bans and biases left, say) falls back to greedy: the argmax of the logits after
+bias/ban, so a banned token is still never drawn.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ def filter_logits(
     keeps everything.
     """
     stages = _book_stages(logits.float(), temperature, top_k, top_p, min_p)
-    return stages[-1][1]
+    return _with_fallback(stages[-1][1], logits.float())
 
 
 def _book_stages(
@@ -53,7 +62,7 @@ def _book_stages(
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
         out.append(("top-k", logits))
-    logits = logits / temperature
+    logits = _settled(logits / temperature)
     out.append(("temperature", logits))
     if min_p is not None and min_p > 0:
         probs = torch.softmax(logits, dim=-1)
@@ -61,13 +70,49 @@ def _book_stages(
         logits = logits.masked_fill(probs < floor, float("-inf"))
         out.append(("min-p", logits))
     if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        mass_before = probs.cumsum(dim=-1) - probs
-        sorted_logits = sorted_logits.masked_fill(mass_before >= top_p, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+        logits = _top_p_mask(logits, top_p)
         out.append(("top-p", logits))
     return out
+
+
+def _top_p_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose probability reaches top_p.
+
+    Summed in float64: in float32 the running sum of a near-flat row rounds, and
+    tokens exact arithmetic keeps are dropped. The most likely token is always kept
+    (a top_p below float32's smallest number would otherwise drop it too).
+    """
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)
+    probs = torch.softmax(sorted_logits.double(), dim=-1)
+    mass_before = torch.cumsum(probs, dim=-1)
+    mass_before = torch.cat([torch.zeros_like(mass_before[..., :1]), mass_before[..., :-1]], -1)
+    drop = mass_before >= top_p
+    drop[..., 0] = False
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+
+
+def _settled(logits: torch.Tensor) -> torch.Tensor:
+    """Logits whose softmax is defined: a row holding +inf keeps only its +inf
+    tokens (uniform among them, the softmax's limit); NaN counts as filtered out."""
+    logits = torch.nan_to_num(logits, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
+    winners = logits == float("inf")
+    if not bool(winners.any()):
+        return logits
+    row_has = winners.any(dim=-1, keepdim=True)
+    only_winners = torch.zeros_like(logits).masked_fill(~winners, float("-inf"))
+    return torch.where(row_has, only_winners, logits)
+
+
+def _with_fallback(logits: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+    """`logits`, with each row the chain emptied (every token -inf) replaced by all
+    of the mass on the argmax of `fallback` (the logits after bias/ban)."""
+    empty = (logits == float("-inf")).all(dim=-1, keepdim=True)
+    if not bool(empty.any()):
+        return logits
+    greedy = torch.full_like(logits, float("-inf"))
+    greedy.scatter_(-1, _settled(fallback).argmax(dim=-1, keepdim=True), 0.0)
+    return torch.where(empty, greedy, logits)
 
 
 def _banned_by_ngram(row: list[int], n: int) -> list[int]:
@@ -98,9 +143,11 @@ def _history_stages(
         return out
     recent = history[:, -s.repetition_window :].to(logits.device)
     if s.repetition_penalty is not None and s.repetition_penalty != 1:
-        seen = logits.gather(-1, recent)
+        # In float64: a penalty below float32's range (1e-320) must not become 0
+        # (0 / 0 is NaN); what overflows float32 becomes +inf, settled below.
+        seen = logits.gather(-1, recent).double()
         seen = torch.where(seen < 0, seen * s.repetition_penalty, seen / s.repetition_penalty)
-        logits = logits.scatter(-1, recent, seen)
+        logits = _settled(logits.scatter(-1, recent, seen.to(logits.dtype)))
         out.append(("repetition", logits))
     if s.frequency_penalty or s.presence_penalty:
         counts = torch.zeros_like(logits).scatter_add(
@@ -128,13 +175,19 @@ def chain_stages(
     temperature -> min-p -> top-p (then sampling). The first entry is ("logits", the
     raw float32 logits). Temperature 0 (greedy) stops before temperature: argmax
     of the last stage is the token. `history` [batch, seq] is the tokens so far.
+    A row the stages leave with no token gets a last stage, ("fallback", all the
+    mass on the argmax of the logits after bias/ban): never a banned token.
     """
     out = [("logits", logits.float())]
     out += _history_stages(out[-1][1], history, settings)
+    before_filters = out[1][1] if len(out) > 1 and out[1][0] == "bias/ban" else out[0][1]
     s = settings
-    if s.temperature == 0:
-        return out
-    return out + _book_stages(out[-1][1], s.temperature, s.top_k, s.top_p, s.min_p)
+    if s.temperature != 0:
+        out += _book_stages(out[-1][1], s.temperature, s.top_k, s.top_p, s.min_p)
+    settled = _with_fallback(out[-1][1], before_filters)
+    if settled is not out[-1][1]:
+        out.append(("fallback", settled))
+    return out
 
 
 def apply_chain(

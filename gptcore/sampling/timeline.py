@@ -22,7 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gptcore.errors import CheckpointError, GptTuiError
+import msgspec
+
+from gptcore.errors import CheckpointError, DamagedFile, GptTuiError
 from gptcore.runs.checkpoint import load_checkpoint
 from gptcore.runs.checkpoints import list_checkpoints
 from gptcore.runs.rundir import RunDir, checkpoint_label
@@ -30,6 +32,8 @@ from gptcore.sampling.stream import generate
 from gptcore.settings.sampling import GenerationSettings, make_settings
 from gptcore.settings.train import TrainConfig
 from gptcore.util.fsutil import atomic_write_text
+from gptcore.util.typedfile import CACHE_LIMIT as CACHE_BYTES
+from gptcore.util.typedfile import read_json
 from gptcore.weights.modelspec import checkpoint_path, load_spec
 from gptcore.weights.spec import CHECKPOINT_KINDS, parse_spec
 
@@ -65,19 +69,44 @@ class TimelineEntry:
         return record
 
 
+class CachedSample(msgspec.Struct):
+    """One sample in timeline.json: the model's key, the prompt and settings, the text."""
+
+    model: str
+    query: dict[str, Any]
+    text: str
+
+
+class CacheFile(msgspec.Struct):
+    """timeline.json's schema. A file of another format or version is not used."""
+
+    format: Any = None
+    version: Any = None
+    samples: list[CachedSample] = []
+
+
 class SampleCache:
-    """RUN/timeline.json: sample text by (model key, prompt, settings)."""
+    """RUN/timeline.json: sample text by (model key, prompt, settings).
+
+    Read through the typed reader: a damaged file (a wrong type, a FIFO in its
+    place, too large) is only a cache: it is set aside (`problem` says why) and the
+    samples are generated again."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.samples: dict[str, dict[str, Any]] = {}
         self.dirty = False
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("format") == CACHE_FORMAT and data.get("version") == CACHE_VERSION:
-                for item in data.get("samples", []):
-                    if isinstance(item, dict) and isinstance(item.get("text"), str):
-                        self.samples[self._key(item["model"], item["query"])] = item
+        self.problem: str | None = None
+        try:
+            data = read_json(path, CacheFile, CACHE_BYTES)
+        except FileNotFoundError:
+            return
+        except DamagedFile as exc:
+            self.problem = str(exc)
+            return
+        if data.format == CACHE_FORMAT and data.version == CACHE_VERSION:
+            for item in data.samples:
+                self.samples[self._key(item.model, item.query)] = msgspec.structs.asdict(item)
 
     @staticmethod
     def _key(model: str, query: dict[str, Any]) -> str:

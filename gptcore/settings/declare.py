@@ -71,6 +71,7 @@ class Setting:
     flag: str | None = None
     metavar: str | None = None
     group: str = ""  # a family front ends show together ("sampler")
+    words: tuple[str, ...] = ()  # words a number setting also takes ("auto"); type `int | str`
     repeat: bool = True  # a list setting's flag repeats (False: one comma-separated text)
 
 
@@ -93,6 +94,8 @@ class Declared:
     def base_type(self) -> Any:
         """The type without `| None`: int, float, bool, str or a tuple type."""
         args = [a for a in typing.get_args(self.type) if a is not type(None)]
+        if self.setting.words:  # `int | str`: the str is only for the declared words
+            args = [a for a in args if a is not str]
         if typing.get_origin(self.type) in (typing.Union, types.UnionType) and len(args) == 1:
             return args[0]
         return self.type
@@ -156,7 +159,11 @@ def value_problem(
     s, tp = decl.setting, decl.base_type
     if value is None:
         return None if decl.optional else FieldError(decl.name, f"{name} must be given")
+    if s.words and isinstance(value, str) and value in s.words:
+        return None
     type_problem = _type_problem(tp, value)
+    if type_problem and s.words:
+        type_problem += " or " + " or ".join(s.words)
     if type_problem:
         return FieldError(decl.name, f"{name} {type_problem}, got {value!r}")
     if s.choices and value not in s.choices:
@@ -292,13 +299,26 @@ def from_mapping(cls: type[T], data: Any, where: str = "") -> T:
         raise ConfigError(
             f"{prefix}unknown key {unknown[0]!r} (known keys: {', '.join(sorted(known))})"
         )
-    values = {k: coerce(v, hints[k], f"{prefix}{k}") for k, v in data.items()}
+    decls = declared(cls)
+    values = {
+        k: _coerce_setting(decls.get(k), v, hints[k], f"{prefix}{k}") for k, v in data.items()
+    }
     try:
         return cls(**values)
     except ConfigError as exc:
         if not prefix:
             raise
         raise ConfigError(f"{prefix}{exc}", errors=exc.errors) from None
+
+
+def _coerce_setting(decl: Declared | None, value: Any, hint: Any, where: str) -> Any:
+    """coerce, where a number setting that also takes words ("auto") is checked as the
+    number it is (a text is left to the declared check, which names the words)."""
+    if decl is None or not decl.setting.words:
+        return coerce(value, hint, where)
+    if isinstance(value, str):
+        return value
+    return coerce(value, decl.base_type | None if decl.optional else decl.base_type, where)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -311,6 +331,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()  # bare words are strings: --set corpus=builtin
+    except RecursionError:  # tomllib recurses on nested arrays
+        raise ConfigError(f"--set {key}: the value is nested too deeply") from None
     return key, value
 
 
@@ -342,10 +364,14 @@ def parse_text(
         if not raw:
             errors.append(FieldError(name, f"{prefix}{name} is required"))
             continue
+        if raw.lower() in decl.setting.words:
+            values[name] = raw.lower()
+            continue
         try:
             values[name] = _from_text(tp, raw)
         except ValueError:
             what = {int: "an integer", float: "a number", bool: "true or false"}.get(tp, "valid")
+            what += "".join(f" or {word}" for word in decl.setting.words)
             errors.append(FieldError(name, f"{prefix}{name} must be {what}, got {raw!r}"))
     return values, errors
 
@@ -391,6 +417,13 @@ def bounds_text(decl: Declared) -> str:
     s = decl.setting
     if s.choices:
         return "one of " + ", ".join(s.choices)
+    if s.words:
+        plain = bounds_text(
+            Declared(
+                decl.name, decl.type, decl.default, dataclasses.replace(s, words=()), decl.optional
+            )
+        )
+        return f"{plain} or {' or '.join(s.words)}".strip()
     high = s.high
     if isinstance(high, str):
         high_text = LIMIT_WORDS.get(high, high)

@@ -7,14 +7,17 @@ values raise ConfigError naming the key and the file.
 from __future__ import annotations
 
 import importlib.resources
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from gptcore.errors import ConfigError
+from gptcore.data.mixture import mixture_text
+from gptcore.errors import ConfigError, DamagedFile
 from gptcore.settings.declare import from_mapping, parse_override
 from gptcore.settings.model import GPTConfig, model_config_from
 from gptcore.settings.train import TrainConfig
+from gptcore.util.typedfile import SMALL_LIMIT, read_bytes
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,19 +26,24 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file with errors that name the file."""
+    """Read a TOML file through the typed reader (gptcore.util.typedfile: a FIFO or
+    device in its place, no permission, too large or too deeply nested is refused),
+    with ConfigErrors that name the file. Its tables are checked by
+    run_config_from_dict and the settings' own declarations."""
     path = Path(path)
     try:
-        # surrogateescape: config.toml holds a non-UTF-8 path as its bytes on disk
-        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        data = read_bytes(path, SMALL_LIMIT)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except DamagedFile as exc:
+        raise ConfigError(str(exc)) from None
     try:
-        return tomllib.loads(text)
+        # surrogateescape: config.toml holds a non-UTF-8 path as its bytes on disk
+        return tomllib.loads(data.decode("utf-8", errors="surrogateescape"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is damaged: nested too deeply") from None
 
 
 def run_config_from_dict(
@@ -55,6 +63,8 @@ def run_config_from_dict(
     if not isinstance(train_data, dict):
         raise ConfigError(f"{where}: [train] must be a table of settings, got {train_data!r}")
     train_data = dict(train_data)
+    if isinstance(train_data.get("corpus"), list):  # [[train.corpus]]: a mixture of sources
+        train_data["corpus"] = mixture_text(train_data["corpus"], f"{where}: train.corpus")
     for text in overrides or []:
         key, value = parse_override(text)
         if key == "model":  # a preset name, or a whole table (`model={preset="tiny"}`)
@@ -88,8 +98,8 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     anything else that is not a file is a ConfigError listing the presets.
     """
     path = Path(name_or_path)
-    if path.is_file():
-        return path
+    if path.is_file() or (os.path.lexists(path) and not path.is_dir()):
+        return path  # a FIFO or device too: load_toml says what it is, without opening it
     shipped = shipped_configs()
     name = path.name.removesuffix(".toml")
     if path.parent == Path(".") and name in shipped:

@@ -21,7 +21,9 @@ DROPOUT_MASKS = ("torch", "fast")
 LR_SCHEDULES = ("constant", "cosine")
 SAMPLERS = ("sequential", "random")
 DECODE_ERRORS = ("strict", "replace")
+SPLITS = ("position", "documents")
 DEVICE_KINDS = ("auto", "cpu", "cuda", "mps")
+KEEP_OPTIMIZER = ("latest", "all")  # which checkpoints keep their optimizer state
 
 # Upper bounds that stop a typo from failing late (after the run folder exists, or
 # after a whole epoch) or from exhausting memory.
@@ -32,6 +34,7 @@ MAX_EPOCHS = 1_000_000
 MAX_TRAIN_SEED = 2**64 - 1  # torch.manual_seed's range (negative seeds are refused)
 MIN_SPIKE_WINDOW = 10  # fewer past steps never judge a spike (gptcore.training.health)
 MAX_SPIKE_WINDOW = 10_000  # each step's z-score reads the whole window
+MIXTURE_PREFIX = "mix:"  # a corpus that is a weighted list of sources (gptcore.data.mixture)
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda)(:\d+)?$")
 
 
@@ -44,8 +47,10 @@ class TrainConfig:
     corpus: str = setting(
         "builtin",
         label="corpus",
-        help="a file, a folder, builtin, or verdict (the book's text, fetched by "
-        "`gpt-tui download verdict`)",
+        help="a file (text, .jsonl, .json, .parquet, each also .gz/.zst/.bz2/.xz), a "
+        "folder of them, a saved dataset folder, hf:NAME[:CONFIG][@SPLIT], builtin, "
+        "verdict (the book's text, fetched by `gpt-tui download verdict`), or a mixture "
+        "mix:WEIGHT*SOURCE;... ([[train.corpus]] tables in a config)",
         metavar="PATH",
     )
     decode_errors: str = setting(
@@ -64,10 +69,43 @@ class TrainConfig:
         high=1,
         high_open=True,
     )
-    batch_size: int = setting(
+    text_field: str = setting(
+        "text",
+        label="text field",
+        help="the JSON field or Parquet / dataset column that holds a record's text",
+        metavar="NAME",
+    )
+    split: str = setting(
+        "position",
+        label="split",
+        help="position: cut the text at train_ratio (the book's); documents: whole "
+        "documents to validation at random (split_seed), none cut",
+        choices=SPLITS,
+    )
+    split_seed: int = setting(
+        0, label="split seed", help="the seed of the documents split", low=0, cap=2**63 - 1
+    )
+    val_corpus: str | None = setting(
+        None,
+        label="val corpus",
+        help="validate on this corpus instead (the whole corpus then trains), e.g. a "
+        "held-out file or hf:NAME@validation",
+        metavar="PATH",
+    )
+    batch_size: int | str = setting(
         2,
         label="batch size",
-        help="windows per batch (per process under torchrun)",
+        help="windows per batch (per process under torchrun); auto: the largest that fits "
+        "the device's free memory (gptcore.planner), grad_accum then keeps effective_batch",
+        low=1,
+        metavar="N",
+        words=("auto",),
+    )
+    effective_batch: int | None = setting(
+        None,
+        label="eff. batch",
+        help="windows per optimizer step (per process): grad_accum becomes effective_batch / "
+        "batch_size (off: batch_size x grad_accum)",
         low=1,
         metavar="N",
     )
@@ -156,7 +194,9 @@ class TrainConfig:
         "auto",
         label="precision",
         help="auto: bf16 autocast where the device runs it natively, else fp32 (fp16 with "
-        "a grad scaler on CUDA without bf16); the book's config sets fp32",
+        "a grad scaler on CUDA without bf16), from a table, never a timing "
+        "(GPT_TUI_CPU_BF16=1/0 overrides the CPU's detection); a resume keeps the "
+        "precision its checkpoint recorded; the book's config sets fp32",
         choices=PRECISIONS,
     )
     compile: bool = setting(False, label="compile", help="torch.compile the model")
@@ -181,6 +221,13 @@ class TrainConfig:
         label="keep last",
         help="automatic checkpoints kept (plus the best; manual and renamed ones are never pruned)",
         low=1,
+    )
+    keep_optimizer: str = setting(
+        "latest",
+        label="keep optimizer",
+        help="latest: older automatic checkpoints keep weights only (a resume uses the "
+        "newest, which keeps its AdamW state); all: every checkpoint keeps it (3x the disk)",
+        choices=KEEP_OPTIMIZER,
     )
     init: str | None = setting(
         None,
@@ -214,10 +261,33 @@ class TrainConfig:
         check(self)
         if not self.corpus.strip():  # an empty path would mean the current folder
             refuse(self, "corpus", 'is empty: give a file, a folder, "builtin" or "verdict"')
+        if self.corpus.startswith(MIXTURE_PREFIX) and self.sampler != "random":
+            refuse(
+                self,
+                "sampler",
+                'must be "random" for a corpus mixture (windows are drawn by weight)',
+            )
+        if not self.text_field.strip():
+            refuse(self, "text_field", "is empty: name the field or column holding the text")
         if self.min_lr > self.lr:
             refuse(
                 self, "min_lr", f"must be at most train.lr, got lr={self.lr}, min_lr={self.min_lr}"
             )
+        if self.effective_batch is not None and isinstance(self.batch_size, int):
+            if self.effective_batch % self.batch_size:
+                refuse(
+                    self,
+                    "effective_batch",
+                    f"({self.effective_batch}) must be a multiple of train.batch_size "
+                    f"({self.batch_size})",
+                )
+            if self.grad_accum not in (1, self.effective_batch // self.batch_size):
+                refuse(
+                    self,
+                    "grad_accum",
+                    f"({self.grad_accum}) disagrees with effective_batch / batch_size "
+                    f"({self.effective_batch} / {self.batch_size}); leave it at 1",
+                )
         if not _DEVICE.match(self.device.strip()):
             refuse(
                 self,

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gptcore.errors import DiskFullError
 from gptcore.hardware.device import pick_device
 from gptcore.hardware.perf import cpu_has_native_bf16, make_adamw, reuse_freed_memory
 from gptcore.model.gpt import GPTModel, MultiHeadAttention
@@ -51,9 +52,11 @@ from gptcore.speedlab.results import (
     RungStarted,
     SpeedReport,
     StepDone,
+    results_dir,
     save_report,
 )
 from gptcore.speedlab.rungs import COMPILE_ON_CPU, DEFAULT_BATCH, DEFAULT_MODEL, RUNGS, flags_for
+from gptcore.util.fsutil import disk_full
 
 VOCAB_MULTIPLE = 64
 
@@ -462,8 +465,32 @@ def run_ladder(
             with contextlib.suppress(Exception):
                 torch._dynamo.reset()  # its compiled graphs hold the rung's model
     if save and any(r.measured for r in report.rungs):
-        save_report(report)
+        try:
+            save_report(report)
+        except Exception as exc:
+            if not (isinstance(exc, OSError) or disk_full(exc)):
+                raise
+            raise ReportNotSaved(_not_saved(exc, report), report) from None
     return report
+
+
+class ReportNotSaved(DiskFullError):
+    """The ladder ran but its result could not be written (a full disk, a read-only
+    data folder): `report` still holds every measured rung, for the caller to show."""
+
+    def __init__(self, message: str, report: SpeedReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def _not_saved(exc: BaseException, report: SpeedReport) -> str:
+    """One line: why the result was not saved, and that its rungs are not lost."""
+    measured = sum(r.measured for r in report.rungs)
+    kept = f"the {measured} measured rung(s) are shown, not saved"
+    if disk_full(exc):
+        return f"no space left on {results_dir()}: {kept}"
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"cannot write {results_dir()}: {reason}; {kept}"
 
 
 def default_steps(device: Any) -> int:

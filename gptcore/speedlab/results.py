@@ -5,27 +5,36 @@ machines can be compared: `list_results`), and how a report is described.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+
+from gptcore.errors import DamagedFile
 from gptcore.util import paths
 from gptcore.util.fsutil import atomic_write_text
+from gptcore.util.typedfile import Count, read_json
+
+# A measured rate or duration: >= 0, finite (a saved result's schema refuses the rest).
+Measure = Annotated[float, msgspec.Meta(ge=0.0, le=sys.float_info.max)]
 
 
+# The field types are the saved JSON's schema too: load_report decodes a file straight
+# into these dataclasses through the typed reader (gptcore.util.typedfile).
 @dataclass
 class RungResult:
-    index: int
+    index: Count
     key: str
     title: str
-    tokens_per_s: float | None = None
-    step_s: float | None = None
-    peak_memory: int | None = None  # bytes; see memory_kind
-    batch_size: int | None = None
+    tokens_per_s: Measure | None = None
+    step_s: Measure | None = None
+    peak_memory: Count | None = None  # bytes; see memory_kind
+    batch_size: Count | None = None
     skipped: str | None = None  # why the rung did not run here
 
     @property
@@ -39,9 +48,9 @@ class SpeedReport:
     device_name: str  # "AMD EPYC 9R14", "NVIDIA H100 80GB HBM3"
     torch_version: str
     model: str
-    context: int
-    batch_size: int
-    steps: int
+    context: Count
+    batch_size: Count
+    steps: Count
     started: str  # ISO 8601, UTC
     memory_kind: str  # "cuda max allocated", "peak RSS rise", "ru_maxrss rise"
     rungs: list[RungResult] = field(default_factory=list)
@@ -69,13 +78,6 @@ class SpeedReport:
         for rung, out in zip(self.rungs, data["rungs"], strict=True):
             out["ratio"] = self.ratio(rung)
         return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], path: str | None = None) -> SpeedReport:
-        names = {f.name for f in dataclasses.fields(RungResult)}
-        rungs = [RungResult(**{k: v for k, v in r.items() if k in names}) for r in data["rungs"]]
-        known = {f.name for f in dataclasses.fields(cls)} - {"rungs", "path"}
-        return cls(**{k: v for k, v in data.items() if k in known}, rungs=rungs, path=path)
 
 
 # Progress events: plain data, as the Trainer's.
@@ -129,19 +131,36 @@ def report_json(report: SpeedReport) -> str:
 
 
 def load_report(path: str | Path) -> SpeedReport:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return SpeedReport.from_dict(data, path=str(path))
+    """A saved report, through the typed reader: DamagedFile names the file and the
+    field of anything wrong (a FIFO in its place, a string where a rate goes)."""
+    report = read_json(path, SpeedReport)
+    report.path = str(path)
+    return report
+
+
+def scan_results() -> tuple[list[SpeedReport], list[DamagedFile]]:
+    """Saved reports, newest first, and the files in the results folder that could
+    not be read (each names its file and field)."""
+    folder = results_dir()
+    reports, damaged = [], []
+    try:
+        paths = sorted(folder.glob("*.json"), reverse=True) if folder.is_dir() else []
+    except OSError as exc:
+        return [], [DamagedFile(folder, f"cannot be read ({exc.strerror or exc})")]
+    for path in paths:
+        try:
+            reports.append(load_report(path))
+        except DamagedFile as exc:
+            damaged.append(exc)
+        except FileNotFoundError:
+            continue  # deleted meanwhile
+    reports.sort(key=lambda r: r.started, reverse=True)
+    return reports, damaged
 
 
 def list_results() -> list[SpeedReport]:
-    """Saved reports, newest first; unreadable files are left out."""
-    folder = results_dir()
-    reports = []
-    for path in sorted(folder.glob("*.json"), reverse=True) if folder.is_dir() else []:
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            reports.append(load_report(path))
-    reports.sort(key=lambda r: r.started, reverse=True)
-    return reports
+    """Saved reports, newest first; damaged files are left out (see scan_results)."""
+    return scan_results()[0]
 
 
 def describe_workload(report: SpeedReport) -> str:

@@ -9,6 +9,12 @@ Retention (`prune_checkpoints`, after each save) deletes only automatic
 checkpoints (`prunable`: saved for a reason in AUTOMATIC and still under their
 `step-N` name) beyond the newest `keep_last`; the best and the newest are kept.
 Manual saves, renamed and imported checkpoints are never deleted.
+
+Optimizer state (`keep_optimizer`, "latest" by default) is only kept where a resume
+needs it: after each save, the other prunable checkpoints lose their optimizer.pt
+(`drop_older_optimizer_states`) except the run's latest, the one `--resume RUN`
+continues from. AdamW's two moments are twice the weights, so this keeps each older
+checkpoint at a third of its size; "all" keeps every checkpoint resumable.
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ import threading
 from pathlib import Path
 
 from gptcore.errors import CheckpointError
-from gptcore.runs.checkpoint import AUTO_NAME, Checkpoint, load_checkpoint
-from gptcore.runs.checkpoints import best_checkpoint, delete_checkpoint
+from gptcore.runs.checkpoint import AUTO_NAME, Checkpoint, drop_optimizer_state, load_checkpoint
+from gptcore.runs.checkpoints import best_checkpoint, delete_checkpoint, latest_of
 from gptcore.runs.rundir import RunDir
 
 AUTOMATIC = ("epoch", "periodic", "final", "interrupt")  # the saves a run makes on its own
@@ -56,10 +62,33 @@ def prune_checkpoints(run: Path, keep_last: int, protect: Path | None = None) ->
     return removed
 
 
+def drop_older_optimizer_states(run: Path, keep: Path) -> list[Path]:
+    """Remove the optimizer state of the prunable checkpoints of `run` other than
+    `keep` (the one just saved) and the run's latest; returns the checkpoints changed."""
+    auto = []
+    for path in RunDir(run).checkpoint_dirs():
+        with contextlib.suppress(CheckpointError):
+            ckpt = load_checkpoint(path, verify=False)
+            if prunable(ckpt) and ckpt.has_optimizer:
+                auto.append(ckpt)
+    latest = latest_of(auto)
+    changed = []
+    for c in auto:
+        if c.path == Path(keep) or (latest is not None and c.path == latest.path):
+            continue
+        try:
+            if drop_optimizer_state(c.path):
+                changed.append(c.path)
+        except (CheckpointError, OSError):
+            continue  # unreadable or not ours: leave it whole
+    return changed
+
+
 class CheckpointPolicy:
-    def __init__(self, every: int | None, keep_last: int) -> None:
+    def __init__(self, every: int | None, keep_last: int, keep_optimizer: str = "latest") -> None:
         self.every = every
         self.keep_last = keep_last
+        self.keep_optimizer = keep_optimizer
         self._requested = threading.Event()
         self.last_path: Path | None = None
         self.last_step: int | None = None
@@ -99,6 +128,9 @@ class CheckpointPolicy:
         self.last_path, self.last_step, self.last_reason = ckpt.path, ckpt.step, ckpt.reason
 
     def saved(self, run_dir: Path, path: Path, step: int, reason: str) -> None:
-        """Record a new checkpoint and prune the older automatic ones."""
+        """Record a new checkpoint, prune the older automatic ones and, unless
+        keep_optimizer is "all", drop their optimizer state."""
         self.last_path, self.last_step, self.last_reason = path, step, reason
         prune_checkpoints(run_dir, self.keep_last, protect=path)
+        if self.keep_optimizer != "all":
+            drop_older_optimizer_states(run_dir, keep=path)

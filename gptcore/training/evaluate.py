@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sized
+from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gptcore.data.runcorpus import corpus_source, run_corpus
 from gptcore.data.tokens import ProgressFn, TokenizedCorpus, prepare_corpus
 from gptcore.data.windows import make_loader, require_windows
 from gptcore.errors import ConfigError, CorpusError
@@ -28,13 +30,23 @@ from gptcore.hardware.device import pick_device
 from gptcore.runs.checkpoint import Checkpoint
 from gptcore.settings.declare import from_mapping
 from gptcore.settings.train import TrainConfig
-from gptcore.training.setup import corpus_source
 from gptcore.weights.modelspec import load_spec
 from gptcore.weights.spec import CHECKPOINT_KINDS, ModelSpec, parse_spec
 
 # The settings of a run that decide what its "train" and "val" are: the split, the
 # windows and the batches (a checkpoint records them in its train_config).
-SPLIT_SETTINGS = ("train_ratio", "decode_errors", "max_length", "stride", "batch_size")
+SPLIT_SETTINGS = (
+    "train_ratio",
+    "decode_errors",
+    "text_field",
+    "split",
+    "split_seed",
+    "val_corpus",
+    "sampler",  # a mixture is drawn from at random
+    "max_length",
+    "stride",
+    "batch_size",
+)
 
 
 def calc_loss_batch(
@@ -51,9 +63,14 @@ def calc_loss_batch(
 
 
 def calc_loss_loader(
-    loader: Iterable, model: nn.Module, device: torch.device | str, num_batches: int | None = None
+    loader: Iterable,
+    model: nn.Module,
+    device: torch.device | str,
+    num_batches: int | None = None,
+    on_batch: Callable[[], None] | None = None,
 ) -> float:
-    """Mean batch loss over the first `num_batches` batches (all by default).
+    """Mean batch loss over the first `num_batches` batches (all by default);
+    `on_batch()` is called after each one.
 
     The book returns NaN for an empty loader; that hides a corpus too small for
     the context length, so it is an error here.
@@ -72,6 +89,8 @@ def calc_loss_loader(
                 break
             total += calc_loss_batch(inputs, targets, model, device).item()
             count += 1
+            if on_batch is not None:
+                on_batch()
     if count == 0:
         raise CorpusError("no batches to evaluate: the data is too short for one batch")
     return total / count
@@ -140,6 +159,7 @@ def evaluate_model(
     decode_errors: str = "strict",
     max_length: int | None = None,
     stride: int | None = None,
+    progress: ProgressFn | None = None,
 ) -> Evaluation:
     """The book's loss check: windows of `max_length` tokens (default: the model's
     context length) every `stride` tokens (default: the window length) over each
@@ -149,7 +169,8 @@ def evaluate_model(
     `corpus` is a prepared corpus or a source for `prepare_corpus` (split by
     characters at `train_ratio`; pass a prepared corpus's own ratio with it, as
     the result reports it). The model is moved to `device` (pick_device's choice
-    when None) and put in eval mode.
+    when None) and put in eval mode. `progress(done, total)` follows the batches of
+    both splits together, from (0, total) before the first.
     """
     if batch_size <= 0:
         raise ConfigError(f"the batch size must be positive, got {batch_size}")
@@ -177,9 +198,20 @@ def evaluate_model(
     def used(loader: Sized) -> int:
         return len(loader) if max_batches is None else min(len(loader), max_batches)
 
+    total = used(train_loader) + used(val_loader)
+    done = 0
+
+    def one_more() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    if progress is not None:
+        progress(0, total)
     return Evaluation(
-        train_loss=calc_loss_loader(train_loader, model, dev, max_batches),
-        val_loss=calc_loss_loader(val_loader, model, dev, max_batches),
+        train_loss=calc_loss_loader(train_loader, model, dev, max_batches, one_more),
+        val_loss=calc_loss_loader(val_loader, model, dev, max_batches, one_more),
         train_batches=used(train_loader),
         val_batches=used(val_loader),
         batch_size=batch_size,
@@ -235,6 +267,7 @@ def evaluate_checkpoint(
     max_batches: int | None = None,
     device: str | torch.device | None = None,
     progress: ProgressFn | None = None,
+    on_batches: ProgressFn | None = None,
 ) -> CheckpointEvaluation:
     """The losses of the checkpoint `spec` names (a checkpoint folder, a run = its
     latest, RUN:latest, RUN:best) on `corpus` (default: the corpus its run trained
@@ -242,7 +275,8 @@ def evaluate_checkpoint(
     over the first `max_batches` batches per split when given.
 
     `device` defaults to the one its run trained on, or pick_device's choice where
-    this machine lacks it. `progress(done, total)` follows the tokenizing.
+    this machine lacks it. `progress(done, total)` follows the tokenizing and
+    `on_batches(done, total)` the evaluated batches (see evaluate_model).
     """
     if max_batches is not None and max_batches <= 0:
         raise ConfigError(f"the number of batches must be positive, got {max_batches}")
@@ -254,7 +288,7 @@ def evaluate_checkpoint(
     if dev is None:
         dev = eval_options(ckpt.train_config)[1]
     source = corpus_source(str(corpus) if corpus is not None else split.corpus)
-    prepared = prepare_corpus(source, split.train_ratio, split.decode_errors, progress)
+    prepared = run_corpus(dataclasses.replace(split, corpus=source), progress)
     result = evaluate_model(
         loaded.model,
         prepared,
@@ -264,6 +298,7 @@ def evaluate_checkpoint(
         train_ratio=split.train_ratio,
         max_length=split.max_length,
         stride=split.stride,
+        progress=on_batches,
     )
     return CheckpointEvaluation(
         label=loaded.label,

@@ -13,12 +13,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
 
 from gptcore.data.tokens import prepare_corpus
+from gptcore.errors import DamagedFile
 from gptcore.util import paths
 from gptcore.util.fsutil import atomic_write_text
+from gptcore.util.typedfile import read_json
 from gptcore.weights.downloads import downloaded_sizes
 from gptcore.weights.gpt2 import resolve_size
 
@@ -94,13 +98,19 @@ def reference_losses(
     return losses
 
 
+class CachedLosses(msgspec.Struct):
+    """A reference cache file: what the losses were measured on, and the losses."""
+
+    key: dict[str, Any]
+    train_loss: Annotated[float, msgspec.Meta(ge=0.0, le=1e6)]  # finite: NaN is refused
+    val_loss: Annotated[float, msgspec.Meta(ge=0.0, le=1e6)]
+
+
 def _read_cached(path: Path, key: dict[str, object]) -> tuple[float, float] | None:
-    """The cached losses for `key`, or None when absent, damaged or another key's."""
+    """The cached losses for `key`, or None when absent, damaged (then measured again)
+    or another key's."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if record.get("key") != key:
-            return None
-        train, val = float(record["train_loss"]), float(record["val_loss"])
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        record = read_json(path, CachedLosses)
+    except (FileNotFoundError, DamagedFile):
         return None
-    return (train, val) if math.isfinite(train) and math.isfinite(val) else None
+    return (record.train_loss, record.val_loss) if record.key == key else None

@@ -17,13 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gptcore.errors import CheckpointError, ConfigError
+from gptcore.errors import CheckpointError, ConfigError, RunBusyError
 from gptcore.runs.checkpoint import Checkpoint, load_checkpoint
 from gptcore.runs.checkpoints import find_run, newest_healthy
+from gptcore.runs.lock import lock_holder
 from gptcore.runs.rundir import RunDir
 from gptcore.settings.files import load_run_config, run_config_from_dict
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.train import TrainConfig, check_trainable
+from gptcore.training.continuation import check_more_to_train
+from gptcore.training.precision import resume_precision_notice
 from gptcore.util.tomlwrite import toml_value
 from gptcore.weights.modelspec import checkpoint_path
 from gptcore.weights.spec import CHECKPOINT, CHECKPOINT_KINDS, LATEST, parse_spec
@@ -63,6 +66,7 @@ def prepare_run(
     init: str | None = None,
     resume: str | Path | None = None,
     run_dir: str | Path | None = None,
+    refuse_finished: bool = False,
 ) -> PreparedRun:
     """The configs (and resumed checkpoint) of a run; ConfigError (one line) when
     they cannot train.
@@ -73,6 +77,10 @@ def prepare_run(
     `overrides` are `--set` strings applied on top; `corpus` and `init` are
     shorthands for two of them. Every source is decoded and checked the same way
     (the declared settings, then the rules across model and train).
+    `refuse_finished`: a resumed run with nothing left to train (all epochs done,
+    max_steps reached) is a ConfigError saying how to give it more, instead of a
+    resume that only saves its final checkpoint again (off by default: a sweep's
+    restart still closes a run killed right after its final save).
     """
     if config and configs is not None:
         raise ConfigError("give a run config file or the configs themselves, not both")
@@ -98,6 +106,17 @@ def prepare_run(
     else:
         raise ConfigError("give a run config with --config FILE (or --resume RUN_OR_CHECKPOINT)")
     check_trainable(model_config, train_config)  # what the Trainer checks before it writes
+    if ckpt is not None and refuse_finished:
+        check_more_to_train(ckpt, train_config)
+    if ckpt is not None:
+        said = resume_precision_notice(train_config.precision, ckpt.precision)
+        fresh = None
+        if not ckpt.has_optimizer:  # an older checkpoint keeps weights only
+            fresh = (
+                f"{ckpt.path.name} holds weights only (no optimizer state): AdamW starts "
+                "afresh, so this is not an exact continuation"
+            )
+        notice = "; ".join(n for n in (notice, said, fresh) if n) or None
     folder = Path(run_dir) if run_dir else None
     return PreparedRun(model_config, train_config, ckpt, notice, folder)
 
@@ -113,6 +132,11 @@ def open_resume(spec: str | Path) -> tuple[Checkpoint, str | None]:
     parsed = parse_spec(spec, CHECKPOINT_KINDS)
     path = checkpoint_path(parsed)
     run = RunDir.of_checkpoint(path)
+    # Before reading anything: a run still training there rewrites its checkpoints
+    # (older ones lose their optimizer state) while a resume would read them.
+    held = lock_holder(run.path) if run is not None else None
+    if held is not None:
+        raise RunBusyError(f"run {run.path} is in use: {held}")
     names_latest = parsed.kind == LATEST or (
         parsed.kind == CHECKPOINT and find_run(parsed.target) != path
     )

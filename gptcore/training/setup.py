@@ -21,11 +21,13 @@ from torch import nn
 
 from gptcore.data.order import DataOrder
 from gptcore.data.plan import BatchPlan, batch_plan
-from gptcore.data.tokens import TokenizedCorpus, prepare_corpus
-from gptcore.errors import CheckpointError, CorpusError
+from gptcore.data.runcorpus import run_corpus
+from gptcore.data.tokens import TokenizedCorpus
+from gptcore.errors import CheckpointError, GptTuiError
 from gptcore.hardware.device import pick_device
 from gptcore.hardware.perf import enable_tf32, make_adamw, peak_flops
 from gptcore.model.gpt import GPTModel
+from gptcore.model.summary import check_memory, training_bytes
 from gptcore.runs.checkpoint import Checkpoint, load_weights_into
 from gptcore.runs.lock import check_run_dir_unused
 from gptcore.runs.rundir import RunDir, new_run_dir
@@ -34,9 +36,11 @@ from gptcore.settings.train import TrainConfig, check_trainable
 from gptcore.training.precision import resolve_precision
 from gptcore.training.resume import check_resume, check_schedule, open_checkpoint
 from gptcore.training.rng import restore_rng
-from gptcore.util.paths import verdict_file
+from gptcore.weights.downloads import find_gpt2
 from gptcore.weights.layouts import with_vocab_multiple
+from gptcore.weights.loaders import weights_config
 from gptcore.weights.modelspec import model_from_spec
+from gptcore.weights.spec import GPT2, WEIGHTS, parse_spec
 
 
 @dataclass
@@ -90,13 +94,31 @@ class RunSetup:
         # DDP's first broadcast, so before rank 0 writes there): all refuse together.
         if run_dir is not None:
             check_run_dir_unused(run_dir, ckpt.path if ckpt is not None else None)
+        self._check_memory(ckpt)
         return ckpt
+
+    def _check_memory(self, resume: Checkpoint | None) -> None:
+        """Refuse a model this device cannot train before anything is allocated (the
+        kernel would kill the process without a word). `init` weights bring their own
+        shape, read from their config."""
+        cfg = self.config
+        model = resume.model_config if resume is not None else self.model_config
+        if cfg.init and resume is None:
+            model = _init_shape(cfg.init)
+            if model is None:
+                return
+        batch = cfg.batch_size if isinstance(cfg.batch_size, int) else 1  # auto: >= 1
+        context = min(cfg.max_length or model.context_length, model.context_length)
+        need = training_bytes(model, batch, context)
+        check_memory(need, f"to train at batch {batch}", model, self._device())
 
     def build(self, resume: Checkpoint | None) -> RunParts:
         """The run's parts, in the book's order: seed, model, (loaders), optimizer."""
         cfg = self.config
         device = self._device()
-        precision, amp_dtype = resolve_precision(cfg.precision, device)
+        # A resume keeps the precision its checkpoint trained in when the setting is "auto".
+        recorded = resume.precision if resume is not None else None
+        precision, amp_dtype = resolve_precision(cfg.precision, device, recorded)
         self.phase("corpus")
         corpus = self._corpus(resume)
         self.phase("model")
@@ -147,7 +169,7 @@ class RunSetup:
     def _corpus(self, resume: Checkpoint | None) -> TokenizedCorpus:
         """The corpus tokenized and split; a resume must use the one it was trained on."""
         cfg = self.config
-        corpus = prepare_corpus(corpus_source(cfg.corpus), cfg.train_ratio, cfg.decode_errors)
+        corpus = run_corpus(cfg)
         if resume is not None and resume.data.get("corpus_key") not in (None, corpus.key):
             raise CheckpointError(
                 f"checkpoint {resume.path} was trained on a different corpus "
@@ -180,17 +202,18 @@ class RunSetup:
         return wrapped
 
 
-def corpus_source(corpus: str) -> str:
-    """The file a corpus setting names ("verdict" is the book's, once downloaded)."""
-    if corpus != "verdict":
-        return corpus
-    path = verdict_file()
-    if not path.exists():
-        raise CorpusError(
-            f"the book's corpus (the-verdict.txt) is not at {path}; run "
-            "`gpt-tui download verdict` to fetch it, or pass --corpus PATH"
-        )
-    return str(path)
+def _init_shape(spec: str) -> GPTConfig | None:
+    """The shape of the weights `init` names, read from their config alone; None where
+    it cannot be told now (loading them then says what is wrong)."""
+    try:
+        parsed = parse_spec(spec)
+        if parsed.kind == GPT2:
+            return weights_config(find_gpt2(parsed.target))
+        if parsed.kind == WEIGHTS:
+            return weights_config(parsed.target)
+    except GptTuiError:
+        return None
+    return None  # a checkpoint's or a preset's: checked as they load
 
 
 def _restore_optimizer(

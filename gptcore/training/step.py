@@ -11,6 +11,8 @@ so all ranks stop, skip and clip alike.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import gc
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +63,9 @@ class StepResult:
     stop: bool  # some rank asked to stop after this step
     spikes: list[SpikeFound] = field(default_factory=list)
     skipped: bool = False  # the update was left out (skip_spikes)
+    # (micro-batch, grad_accum) when the device ran out of memory in this step and
+    # the step was taken again with its micro-batches halved (CUDA only).
+    halved_to: tuple[int, int] | None = None
 
 
 class TrainStep:
@@ -80,6 +85,9 @@ class TrainStep:
         self.should_stop = should_stop
         window, z = config.spike_window, config.spike_z
         self.loss_spikes = SpikeDetector(window, z, LOSS_SPIKE_RATIO)
+        # Each data micro-batch is cut into this many pieces after an out-of-memory:
+        # the same windows in each step (the data position and effective batch stay).
+        self.splits = 1
         self.grad_spikes = SpikeDetector(window, z, GRAD_NORM_SPIKE_RATIO)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -93,7 +101,39 @@ class TrainStep:
 
     def run(self, order: Sequence[int], state: TrainState) -> StepResult:
         """zero_grad, loss and backward over grad_accum micro-batches, optimizer step,
-        for the step `state` is at; raises LossNotFinite before a bad update."""
+        for the step `state` is at; raises LossNotFinite before a bad update.
+
+        A CUDA out-of-memory error in the forward or backward halves the micro-batch
+        (doubling the accumulation) and takes the step again: nothing was applied yet.
+        """
+        halved = None
+        while True:
+            try:
+                done = self._run(order, state)
+            except torch.cuda.OutOfMemoryError:
+                if not self._halve():
+                    raise
+                halved = self.micro_batch()
+                continue
+            return dataclasses.replace(done, halved_to=halved) if halved else done
+
+    def micro_batch(self) -> tuple[int, int]:
+        """(windows per forward pass, forward passes per step) as the step runs now."""
+        batch = int(self.config.batch_size)
+        return -(-batch // self.splits), self.config.grad_accum * self.splits
+
+    def _halve(self) -> bool:
+        """Cut micro-batches in half after an out-of-memory; False at one window."""
+        if self.micro_batch()[0] <= 1:
+            return False
+        self.splits *= 2
+        self.parts.optimizer.zero_grad()  # the failed attempt's partial gradients
+        gc.collect()
+        if self.parts.device.type == "cuda":
+            torch.cuda.empty_cache()
+        return True
+
+    def _run(self, order: Sequence[int], state: TrainState) -> StepResult:
         cfg, parts = self.config, self.parts
         accum = cfg.grad_accum
         lr = lr_at(cfg, state.step, parts.plan.total_steps)
@@ -105,16 +145,22 @@ class TrainStep:
         for micro in range(accum):
             x, y = parts.data.step_batch(order, state.step_in_epoch, micro)
             tokens += x.numel() * self.world
-            sync = micro == accum - 1 or self.world == 1
-            ctx = contextlib.nullcontext() if sync else parts.train_model.no_sync()
-            with ctx:
-                loss = self.loss(parts.train_model, x, y)
-                scaled = loss / accum if accum > 1 else loss
-                if parts.scaler is not None:
-                    parts.scaler.scale(scaled).backward()
-                else:
-                    scaled.backward()
-            total += loss.detach()
+            pieces = list(zip(x.chunk(self.splits), y.chunk(self.splits), strict=True))
+            for i, (xp, yp) in enumerate(pieces):
+                last = micro == accum - 1 and i == len(pieces) - 1
+                sync = last or self.world == 1
+                share = xp.shape[0] / x.shape[0]  # a piece's part of the batch's mean loss
+                ctx = contextlib.nullcontext() if sync else parts.train_model.no_sync()
+                with ctx:
+                    loss = self.loss(parts.train_model, xp, yp)
+                    scaled = loss / accum if accum > 1 else loss
+                    if share != 1:
+                        scaled = scaled * share
+                    if parts.scaler is not None:
+                        parts.scaler.scale(scaled).backward()
+                    else:
+                        scaled.backward()
+                total += loss.detach() if share == 1 else loss.detach() * share
         mean = total / accum
         stop = 1.0 if self.should_stop() else 0.0
         if self.world > 1:  # every rank stops at the same step

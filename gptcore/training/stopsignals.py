@@ -40,6 +40,33 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
+def stop_message(signum: int, doing: str = "stopping after this step to save a checkpoint") -> str:
+    """What a front end says on the first stop signal, with what a second one does
+    (StopSignals: only Ctrl-C aborts; a repeated SIGTERM or SIGHUP is ignored)."""
+    name = signal_name(signum)
+    if signum == signal.SIGINT:
+        then = "Ctrl-C again to abort"
+    else:
+        then = f"another {name} is ignored; Ctrl-C aborts"
+    return f"{name}: {doing} ({then})"
+
+
+class StopRequest(threading.Event):
+    """A run's stop flag that remembers which stop signal set it: the Trainer's
+    closing event records it (`Finished.signal`). `signal` stays None for a stop
+    asked for otherwise (a key in the app, Trainer.cancel())."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signal: str | None = None
+
+    def set_for_signal(self, signum: int) -> None:
+        """Stop because of `signum`; the first signal's name is kept."""
+        if self.signal is None:
+            self.signal = signal_name(signum)
+        self.set()
+
+
 def _abort(signum: int) -> None:
     raise KeyboardInterrupt
 

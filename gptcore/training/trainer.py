@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -34,9 +34,11 @@ import torch
 from gptcore.errors import CheckpointError, GptTuiError
 from gptcore.hardware.perf import mfu, reuse_freed_memory
 from gptcore.hardware.sysinfo import CpuMeter, system_stats
+from gptcore.planner.autobatch import resolve_run_batch
 from gptcore.runs.checkpoint import Checkpoint, save_checkpoint
 from gptcore.runs.checkpoints import best_checkpoint
 from gptcore.runs.events import (
+    BatchChanged,
     CheckpointSaved,
     EvalEnd,
     Event,
@@ -65,6 +67,7 @@ from gptcore.training.resume import PreparedRun
 from gptcore.training.rng import rng_state
 from gptcore.training.setup import RunParts, RunSetup, run_folder
 from gptcore.training.step import LossNotFinite, TrainStep
+from gptcore.training.stopsignals import StopRequest
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +106,19 @@ class RunClock:
         limit = self.max_time_s
         return limit is not None and time.perf_counter() - self.started >= limit
 
-    def wait_while_paused(self, paused: threading.Event, cancel: threading.Event) -> None:
+    def wait_while_paused(
+        self,
+        paused: threading.Event,
+        cancel: threading.Event,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
+        """Wait until unpaused or cancelled, calling `meanwhile` (if any) as it waits."""
         if not paused.is_set():
             return
         started = time.perf_counter()
         while paused.is_set() and not cancel.is_set():
+            if meanwhile is not None:
+                meanwhile()
             time.sleep(0.05)
         self.paused_s += time.perf_counter() - started
 
@@ -146,12 +157,17 @@ class Trainer:
         self._listeners = Listeners(listeners)
         # Set by cancel(), or by the caller through its own event (a front end that
         # may stop the run before it holds the Trainer).
-        self._cancel = cancel_event if cancel_event is not None else threading.Event()
+        # A StopRequest also says which stop signal set it (Finished.signal).
+        self._cancel = cancel_event if cancel_event is not None else StopRequest()
         self._paused = threading.Event()
         self.rank, self.world = _dist()
         self.is_main = self.rank == 0
         self.state = TrainState()
-        self.policy = CheckpointPolicy(train_config.checkpoint_every, train_config.keep_last)
+        self.policy = CheckpointPolicy(
+            train_config.checkpoint_every, train_config.keep_last, train_config.keep_optimizer
+        )
+        # The step whose weights state.last_*_loss were measured on (None: not yet).
+        self._losses_step: int | None = None
         # Every rank feeds it the same numbers, so all ranks see the same onset.
         self._overfit = OverfitDetector(train_config.overfit_evals)
         self._cpu = CpuMeter()  # the training process's own CPU use, for SystemSample
@@ -163,12 +179,27 @@ class Trainer:
         # Within one run() call (the loop starts a new clock):
         self._clock = RunClock(train_config.max_time_s)
         self._stop_requested = False
+        self._stop_reason = "cancelled"  # what Finished says after a stop (see stop())
 
     # -- control (any thread)
 
-    def cancel(self) -> None:
-        """Stop after the current step (a checkpoint is saved)."""
+    def cancel(self, signum: int | None = None) -> None:
+        """Stop after the current step (a checkpoint is saved); `signum` is the stop
+        signal that asked for it, which the closing event then names."""
+        if signum is not None and isinstance(self._cancel, StopRequest):
+            self._cancel.set_for_signal(signum)
         self._cancel.set()
+
+    def stop(self, reason: str) -> None:
+        """Stop like cancel(), the closing Finished event giving `reason` ("pruned":
+        a sweep's pruner ended the run; it is complete, not interrupted)."""
+        self._stop_reason = reason
+        self._cancel.set()
+
+    def emit(self, event: Event) -> None:
+        """Send a listener's own event (a sweep's Pruned) to this run's listeners and
+        its metrics.jsonl, in order with the Trainer's."""
+        self._emit(event)
 
     def pause(self) -> None:
         """Wait before the next step until unpause() or cancel()."""
@@ -254,6 +285,10 @@ class Trainer:
     # -- setup
 
     def _setup(self) -> None:
+        # batch_size = "auto" becomes a number first: everything after plans with it.
+        self.config, batch_note = resolve_run_batch(
+            self.model_config, self.config, self.world, self.rank
+        )
         setup = RunSetup(
             self.model_config, self.config, rank=self.rank, world=self.world, phase=self._phase
         )
@@ -263,9 +298,19 @@ class Trainer:
         if ckpt is not None:  # the progress and the checkpoints it goes on from
             self.state = TrainState.from_checkpoint(ckpt)
             self.policy.resumed_from(ckpt)
+            loss_step = ckpt.meta.get("loss_step")
+            self._losses_step = loss_step if isinstance(loss_step, int) else None
         self._steps = TrainStep(self.config, self.parts, self.world, self._should_stop)
         if self.is_main:
             self._open_run_dir(ckpt)
+        if batch_note is not None:
+            self._emit(self._batch_changed(self._steps.micro_batch(), "auto", batch_note))
+
+    def _batch_changed(self, micro: tuple[int, int], reason: str, detail: str) -> BatchChanged:
+        batch, accum = micro
+        effective = int(self.config.batch_size) * self.config.grad_accum
+        state = self.state
+        return BatchChanged(state.step, state.epoch, batch, accum, effective, reason, detail)
 
     def _open_run_dir(self, ckpt: Checkpoint | None) -> None:
         self.run_dir = run_folder(self.run_dir, ckpt, self.model_config)
@@ -301,7 +346,8 @@ class Trainer:
         state = self.state
         path = self.policy.reusable(state.step, reason)  # nothing changed since the last save
         if path is None:
-            self._phase("checkpoint")
+            self._phase("checkpoint")  # its evaluation included: one slow piece of work
+            self._evaluate_for_save()
             parts = self.parts
             fields = state.checkpoint_fields()
             fields["data"].update(
@@ -315,11 +361,28 @@ class Trainer:
                 scaler=parts.scaler,
                 rng=rng_state(),
                 reason=reason,
+                precision=parts.precision,
+                loss_step=self._losses_step,
                 **fields,
             )
             self.policy.saved(self.run_dir, path, state.step, reason)
         self._emit(CheckpointSaved(state.step, state.epoch, str(path), reason))
         return path
+
+    def _evaluate_for_save(self) -> None:
+        """Measure the losses a checkpoint records on its own weights, unless the last
+        evaluation already was at this step. The batches are the book's evaluation's
+        (a fresh shuffled pass), drawn on a forked RNG: the run's random stream, and
+        so the book's numbers and resume, stay what they are without this evaluation."""
+        state = self.state
+        if self._losses_step == state.step or state.step == 0:
+            return
+        device = self.parts.device
+        cuda = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            train_loss, val_loss = self._steps.evaluate(self.config.eval_iter)
+        state.record_eval(train_loss, val_loss)
+        self._losses_step = state.step
 
     # -- the loop
 
@@ -358,6 +421,8 @@ class Trainer:
         reason = reason or "completed"
         if self.policy.take_request():  # asked for after the last step's saves
             self._save("manual")
+        if reason == "cancelled":
+            reason = self._stop_reason
         self._save("interrupt" if reason == "cancelled" else "final")
         finished = Finished(
             step=state.step,
@@ -365,15 +430,29 @@ class Trainer:
             reason=reason,
             tokens_seen=state.tokens_seen,
             elapsed_s=self._clock.active_s(),
+            signal=self._stop_signal(reason),
         )
         self._emit(finished)
         return finished
+
+    def _stop_signal(self, reason: str) -> str | None:
+        """The stop signal that ended the run ("SIGHUP"), when one did."""
+        if reason != "cancelled" or not isinstance(self._cancel, StopRequest):
+            return None
+        return self._cancel.signal
+
+    def _save_if_asked(self) -> None:
+        """While paused, between two steps: a checkpoint asked for is saved at once,
+        not one step after the resume (one process only: under DDP every rank would
+        have to save together, so the request waits for the next step there)."""
+        if self.world == 1 and self.policy.take_request():
+            self._save("manual")
 
     def _step(self, order: Sequence[int]) -> str | None:
         """One optimizer step and what follows it (events, evaluation, checkpoint);
         returns why the run stops here, or None to go on."""
         cfg, state, parts = self.config, self.state, self.parts
-        self._clock.wait_while_paused(self._paused, self._cancel)
+        self._clock.wait_while_paused(self._paused, self._cancel, self._save_if_asked)
         if self._reached_max_steps():
             return "max_steps"
         global_step = state.step  # the book's 0-based index of this step
@@ -398,19 +477,28 @@ class Trainer:
         )
         for kind, value, z in done.spikes:
             self._emit(Spike(global_step, state.epoch, kind, value, z, done.skipped))
+        if done.halved_to is not None:
+            batch, accum = done.halved_to
+            detail = (
+                f"out of memory at step {global_step}: micro-batch halved to {batch} with "
+                f"grad_accum {accum}; the step was taken again"
+            )
+            self._emit(self._batch_changed(done.halved_to, "out_of_memory", detail))
         if self.is_main and time.perf_counter() - self._system_at >= SYSTEM_EVERY_S:
             self._system_at = time.perf_counter()
             stats = system_stats(str(parts.device), self._cpu)
             self._emit(SystemSample(global_step, state.epoch, **dataclasses.asdict(stats)))
-        if self.world == 1 and self._should_stop():
-            self._stop_requested = True  # set by a listener of this very step
         if global_step % cfg.eval_freq == 0:
             self._phase("eval")
             train_loss, val_loss = self._steps.evaluate(cfg.eval_iter)
             state.record_eval(train_loss, val_loss)
+            self._losses_step = state.step
             self._emit(EvalEnd(global_step, state.epoch, train_loss, val_loss, state.tokens_seen))
             if self._overfit.update(global_step, train_loss, val_loss):
                 self._emit(self._overfitting(global_step))
+        if self.world == 1 and self._should_stop():
+            # set by a listener of this very step (a sweep's pruner, on its EvalEnd)
+            self._stop_requested = True
         for reason in self.policy.due_after_step(state.step):
             self._save(reason)
         if self._stop_requested:

@@ -6,15 +6,19 @@ An interrupted download resumes from the `.part` file with an HTTP Range
 request. Connection problems, timeouts, truncated bodies and 5xx/429 answers are
 retried with exponential backoff (the retry budget refills whenever the file
 gets longer than it ever was); 4xx answers and wrong sizes are not. Whatever a
-server does, each file has an overall deadline, a bounded number of requests
-and a size limit, so a hostile or broken server cannot keep us busy forever or
-fill the disk. An optional `check` validates the content before the rename.
+server does, each file has an overall deadline (kept by a watchdog that closes
+the connection, so it holds while headers are read too), a bounded number of
+requests and a size limit, so a hostile or broken server cannot keep us busy
+forever or fill the disk. A digest the source publishes in its response headers
+(`published`: Hugging Face's sha256, Azure's Content-MD5) is checked, and an
+optional `check` validates the content, before the rename.
 Progress is reported as `DownloadProgress` events; a `threading.Event` cancels
 between chunks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -27,6 +31,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
 from typing import BinaryIO
 
@@ -66,6 +71,20 @@ class DownloadProgress:
 
 
 ProgressCallback = Callable[[DownloadProgress], None]
+
+
+@dataclass(frozen=True)
+class PublishedDigest:
+    """A hash of the whole file that a server states in a response header."""
+
+    algorithm: str  # a hashlib name: "sha256", "md5"
+    hexdigest: str
+    header: str  # the header it came from, for messages
+
+
+# Reads the digest a source publishes from one response's headers (redirects included)
+# and its HTTP status; None when that response states none.
+DigestReader = Callable[[Message, int], PublishedDigest | None]
 
 
 @dataclass(frozen=True)
@@ -115,7 +134,13 @@ class _TooLong(Exception):
 
 
 class _Budget:
-    """One file's limits over all its attempts: an overall deadline and a request count."""
+    """One file's limits over all its attempts: an overall deadline and a request count.
+
+    A socket timeout bounds only the wait for each byte, so a server that sends its
+    headers (or body) a byte at a time would outlast any deadline checked between
+    reads. A watchdog timer therefore shuts down the sockets it was given when the
+    deadline passes, which ends whatever read is blocked; `close()` stops it.
+    """
 
     def __init__(self, timeouts: Timeouts, retry: RetryPolicy, size: int | None) -> None:
         self.timeouts = timeouts
@@ -123,16 +148,55 @@ class _Budget:
         self.start = time.monotonic()
         self.seconds = timeouts.deadline_for(size)
         self.requests = 0
+        self.expired = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer: threading.Timer | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(max(self.left(), 0.0), self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut `sock` down when the deadline passes (at once if it has)."""
+        with self._lock:
+            if not self.expired:
+                self._sockets = [s for s in self._sockets if s.fileno() != -1] + [sock]
+                return
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._sockets = []
 
     def learn_size(self, total: int) -> None:
         """A server announced the size (within the size limit): the default deadline grows."""
-        self.seconds = max(self.seconds, self.timeouts.deadline_for(total))
+        longer = max(self.seconds, self.timeouts.deadline_for(total))
+        if longer > self.seconds and not self.expired:
+            self.seconds = longer
+            self._arm()
 
     def left(self) -> float:
         return self.start + self.seconds - time.monotonic()
 
     def check_time(self) -> None:
-        if self.left() <= 0:
+        if self.expired or self.left() <= 0:
             took = format_duration(self.seconds)
             raise _GiveUp(f"no complete file within {took} (the overall deadline)")
 
@@ -152,12 +216,53 @@ class _Attempt:
     answered: bool = False  # a server answered at least once (even with an error)
 
 
+def _opener(
+    budget: _Budget, record: Callable[[Message, int], None]
+) -> urllib.request.OpenerDirector:
+    """urllib's opener whose connections the budget's watchdog can close, and which
+    shows `record` the headers of every response, redirects included (Hugging Face
+    states a file's sha256 on the redirect to its CDN)."""
+
+    def watched(base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+        class Watched(base):  # type: ignore[misc, valid-type]
+            def connect(self) -> None:
+                super().connect()
+                budget.watch(self.sock)
+
+        return Watched
+
+    http_conn = watched(http.client.HTTPConnection)
+    https_conn = watched(http.client.HTTPSConnection)
+
+    class HTTP(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(http_conn, req)
+
+    class HTTPS(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            kwargs: dict[str, object] = {"context": getattr(self, "_context", None)}
+            if hasattr(self, "_check_hostname"):  # Python before 3.12
+                kwargs["check_hostname"] = self._check_hostname
+            return self.do_open(https_conn, req, **kwargs)
+
+    class Redirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
+            record(headers, code)
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return urllib.request.build_opener(HTTP, HTTPS, Redirects)
+
+
 def part_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
+    return _hash_file(path, "sha256")
+
+
+def _hash_file(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
@@ -228,11 +333,13 @@ def _fetch_once(
     budget: _Budget,
     cancel: threading.Event | None,
     report: Callable[[int, int | None, float], None],
+    record: Callable[[Message, int], None] = lambda _headers, _status: None,
 ) -> int:
     """One HTTP attempt appending to `part`; returns the file's total size.
 
-    Raises _Retryable for failures worth retrying, _GiveUp when the file's
-    budget is spent, DownloadError for the rest.
+    `record` sees every response's headers and status (redirects included). Raises
+    _Retryable for failures worth retrying, _GiveUp when the file's budget is spent,
+    DownloadError for the rest.
     """
     budget.next_request()
     offset = part.stat().st_size if part.exists() else 0
@@ -241,7 +348,9 @@ def _fetch_once(
         headers["Range"] = f"bytes={offset}-"
     req = urllib.request.Request(url, headers=headers)
     try:
-        resp = urllib.request.urlopen(req, timeout=max(min(timeouts.connect, budget.left()), 0.01))
+        resp = _opener(budget, record).open(
+            req, timeout=max(min(timeouts.connect, budget.left()), 0.01)
+        )
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and offset:  # our .part is already as long as the file (or longer)
@@ -261,6 +370,7 @@ def _fetch_once(
         raise _Retryable(_describe(exc), unreachable, no_answer) from None
 
     with resp:
+        record(resp.headers, resp.status)
         length = resp.headers.get("Content-Length")
         body_len = int(length) if length and length.isdigit() else None
         if resp.status == 206:
@@ -339,6 +449,7 @@ def _copy_body(
             _set_read_timeout(resp, max(min(timeouts.read, budget.left()), 0.01))
             chunk = resp.read1(CHUNK)
             if not chunk:
+                budget.check_time()  # the watchdog closed the connection: not the end
                 return done
             if done + len(chunk) > limit:
                 raise _TooLong(limit, capped=total is None)
@@ -359,6 +470,7 @@ def download_file(
     sha256: str | None = None,
     max_bytes: int = MAX_UNKNOWN_BYTES,
     check: Callable[[Path], None] | None = None,
+    published: DigestReader | None = None,
     timeouts: Timeouts | None = None,
     retry: RetryPolicy | None = None,
     cancel: threading.Event | None = None,
@@ -372,8 +484,9 @@ def download_file(
 
     An existing `dest` of the right size (and hash) that passes `check` is
     kept; an existing `dest.part` is resumed. `max_bytes` caps a file of unknown
-    `size`; `check(path)` raises a GptTuiError when the finished `.part` is not
-    what it must be (it then never gets the final name). Raises DownloadError
+    `size`; `published` reads the digest a server states in its headers, which the
+    finished `.part` must match; `check(path)` raises a GptTuiError when the finished
+    `.part` is not what it must be (it then never gets the final name). Raises DownloadError
     naming every URL tried and why, or DownloadCancelled (the `.part` file stays
     for a later resume).
     """
@@ -413,9 +526,42 @@ def download_file(
 
     attempts: list[_Attempt] = []
     budget = _Budget(timeouts, retry, size)
+    try:
+        return _download_from(
+            url_list, dest, part, size, sha256, max_bytes, check, published,
+            timeouts, retry, budget, cancel, report, attempts,
+        )  # fmt: skip
+    finally:
+        budget.close()
+
+
+def _download_from(
+    url_list: list[str],
+    dest: Path,
+    part: Path,
+    size: int | None,
+    sha256: str | None,
+    max_bytes: int,
+    check: Callable[[Path], None] | None,
+    published: DigestReader | None,
+    timeouts: Timeouts,
+    retry: RetryPolicy,
+    budget: _Budget,
+    cancel: threading.Event | None,
+    report: Callable[[int, int | None, float], None],
+    attempts: list[_Attempt],
+) -> Path:
+    """download_file's attempts: each URL in turn, within one budget."""
     for url in url_list:
         attempt = _Attempt(url)
         attempts.append(attempt)
+        digests: set[PublishedDigest] = set()  # what this URL's server stated
+
+        def record(headers: Message, status: int, digests: set = digests) -> None:
+            found = published(headers, status) if published is not None else None
+            if found is not None:
+                digests.add(found)
+
         left = retry.retries
         delay = retry.backoff
         # The retry budget refills only when the file gets longer than it ever was,
@@ -424,7 +570,9 @@ def download_file(
         try:
             while True:
                 try:
-                    _fetch_once(url, part, size, max_bytes, timeouts, budget, cancel, report)
+                    _fetch_once(
+                        url, part, size, max_bytes, timeouts, budget, cancel, report, record
+                    )
                 except _Retryable as exc:
                     attempt.errors.append(str(exc))
                     attempt.answered |= not exc.no_answer
@@ -447,7 +595,7 @@ def download_file(
                     attempt.answered = True
                     break
                 attempt.answered = True
-                if _finish(part, dest, size, sha256, check, attempt):
+                if _finish(part, dest, size, sha256, check, attempt, digests):
                     return dest
                 break  # wrong hash or content: this URL serves the wrong bytes
         except _GiveUp as exc:
@@ -502,6 +650,7 @@ def _finish(
     sha256: str | None,
     check: Callable[[Path], None] | None,
     attempt: _Attempt,
+    digests: set[PublishedDigest] = frozenset(),  # type: ignore[assignment]
 ) -> bool:
     """Check the finished `.part` and give it its final name; False (and delete) if bad."""
     got = part.stat().st_size
@@ -515,12 +664,23 @@ def _finish(
             part.unlink(missing_ok=True)
             attempt.errors.append(f"sha256 {digest[:12]}... does not match {sha256[:12]}...")
             return False
+    for want in sorted(digests, key=lambda d: (d.algorithm, d.hexdigest)):
+        got_digest = _hash_file(part, want.algorithm)
+        if got_digest != want.hexdigest:
+            part.unlink(missing_ok=True)
+            attempt.errors.append(
+                f"{want.algorithm} {got_digest[:12]}... does not match the "
+                f"{want.hexdigest[:12]}... its server published ({want.header}): wrong bytes"
+            )
+            return False
     if check is not None:
         try:
             check(part)
-        except GptTuiError as exc:
+        except (GptTuiError, ValueError, RecursionError) as exc:
             part.unlink(missing_ok=True)
-            attempt.errors.append(str(exc))
+            attempt.errors.append(
+                str(exc) if isinstance(exc, GptTuiError) else f"{part.name}: {exc}"
+            )
             return False
     durable_replace(part, dest)
     return True
@@ -548,6 +708,8 @@ class RemoteFile:
     max_bytes: int = MAX_UNKNOWN_BYTES  # the cap while `size` is unknown
     # Validates the finished file before it gets its final name (see download_file).
     check: Callable[[Path], None] | None = field(default=None, compare=False)
+    # Reads the digest its server publishes in the response headers (see download_file).
+    published: DigestReader | None = field(default=None, compare=False)
 
 
 def download_files(
@@ -574,6 +736,7 @@ def download_files(
                 sha256=f.sha256,
                 max_bytes=f.max_bytes,
                 check=f.check,
+                published=f.published,
                 timeouts=timeouts,
                 retry=retry,
                 cancel=cancel,

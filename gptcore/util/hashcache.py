@@ -22,10 +22,14 @@ import os
 import time
 from pathlib import Path
 
+from gptcore.errors import DamagedFile
 from gptcore.util.fsutil import atomic_write_text
 from gptcore.util.paths import cache_dir
+from gptcore.util.typedfile import CACHE_LIMIT, read_json
 
 CACHE_FILE = "sha256.json"
+# The cache file's schema: absolute path -> [size, mtime_ns, ctime_ns, sha256 hex].
+Entry = tuple[int, int, int, str]
 RACY_NS = 3_000_000_000  # files modified more recently than this are not remembered
 
 
@@ -45,10 +49,11 @@ class HashCache:
         self.path = Path(path) if path is not None else cache_dir() / CACHE_FILE
         self._entries: dict[str, list] = {}
         self._dirty = False
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if isinstance(data, dict):
-                self._entries = data
+        # Read by the typed reader: a damaged cache (a wrong type, a FIFO in its place,
+        # too large) is only forgotten; the next listing hashes again.
+        with contextlib.suppress(FileNotFoundError, DamagedFile):
+            data = read_json(self.path, dict[str, Entry], CACHE_LIMIT)
+            self._entries = {k: list(v) for k, v in data.items()}
 
     def sha256(self, path: str | Path) -> str:
         """The file's digest, from the cache when its size and mtime are unchanged."""

@@ -87,6 +87,16 @@ def speedlab_dir() -> Path:
     return data_dir() / "speedlab"
 
 
+def sweeps_dir() -> Path:
+    """Sweeps' folders (DATA/sweeps/NAME: the study database and the frozen spec)."""
+    return data_dir() / "sweeps"
+
+
+def logs_dir() -> Path:
+    """The app's crash logs (DATA/logs/crash-<time>-<pid>.log, tui/crashlog.py)."""
+    return data_dir() / "logs"
+
+
 @dataclass(frozen=True)
 class Place:
     """A folder gpt-tui writes: its name in `gpt-tui info`, where it is, what it holds."""
@@ -106,6 +116,7 @@ def places() -> list[Place]:
         Place("corpora", corpora_dir(), "the-verdict.txt once downloaded"),
         Place("transcripts", transcripts_dir(), "saved Chat transcripts"),
         Place("speedlab", speedlab_dir(), "saved Speed Lab results"),
+        Place("logs", logs_dir(), "crash logs: the app's traceback when it fails"),
         Place("cache", cache_dir(), "token caches (safe to delete: rebuilt on use)"),
     ]
 

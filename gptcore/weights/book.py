@@ -6,6 +6,7 @@ torch's weights-only unpickler and checked against the model before use.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -35,10 +36,15 @@ def _from_book_name(name: str) -> str:
     return name
 
 
-def export_book_pth(ckpt: str | Path | Checkpoint, out_path: str | Path) -> Path:
+def export_book_pth(
+    ckpt: str | Path | Checkpoint,
+    out_path: str | Path,
+    on_read: Callable[[], None] | None = None,
+) -> Path:
     """Write {"model_state_dict", "optimizer_state_dict"} as the book saves it, with
     the book's names (LayerNorm scale/shift, att.mask buffers) so the book's
-    GPTModel loads it with strict=True."""
+    GPTModel loads it with strict=True. `on_read()` is called once the checkpoint's
+    files are read, before the (as long) write: a progress report's midpoint."""
     if not isinstance(ckpt, Checkpoint):
         ckpt = load_checkpoint(checkpoint_path(ckpt))
     config = ckpt.model_config
@@ -57,6 +63,8 @@ def export_book_pth(ckpt: str | Path | Checkpoint, out_path: str | Path) -> Path
     opt = ckpt.optimizer_state() if ckpt.has_optimizer else None
     if opt is not None and not config.tie_embeddings and not padded:  # shapes fit the book's
         payload["optimizer_state_dict"] = opt["optimizer"]
+    if on_read is not None:
+        on_read()
     out_path = Path(out_path)
     with atomic_open(out_path, "wb") as f:
         torch.save(payload, f)
@@ -77,6 +85,8 @@ def import_book_pth(
     state = data.get("model_state_dict", data)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} has no model_state_dict of tensors")
+    if not all(isinstance(k, str) for k in state):
+        raise CheckpointError(f"{path} has a model_state_dict whose keys are not all names")
     ours = {_from_book_name(k): v for k, v in state.items() if not re.search(r"\.att\.mask$", k)}
     model = GPTModel(model_config)
     try:
@@ -91,6 +101,9 @@ def import_book_pth(
         return model, None
     _check_book_optimizer(opt, model, path)
     return model, opt
+
+
+ADAMW_GROUP_KEYS = ("lr", "betas", "eps", "weight_decay")
 
 
 def _check_book_optimizer(opt: Any, model: GPTModel, path: Path) -> None:
@@ -115,6 +128,11 @@ def _check_book_optimizer(opt: Any, model: GPTModel, path: Path) -> None:
             refuse("a parameter group has no 'params' list")
         if not all(isinstance(i, int) for i in group["params"]):
             refuse("a parameter group lists something other than parameter numbers")
+        # AdamW's step reads these from each group: a state without them would import
+        # and then fail on the first resumed step.
+        missing = [k for k in ADAMW_GROUP_KEYS if k not in group]
+        if missing:
+            refuse(f"a parameter group has no {', '.join(missing)} (AdamW's settings)")
         ids.extend(group["params"])
     params = list(model.named_parameters())
     if len(ids) != len(params):

@@ -25,6 +25,7 @@ from gptcore.runs.rundir import RunDir, new_run_dir, write_run_config
 from gptcore.settings.files import load_run_config
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.train import TrainConfig
+from gptcore.util.progress import Progress, Stages
 from gptcore.util.tomlwrite import toml_value
 from gptcore.weights.book import import_book_pth
 
@@ -56,13 +57,22 @@ def import_book_run(
     model_config: GPTConfig,
     train_config: TrainConfig,
     name: str | None = "imported",
+    progress: Progress | None = None,
 ) -> Path:
     """Make a new run holding one checkpoint (step 0) from a book .pth; its path.
 
     The file is read with torch.load(weights_only=True) and checked against the
     model (weights and optimizer state) before anything is written.
+    `progress(done, total)` counts bytes: the file read, then the checkpoint written.
     """
+    try:
+        size = Path(pth_path).stat().st_size
+    except OSError:
+        size = 0  # import_book_pth says what is wrong with the path
+    stages = Stages(2 * size, progress)  # read, then write about as much
+    stages.start()
     model, opt_state = import_book_pth(pth_path, model_config)
+    stages.done(size)
     optimizer = None
     if opt_state is not None:
         # load_state_dict takes the book's hyperparameters (lr, betas, ...) with the state.
@@ -76,7 +86,7 @@ def import_book_run(
     run = RunDir(new_run_dir(name))
     try:
         write_run_config(run.path, model_config, train_config)
-        return save_checkpoint(
+        path = save_checkpoint(
             run.checkpoint(0),
             model,
             train_config=train_config.to_dict(),
@@ -89,6 +99,8 @@ def import_book_run(
             rng={"torch": torch.Generator().manual_seed(train_config.seed).get_state()},
             reason="imported",
         )
+        stages.finish()
+        return path
     except BaseException:
         shutil.rmtree(run.path, ignore_errors=True)  # the folder this call just created
         raise

@@ -4,21 +4,37 @@
 and test servers through environment overrides), resumable and verified, through
 gptcore.util.download. `local_status` / `list_local` say which downloads are
 complete, `find_gpt2` the folder a size loads from.
+
+What a download is checked against, before a file gets its final name:
+- the hash its source publishes, where it publishes one: Hugging Face states the
+  sha256 of each LFS file (model.safetensors) in `X-Linked-Etag` / `ETag`; Azure
+  storage (OpenAI's) the MD5 of a blob in `Content-MD5` / `x-ms-blob-content-md5`;
+- always, the shape of the size asked for: config.json / hparams.json must give
+  that size's layers, width, heads, context and vocabulary, every tensor of
+  model.safetensors the shape they imply, and OpenAI's data file exactly the bytes
+  of those tensors (so a small model served as a big one is refused).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
 import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gptcore.errors import CheckpointError, ConfigError, DownloadError
+from gptcore.settings.model import GPTConfig
 from gptcore.util.download import (
     ProgressCallback,
+    PublishedDigest,
     RemoteFile,
     RetryPolicy,
     Timeouts,
@@ -29,14 +45,18 @@ from gptcore.weights.gpt2 import (
     HF_CONFIG,
     HF_FILES,
     HF_WEIGHTS,
+    OPENAI_DATA,
     OPENAI_FILES,
+    OPENAI_HPARAMS,
     PREFERRED_SOURCES,
     SIZES,
     SOURCES,
     GPT2Size,
     gpt2_dir,
+    preset_for,
     resolve_size,
 )
+from gptcore.weights.layouts import _read_json, config_from_hparams, expected_shapes
 from gptcore.weights.loaders import check_hf_config, check_hf_weights, safetensors_header
 
 if TYPE_CHECKING:  # torch loads lazily, so `gpt-tui download` / `models` start instantly
@@ -101,7 +121,8 @@ def probe_servers(timeout: float = 3.0) -> str | None:
 def remote_files(
     size: str, source: str = "openai", base_url: str | None = None, mirror: str | None = None
 ) -> list[RemoteFile]:
-    """What `download_gpt2` fetches: each file with its URLs (primary, then mirror) and size."""
+    """What `download_gpt2` fetches: each file with its URLs (primary, then mirror), its
+    size where known, the hash header its source publishes and the checks of its shape."""
     s = resolve_size(size)
     base, mirror = _servers(source, base_url, mirror)
     out = []
@@ -110,27 +131,111 @@ def remote_files(
         if mirror:
             urls.append(_url(mirror, s, source, file))
         if source == "openai":
-            out.append(RemoteFile(file, tuple(urls), s.openai_bytes.get(file)))
-        else:  # sizes unpublished here: check the content before the rename instead
-            check, cap = _HF_CHECKS[file]
-            out.append(RemoteFile(file, tuple(urls), max_bytes=cap, check=check))
+            known = openai_bytes(s, file)
+            check = _hparams_check(s) if file == OPENAI_HPARAMS else None
+            out.append(RemoteFile(file, tuple(urls), known, check=check, published=azure_md5))
+        elif file == HF_CONFIG:  # sizes unpublished here: the content is checked instead
+            out.append(RemoteFile(file, tuple(urls), max_bytes=1_000_000,
+                                  check=_hf_config_check(s), published=hf_sha256))  # fmt: skip
+        else:  # the largest model.safetensors, gpt2-xl's, is about 6.4 GB
+            out.append(RemoteFile(file, tuple(urls), max_bytes=8_000_000_000,
+                                  check=_hf_weights_check(s), published=hf_sha256))  # fmt: skip
     return out
 
 
-def _check_config_file(path: Path) -> None:
-    check_hf_config(path)
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _check_weights_file(path: Path) -> None:
-    check_hf_weights(path)  # against the config.json fetched (and checked) just before
+def hf_sha256(headers: Message, status: int) -> PublishedDigest | None:
+    """The sha256 Hugging Face states for an LFS file on its resolve URL (the redirect to
+    its CDN carries `X-Linked-Etag`; a direct answer, `ETag`). Small files in git have a
+    sha1 ETag instead: not a sha256, so not used."""
+    for header in ("X-Linked-Etag", "ETag"):
+        value = (headers.get(header) or "").strip().removeprefix("W/").strip('"').lower()
+        if _SHA256_HEX.match(value):
+            return PublishedDigest("sha256", value, header)
+    return None
 
 
-# Hugging Face file -> its content check and size cap (config.json is under 1 kB;
-# the largest model.safetensors, gpt2-xl's, about 6.4 GB).
-_HF_CHECKS: dict[str, tuple[Callable[[Path], None], int]] = {
-    HF_CONFIG: (_check_config_file, 1_000_000),
-    HF_WEIGHTS: (_check_weights_file, 8_000_000_000),
-}
+def azure_md5(headers: Message, status: int) -> PublishedDigest | None:
+    """The MD5 that Azure blob storage (OpenAI's) states for a whole blob: Content-MD5 on
+    a whole-file answer (on a range it would be the range's), x-ms-blob-content-md5 on any."""
+    names = (
+        ("x-ms-blob-content-md5", "Content-MD5") if status == 200 else ("x-ms-blob-content-md5",)
+    )
+    for header in names:
+        value = (headers.get(header) or "").strip()
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if len(raw) == 16:
+            return PublishedDigest("md5", raw.hex(), header)
+    return None
+
+
+def openai_bytes(size: GPT2Size, file: str) -> int | None:
+    """The exact size of one of OpenAI's files for `size`, where it is known: the data
+    file's follows from the size's shape."""
+    if file == OPENAI_DATA:  # every tensor of the size, float32, one after another
+        return tf_data_bytes(preset_for(size.name))
+    return size.openai_bytes.get(file)
+
+
+def tf_data_bytes(config: GPTConfig) -> int:
+    """Bytes of OpenAI's model.ckpt.data file for a model of `config`: its float32
+    tensors (497,759,232 for 124M)."""
+    return 4 * sum(math.prod(shape) for shape in expected_shapes(config).values())
+
+
+_SHAPE_FIELDS = (
+    ("layers", "n_layers"),
+    ("width", "emb_dim"),
+    ("heads", "n_heads"),
+    ("context", "context_length"),
+    ("vocabulary", "vocab_size"),
+)
+
+
+def check_size_shape(config: GPTConfig, size: GPT2Size, where: str | Path) -> None:
+    """CheckpointError unless `config` has the shape of GPT-2 `size` (its preset)."""
+    want = preset_for(size.name)
+    wrong = [
+        f"{label} {getattr(config, attr):,} (GPT-2 {size.name} has {getattr(want, attr):,})"
+        for label, attr in _SHAPE_FIELDS
+        if getattr(config, attr) != getattr(want, attr)
+    ]
+    if wrong:
+        raise CheckpointError(f"{where} is not GPT-2 {size.name}: {', '.join(wrong)}")
+
+
+def _served(path: Path) -> str:
+    """The name of the file a download's `.part` becomes: what messages name."""
+    return path.name.removesuffix(".part")
+
+
+def _hparams_check(size: GPT2Size) -> Callable[[Path], None]:
+    def check(path: Path) -> None:
+        check_size_shape(config_from_hparams(_read_json(path), path), size, _served(path))
+
+    return check
+
+
+def _hf_config_check(size: GPT2Size) -> Callable[[Path], None]:
+    def check(path: Path) -> None:
+        check_size_shape(check_hf_config(path), size, _served(path))
+
+    return check
+
+
+def _hf_weights_check(size: GPT2Size) -> Callable[[Path], None]:
+    def check(path: Path) -> None:
+        # Against the config.json fetched (and checked) just before: every tensor's shape.
+        config = check_hf_config(path.parent / HF_CONFIG)
+        check_size_shape(config, size, HF_CONFIG)
+        check_hf_weights(path, config)
+
+    return check
 
 
 def download_gpt2(
@@ -221,7 +326,7 @@ def local_status(size: str, source: str) -> LocalWeights:
             continue
         n = f.stat().st_size
         total += n
-        want = s.openai_bytes.get(file) if source == "openai" else None
+        want = openai_bytes(s, file) if source == "openai" else None
         if (want is not None and n != want) or file in invalid:
             missing.append(file)
     return LocalWeights(s.name, source, d, total, not missing, tuple(missing), tuple(partial))

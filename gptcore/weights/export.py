@@ -14,11 +14,15 @@ checkpoint (RunDir.pth_export / RunDir.hf_export).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Literal
 
-from gptcore.errors import ConfigError, GptTuiError
+from gptcore.errors import ConfigError, DiskFullError, GptTuiError
+from gptcore.runs.checkpoint import OPTIMIZER, WEIGHTS, load_checkpoint
 from gptcore.runs.rundir import RunDir
+from gptcore.util.fsutil import disk_full
+from gptcore.util.progress import Progress, Stages
 from gptcore.weights.book import export_book_pth
 from gptcore.weights.hf_export import export_hf
 from gptcore.weights.modelspec import checkpoint_path, load_spec
@@ -57,21 +61,55 @@ def export_destination(checkpoint: Path, kind: ExportKind, out: str | Path | Non
 
 
 def export_checkpoint(
-    spec: str | Path | ModelSpec, kind: ExportKind, out: str | Path | None = None
+    spec: str | Path | ModelSpec,
+    kind: ExportKind,
+    out: str | Path | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Export the checkpoint `spec` names (a checkpoint folder, a run = its latest,
     RUN:latest, RUN:best) as `kind` ("pth" or "hf") to `out`, by default its run's
     exports/ folder; returns what was written (the .pth file or the HF folder).
 
     A damaged checkpoint raises CheckpointError before anything is written; a
-    destination that cannot be written (a missing or read-only folder, a full
-    disk) raises GptTuiError naming it.
+    destination that cannot be written (a missing or read-only folder) raises
+    GptTuiError naming it, and a full disk DiskFullError, as a training save does
+    (the partial file is removed; an earlier export there is left as it was).
+
+    `progress(done, total)` counts bytes: the checkpoint's files read (their sha256
+    checked, then loaded) and the export written.
     """
     checkpoint = checkpoint_path(spec)
     dest = export_destination(checkpoint, kind, out)
+    size = _checkpoint_bytes(checkpoint)
+    stages = Stages(3 * size, progress)  # check, read, write: each about `size` bytes
+    stages.start()
     try:
         if kind == "pth":
-            return export_book_pth(checkpoint, dest)
-        return export_hf(load_spec(checkpoint, "cpu").model, dest)
-    except OSError as exc:
-        raise GptTuiError(f"cannot write {dest}: {exc.strerror or exc}") from None
+            ckpt = load_checkpoint(checkpoint)  # every file's sha256: reads them whole
+            stages.done(size)
+            written = export_book_pth(ckpt, dest, on_read=lambda: stages.done(size))
+        else:
+            model = load_spec(checkpoint, "cpu").model  # checked and read
+            stages.done(2 * size)
+            written = export_hf(model, dest)
+        stages.finish()
+        return written
+    except Exception as exc:
+        if disk_full(exc):
+            folder = dest.parent if kind == "pth" else dest
+            need = size / 1e6
+            raise DiskFullError(
+                f"no space left on {folder}: the export needs about {need:,.0f} MB"
+            ) from None
+        if isinstance(exc, OSError):
+            raise GptTuiError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        raise
+
+
+def _checkpoint_bytes(checkpoint: Path) -> int:
+    """The bytes of a checkpoint's own files: about what an export of it writes."""
+    total = 0
+    for name in (WEIGHTS, OPTIMIZER):
+        with contextlib.suppress(OSError):
+            total += (checkpoint / name).stat().st_size
+    return total

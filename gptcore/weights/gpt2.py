@@ -34,11 +34,14 @@ HF_CONFIG = "config.json"
 HF_WEIGHTS = "model.safetensors"
 
 
+OPENAI_DATA = "model.ckpt.data-00000-of-00001"  # the tensors
+
+
 OPENAI_FILES = (
     "checkpoint",
     "encoder.json",
     OPENAI_HPARAMS,
-    "model.ckpt.data-00000-of-00001",
+    OPENAI_DATA,
     "model.ckpt.index",
     "model.ckpt.meta",
     "vocab.bpe",

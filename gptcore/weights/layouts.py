@@ -64,6 +64,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"cannot read {path}: {exc}") from None
+    except RecursionError:  # json's parser recurses once per nesting level
+        raise CheckpointError(f"cannot read {path}: nested too deeply to be a config") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} does not hold a JSON object")
     return data

@@ -68,7 +68,7 @@ def safetensors_header(path: Path) -> tuple[SafetensorsEntries, int]:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         header = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise CheckpointError(f"{path} is not a safetensors file (bad header)") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path} is not a safetensors file (its header is not a JSON object)")
@@ -203,6 +203,7 @@ def load_hf(
     file = d / HF_WEIGHTS
     if not file.is_file():
         raise CheckpointError(f"{file} not found")
+    _check_fits(config, device)
     if sys.byteorder != "little":  # pragma: no cover - safetensors data is little-endian
         raise CheckpointError("loading safetensors needs a little-endian machine")
     reader = _SafetensorsFile(file)
@@ -217,6 +218,15 @@ def load_hf(
     finally:
         reader.close()
     return _assemble(config, sd, device)
+
+
+def _check_fits(config: GPTConfig, device: str | torch.device) -> None:
+    """Refuse weights this device cannot hold before any tensor is read."""
+    import torch
+
+    from gptcore.model.summary import check_memory, loading_bytes
+
+    check_memory(loading_bytes(config), "to load", config, torch.device(device))
 
 
 _TF_MISSING = (
@@ -248,6 +258,7 @@ def load_openai(
     prefix = _openai_prefix(d)
     if prefix is None:
         raise CheckpointError(f"no TF checkpoint (model.ckpt.index) in {d}")
+    _check_fits(config, device)
     try:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's startup chatter quiet
         import tensorflow as tf
@@ -275,6 +286,15 @@ def load_openai(
     except Exception as exc:
         raise CheckpointError(f"cannot read TF checkpoint {prefix}: {exc}") from None
     return _assemble(config, sd, device)
+
+
+def weights_config(directory: str | Path) -> GPTConfig:
+    """The shape of the model in a weights directory of either layout, from its
+    config.json / hparams.json alone (no tensor is read)."""
+    d = Path(directory).expanduser()
+    if detect_layout(d) == "hf":
+        return config_from_hf(_read_json(d / HF_CONFIG), d / HF_CONFIG)
+    return config_from_hparams(_read_json(d / OPENAI_HPARAMS), d / OPENAI_HPARAMS)
 
 
 def load_weights(directory: str | Path, device: str | torch.device = "cpu") -> GPTModel:

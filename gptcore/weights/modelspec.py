@@ -15,6 +15,7 @@ from gptcore.errors import GenerationError
 from gptcore.hardware.device import pick_device
 from gptcore.model.gpt import GPTModel
 from gptcore.model.inference import PRECISIONS, check_precision, prepare_for_inference
+from gptcore.model.summary import check_memory, loading_bytes
 from gptcore.runs.checkpoint import Checkpoint
 from gptcore.runs.checkpoints import (
     checkpoint_for,
@@ -92,8 +93,10 @@ def load_spec(
         folder = find_gpt2(parsed.target) if parsed.kind == GPT2 else Path(parsed.target)
         model = load_weights(folder, dev)
     else:
+        config = get_preset(parsed.target)
+        check_memory(loading_bytes(config), "to load", config, dev)
         torch.manual_seed(seed)
-        model = GPTModel(get_preset(parsed.target)).to(dev)
+        model = GPTModel(config).to(dev)
     model = prepare_for_inference(model, precision)
     return LoadedModel(model, parsed, dev, precision, ckpt, seed if parsed.kind == PRESET else None)
 

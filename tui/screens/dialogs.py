@@ -1,6 +1,9 @@
-"""Small modal dialogs: a yes/no confirmation and a one-line text prompt."""
+"""Small modal dialogs: a yes/no confirmation, a one-line text prompt, and the base of
+the dialogs with a form (fields, an accept button and Cancel)."""
 
 from __future__ import annotations
+
+from typing import ClassVar, TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -61,3 +64,36 @@ class PromptScreen(ModalScreen[str | None]):
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
+
+
+Result = TypeVar("Result")
+
+
+class FormDialog(ModalScreen[Result | None]):
+    """A form: the first field has the focus, Enter in a field or the button with
+    ACCEPT_ID calls accept(), any other button or Escape cancels (None)."""
+
+    ACCEPT_ID: ClassVar[str]
+
+    def on_mount(self) -> None:
+        fields = self.query(Input)
+        if fields:
+            fields.first().focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.accept()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == self.ACCEPT_ID:
+            self.accept()
+        else:
+            self.dismiss(None)
+
+    def accept(self) -> None:
+        """Check the fields and dismiss with the result, or say what is wrong."""
+        raise NotImplementedError

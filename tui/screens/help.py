@@ -9,6 +9,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from gptcore.util.paths import places
+
 
 def _rows(bindings: list[BindingType]) -> list[tuple[str, str]]:
     rows = []
@@ -44,6 +46,16 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(classes="dialog wide", id="help-body"):
             yield Static("[b]Keys[/] — Escape closes · ctrl+p opens the command palette")
             yield Static(help_table(self.sections))
+            yield Static(where_files_are(), id="help-places", markup=False)
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def where_files_are() -> str:
+    """The folders gpt-tui writes, by their real paths on this machine (`gpt-tui info`
+    also gives their sizes)."""
+    by_name = {place.name: place for place in places()}
+    roots = [by_name[name] for name in ("data", "config", "cache") if name in by_name]
+    lines = [f"  {place.name:<7} {place.path} · {place.what}" for place in roots]
+    return "Your files (gpt-tui info lists them with their sizes):\n" + "\n".join(lines)

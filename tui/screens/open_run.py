@@ -51,7 +51,11 @@ def known_runs() -> list[tuple[Path, str]]:
 class OpenRunScreen(ModalScreen[str | None]):
     """Returns the chosen run directory, or None."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="open-run-cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="open-run-cancel"),
+        # Reached only from the path field (the list takes ↓ itself).
+        Binding("down", "to_list", "The list", id="open-run-list", show=False),
+    ]
 
     class Listed(Message):
         """The runs under the data dir, read: (run directory, label) pairs."""
@@ -68,7 +72,11 @@ class OpenRunScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Static(self.title_text, markup=False)
-            yield Input(placeholder="run directory, then Enter", id="run-path", compact=True)
+            yield Input(
+                placeholder="run directory, then Enter · ↓: pick from the list",
+                id="run-path",
+                compact=True,
+            )
             yield Static("", id="run-path-error", markup=False)
             yield OptionList(Option("reading the runs …", disabled=True), id="run-list")
 
@@ -85,6 +93,7 @@ class OpenRunScreen(ModalScreen[str | None]):
         listing.clear_options()
         if message.runs:
             listing.add_options([Option(Text(label), id=str(path)) for path, label in message.runs])
+            listing.highlighted = 0  # Enter on the list picks a run without ↓ first
         else:
             listing.add_option(Option("no runs under the data dir yet", disabled=True))
         self.listed = True
@@ -92,9 +101,16 @@ class OpenRunScreen(ModalScreen[str | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
+    def action_to_list(self) -> None:
+        self.query_one("#run-list", OptionList).focus()
+
     @on(Input.Submitted, "#run-path")
     def _typed(self, event: Input.Submitted) -> None:
-        self._choose(Path(event.value.strip()).expanduser())
+        typed = event.value.strip()
+        if not typed:  # Path("") is the current folder: never what was meant
+            self._refuse("type a run's folder first, or pick one from the list (↓, Enter)")
+            return
+        self._choose(Path(typed).expanduser())
 
     @on(OptionList.OptionSelected)
     def _picked(self, event: OptionList.OptionSelected) -> None:
@@ -104,6 +120,9 @@ class OpenRunScreen(ModalScreen[str | None]):
     def _choose(self, path: Path) -> None:
         problem = run_dir_problem(path)
         if problem:
-            self.query_one("#run-path-error", Static).update(problem)
+            self._refuse(problem)
             return
         self.dismiss(str(path))
+
+    def _refuse(self, problem: str) -> None:
+        self.query_one("#run-path-error", Static).update(problem)

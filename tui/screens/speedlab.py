@@ -290,6 +290,12 @@ class SpeedLabPane(Container, can_focus=True):
         self._status(text, error=True)
         self.notify(text, title="Speed Lab failed", severity="error", markup=False)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel":
+            # Nothing to cancel: Escape falls through to the app (leave the input).
+            return self._stop is not None and self.running
+        return True
+
     def action_cancel(self) -> None:
         if self._stop is None or not self.running:
             return

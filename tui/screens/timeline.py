@@ -8,6 +8,7 @@ lists the entries. Model text is shown verbatim (rich Text, never markup).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from gptcore.runs.rundir import run_prompt
 from gptcore.settings.sampling import GenerationSettings
 from gptcore.settings.train import TrainConfig
 from gptcore.util.fmt import MISSING, format_count
+from gptcore.util.progress import elapsed_eta_text
 from gptcore.weights.spec import choice_for, describe_spec
 
 from ..fields import setting_fields
@@ -126,6 +128,9 @@ class TimelineScreen(Screen[None]):
         self.shown_other: str | None = None
         self._computation = 0  # which computation the next message must match
         self._asked: tuple[str, str | None] = (self.prompt, other_spec)
+        # The computation running: when it started and (done, total) models; None: none.
+        self._started: float | None = None
+        self._progress = (0, 0)
 
     # ------------------------------------------------------------ layout
 
@@ -165,6 +170,8 @@ class TimelineScreen(Screen[None]):
     def on_mount(self) -> None:
         self._list_choices()
         self.recompute()
+        # A model takes seconds to sample: the elapsed time moves on between reports.
+        self.set_interval(1.0, self._show_progress)
 
     @work(thread=True, exit_on_error=False, group="timeline-choices")
     def _list_choices(self) -> None:
@@ -196,6 +203,7 @@ class TimelineScreen(Screen[None]):
         for f in FIELDS:
             self.query_one(f"#timeline-{f.name}", Input).set_class(f.name in errors, "-invalid")
         if settings is None:
+            self._started = None  # the error stays shown, not the progress
             self._status("; ".join(errors.values()), error=True)
             return
         other = self.query_one("#timeline-other", Select).value
@@ -203,6 +211,7 @@ class TimelineScreen(Screen[None]):
         self._computation += 1
         self._asked = (prompt, self.other_spec)
         self._status("sampling…")
+        self._started, self._progress = time.monotonic(), (0, 0)
         bar = self.query_one("#timeline-progress", ProgressBar)
         bar.update(total=None, progress=0)
         bar.display = True
@@ -233,11 +242,21 @@ class TimelineScreen(Screen[None]):
         if message.computation == self._computation:
             bar = self.query_one("#timeline-progress", ProgressBar)
             bar.update(total=max(message.total, 1), progress=message.done)
-            self._status(f"{message.done} of {message.total} models sampled")
+            self._progress = (message.done, message.total)
+            self._show_progress()
+
+    def _show_progress(self) -> None:
+        """`2 of 5 models sampled · 41s elapsed · ETA 1m05s` while a computation runs."""
+        if self._started is None or not self._progress[1]:
+            return
+        done, total = self._progress
+        elapsed = time.monotonic() - self._started
+        self._status(f"{done} of {total} models sampled · {elapsed_eta_text(done, total, elapsed)}")
 
     def on_timeline_done(self, message: TimelineDone) -> None:
         if message.computation != self._computation:
             return  # the controls changed since
+        self._started = None
         self.query_one("#timeline-progress", ProgressBar).display = False
         self.entries = message.entries
         self.shown_prompt, self.shown_other = self._asked
@@ -250,6 +269,7 @@ class TimelineScreen(Screen[None]):
             return
         error = event.worker.error
         text = str(error) if isinstance(error, GptTuiError) else f"{type(error).__name__}: {error}"
+        self._started = None
         self.query_one("#timeline-progress", ProgressBar).display = False
         self._status(text, error=True)
 

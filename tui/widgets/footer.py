@@ -20,6 +20,7 @@ class StableFooter(Footer):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._composed_keys: tuple[object, ...] | None = None
         self.recomposes = 0  # how often it was rebuilt, for tests and diagnostics
+        self._palette_width = len("▏^p palette")  # measured once it is shown
 
     def _keys(self, screen: Screen) -> tuple[object, ...]:
         """What the footer draws from: each active binding, its state and tooltip."""
@@ -32,7 +33,27 @@ class StableFooter(Footer):
         if self._bindings_ready:
             self._composed_keys = self._keys(self.screen)
             self.recomposes += 1
+            self.call_after_refresh(self._fit_palette)
         yield from super().compose()
+
+    def on_resize(self) -> None:
+        self._fit_palette()
+
+    def _fit_palette(self) -> None:
+        """Show the command palette's key only where the keys end before it: when they
+        ran under it, the last one showed through beside it ("^p palettee"). ctrl+p
+        works either way (help names it). From widths alone, so it holds mid-resize."""
+        if not self.is_attached:
+            return
+        palettes = self.query(".-command-palette")
+        if palettes:
+            self._palette_width = palettes.first().outer_size.width or self._palette_width
+        keys = [key for key in self.children if not key.has_class("-command-palette")]
+        used = sum(key.outer_size.width + key.styles.margin.width for key in keys)
+        fits = used + self._palette_width <= self.size.width
+        if fits != self.show_command_palette:
+            self.show_command_palette = fits  # not a recomposing reactive: rebuild here
+            self.call_after_refresh(self.recompose)
 
     def bindings_changed(self, screen: Screen) -> None:
         if (

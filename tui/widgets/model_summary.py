@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from gptcore.errors import GptTuiError
 from gptcore.settings.model import PRESETS, GPTConfig
 from gptcore.settings.train import TrainConfig
 
@@ -38,10 +39,12 @@ class SummaryRequest:
     model: GPTConfig
     batch_size: int
     context: int
+    train: TrainConfig | None = None  # the run's settings, for the planner's section
 
     @classmethod
     def from_configs(cls, model: GPTConfig, train: TrainConfig) -> SummaryRequest:
-        return cls(model, train.batch_size, train.max_length or model.context_length)
+        batch = train.batch_size if isinstance(train.batch_size, int) else 1  # "auto"
+        return cls(model, batch, train.max_length or model.context_length, train)
 
 
 def model_name(config: GPTConfig) -> str:
@@ -118,6 +121,27 @@ def summary_text(
     return out
 
 
+def plan_section(model: GPTConfig, train: TrainConfig) -> Text:
+    """The run on this machine's device (gptcore.planner): the step's peak memory and
+    its largest parts, whether it fits the device's free memory, what would."""
+    from gptcore.planner.devices import plan_device
+    from gptcore.planner.plan import plan_run
+
+    out = Text()
+    try:
+        plan = plan_run(model, train, plan_device(None, train.device), memory_only=True)
+    except GptTuiError as exc:
+        out.append(f"plan: {exc}", style="dim")
+        return out
+    batch = f"batch {plan.train.batch_size} × {plan.train.grad_accum}"
+    out.append(f"this run ({plan.precision}, {batch})\n", style="bold")
+    for i, line in enumerate(plan.memory_lines()):
+        style = "bold red" if i == 1 and not plan.fits else ""
+        out.append(f"  {line}\n", style=style)
+    out.rstrip()
+    return out
+
+
 class ModelSummaryView(VerticalScroll):
     """Shows the summary of the configs it is given (see `show`)."""
 
@@ -171,6 +195,9 @@ class ModelSummaryView(VerticalScroll):
         summary = _summary(request.model)
         memory = training_memory(summary, request.batch_size, request.context)
         text = summary_text(summary, memory, request, list(DTYPE_BYTES))
+        if request.train is not None:
+            text.append("\n\n")
+            text.append_text(plan_section(request.model, request.train))
         if not get_current_worker().is_cancelled:
             self.post_message(self.Updated(request, summary, memory, text))
 

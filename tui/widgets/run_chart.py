@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from textual.color import Color
-from textual_plotext import PlotextPlot
 
 from gptcore.runs.curves import debiased_ema, downsample
 
 from .loss_chart import nice_ticks, tick_labels
+from .safe_plot import SafePlot, drawable
 
 RGB = tuple[int, int, int]
 # Okabe-Ito: told apart with most kinds of colour blindness, on dark and light themes.
@@ -80,8 +80,10 @@ class Drawn:
 
 def log_ticks(lo: float, hi: float) -> list[float]:
     """1, 2 and 5 times powers of ten inside [lo, hi]; plain ticks when too few fit."""
-    if lo <= 0 or hi <= lo:
+    if lo <= 0:
         return nice_ticks(lo, hi)
+    if hi <= lo * (1 + 1e-9):  # one value (or a rounding apart): a factor of two either side
+        lo, hi = (lo / 2 if lo / 2 > 0 else lo), hi * 2
     ticks = [
         m * 10.0**e
         for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
@@ -97,7 +99,7 @@ def _short(value: float) -> str:
     return f"{value:.3g}"
 
 
-class RunChart(PlotextPlot):
+class RunChart(SafePlot):
     """Redrawn by `show` whenever the runs, their data or a setting changes."""
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -141,18 +143,21 @@ class RunChart(PlotextPlot):
                 continue
             if smoothing > 0 and not curve.points:
                 # The EMA of the full series first; only then thinned for display.
-                smooth = debiased_ema(ys, smoothing)
+                # (The average of tiny values can underflow to 0: off a log scale.)
+                sx, sy = self._drawable(xs, debiased_ema(ys, smoothing), log_y)
                 self._add_series(curve, xs, ys, _blend(colour, faint_to), True, max_points)
-                self._add_series(curve, xs, smooth, colour, False, max_points)
+                self._add_series(curve, sx, sy, colour, False, max_points)
             else:
                 self._add_series(curve, xs, ys, colour, False, max_points)
         self._axes(log_y, x_format, x_integer, lines)
         for label, value in lines:
-            if not math.isfinite(value) or (log_y and value <= 0):
+            if not drawable(value) or (log_y and value <= 0):
                 continue
             plt.hline(value, "gray")
             plt.text(label, self._x_span()[0], value, color="gray", alignment="left")
         for run, x in marks:
+            if not drawable(x):
+                continue
             plt.vline(x, _blend(self.colours.colour(run), faint_to))
         self.title = title + (" · downsampled (min/max kept)" if self.downsampled else "")
         plt.title(self.title)
@@ -172,11 +177,12 @@ class RunChart(PlotextPlot):
     def _drawable(
         xs: Sequence[float], ys: Sequence[float], log_y: bool
     ) -> tuple[list[float], list[float]]:
-        """Points that can be drawn: finite, and positive on a log scale."""
+        """Points that can be drawn: finite (and within plotext's range), and positive
+        on a log scale."""
         pairs = [
             (x, y)
             for x, y in zip(xs, ys, strict=False)
-            if math.isfinite(x) and math.isfinite(y) and (y > 0 or not log_y)
+            if drawable(x) and drawable(y) and (y > 0 or not log_y)
         ]
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
@@ -186,10 +192,11 @@ class RunChart(PlotextPlot):
         px, py, thinned = downsample(xs, ys, most)
         self.downsampled = self.downsampled or thinned
         self.drawn.append(Drawn(curve.run, curve.label, px, py, colour, raw))
+        # plotext gets lists of its own: `drawn` keeps ours, as they were drawn.
         if curve.points:
-            self.plt.scatter(px, py, marker="•", color=colour)
+            self.plt.scatter(list(px), list(py), marker="•", color=colour)
         else:
-            self.plt.plot(px, py, marker="braille", color=colour)
+            self.plt.plot(list(px), list(py), marker="braille", color=colour)
 
     def _x_span(self) -> tuple[float, float]:
         xs = [x for d in self.drawn for x in d.xs]
@@ -205,7 +212,7 @@ class RunChart(PlotextPlot):
         """Round ticks (plotext's own are uneven); reference lines stay inside the y range."""
         plt = self.plt
         ys = [y for d in self.drawn for y in d.ys]
-        ys += [v for _label, v in lines if math.isfinite(v) and (v > 0 or not log_y)]
+        ys += [v for _label, v in lines if drawable(v) and (v > 0 or not log_y)]
         if not ys:  # an empty frame, not the last drawing's ticks
             plt.xlim(0, 1)
             plt.ylim(0, 1)

@@ -92,6 +92,15 @@ class ConfidenceView(Static):
         self.answers, self.selected = answers, 0
         self.redraw()
 
+    def selected_block(self) -> Static | None:
+        """The answer block that holds the selected token (the first one when none)."""
+        offset = 0
+        for block, _, records in self.answers:
+            if self.selected < offset + len(records):
+                return block
+            offset += len(records)
+        return self.answers[0][0] if self.answers else None
+
     def toggle(self) -> None:
         self.showing = not self.showing
         self.redraw()

@@ -43,7 +43,7 @@ def _row(field: SettingField) -> Horizontal:
     )
 
 
-class ChatControls(VerticalScroll):
+class ChatControls(VerticalScroll, can_focus=False):
     """The controls; `settings` is None while a value is refused (`errors` says why,
     by field, in the words of the labels on screen).
 

@@ -47,7 +47,11 @@ if TYPE_CHECKING:
     from gptcore.model.gpt import GPTModel
     from gptcore.settings.sampling import GenerationSettings
 
-PROMPT_HINT = "prompt: Enter generates · Esc stops/leaves"
+PROMPT_HINT = "prompt (p): Enter generates · Esc stops/leaves"
+# Below these pane widths the controls column narrows (its key list goes: the footer
+# and help have the keys), then gives the transcript all the room (chat.tcss).
+NARROW_COLUMNS = 70
+TIGHT_COLUMNS = 50
 
 
 class ChatPane(Container, can_focus=True):
@@ -83,6 +87,11 @@ class ChatPane(Container, can_focus=True):
                 yield ConfidenceView(id="chat-confidence")
                 yield Input(placeholder=PROMPT_HINT, id="chat-prompt", compact=True)
             yield ChatControls(id="chat-controls")
+
+    def on_resize(self) -> None:
+        width = self.size.width
+        self.set_class(width < NARROW_COLUMNS, "-narrow")
+        self.set_class(width < TIGHT_COLUMNS, "-tight")
 
     def on_show(self) -> None:
         # Not on mount: validating imports torch, which must not delay the app's
@@ -282,9 +291,22 @@ class ChatPane(Container, can_focus=True):
         if self.confidence.showing:
             self.focus()  # so ←/→ reach the pane, not the prompt
         self.refresh_bindings()
+        self._keep_answer_in_view()
 
     def action_select_token(self, step: int) -> None:
         self.confidence.step(step)
+        self._keep_answer_in_view()
+
+    def _keep_answer_in_view(self) -> None:
+        """The panel takes rows from the log: once the layout has settled, scroll the
+        log to the answer being coloured (it was left below the fold)."""
+
+        def scroll() -> None:
+            block = self.confidence.selected_block()
+            if block is not None and block.is_mounted:
+                self.chat_log.scroll_to_widget(block, animate=False)
+
+        self.call_after_refresh(scroll)
 
     def action_clear(self) -> None:
         self._stop_generation()
@@ -319,7 +341,7 @@ class ChatPane(Container, can_focus=True):
         """Open the next-token inspector on the context the next answer would start
         from (the toy vocabulary without a model)."""
         if self.model is None:
-            self.app.push_screen(InspectorScreen())
+            self.app.push_screen(InspectorScreen(), self._inspector_closed)
             return
         self.controls.validate()
         if self.settings is None:
@@ -338,7 +360,13 @@ class ChatPane(Container, can_focus=True):
 
     def on_inspect_ready(self, message: InspectReady) -> None:
         m = message
-        self.app.push_screen(InspectorScreen(m.logits, m.context, m.source, m.settings, m.note))
+        screen = InspectorScreen(m.logits, m.context, m.source, m.settings, m.note)
+        self.app.push_screen(screen, self._inspector_closed)
+
+    def _inspector_closed(self, _result: object) -> None:
+        # Back on the screen, not in the prompt: the inspector was left with Escape,
+        # and digits typed next switch screens rather than land in the prompt.
+        self.app.call_after_refresh(self.focus)
 
     # ------------------------------------------------------------ status
 

@@ -4,25 +4,59 @@ its own run trained with, and the text says which split that was."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gptcore.runs.rundir import checkpoint_label
+from gptcore.util.fmt import format_duration
+from gptcore.util.throttle import Throttle
 
 if TYPE_CHECKING:
     from gptcore.training.evaluate import Evaluation
 
 COMPARE_BATCHES = 20  # per split: enough for a fair comparison, quick on a CPU
+PROGRESS_INTERVAL_S = 0.25  # progress lines posted at most four times a second
 
 
-def compare_checkpoints(a: Path, b: Path, source: str, max_batches: int) -> str:
+def progress_text(source: str, which: str, done: int, total: int, elapsed_s: float) -> str:
+    """`comparing on corpus builtin: B 30/80 batches · 41s elapsed · ETA 1m05s` (done and
+    total over both checkpoints; the ETA from the rate so far)."""
+    eta = (total - done) * elapsed_s / done if done else None
+    return (
+        f"comparing on corpus {source}: {which} {done}/{total} batches · "
+        f"{format_duration(elapsed_s)} elapsed · ETA {format_duration(eta)}"
+    )
+
+
+def compare_checkpoints(
+    a: Path,
+    b: Path,
+    source: str,
+    max_batches: int,
+    on_progress: Callable[[str], None] | None = None,
+) -> str:
     """The comparison text of checkpoints `a` (marked) and `b` on corpus `source`,
     over the first `max_batches` batches per split. Slow (loads and runs both
-    models): call it on a worker thread."""
+    models): call it on a worker thread. `on_progress(text)` gets a progress line
+    (progress_text) at most every PROGRESS_INTERVAL_S, and after the last batch."""
     from gptcore.training.evaluate import evaluate_checkpoint
 
-    results = [evaluate_checkpoint(path, source, max_batches=max_batches) for path in (a, b)]
+    started = time.monotonic()
+    shown = Throttle(PROGRESS_INTERVAL_S)
+    results = []
+    for index, (mark, path) in enumerate(zip("AB", (a, b), strict=True)):
+
+        def on_batches(done: int, total: int, index: int = index, mark: str = mark) -> None:
+            # B's batches are not counted yet while A runs: take them to be as many.
+            if on_progress is not None and shown.ready(force=done == total):
+                elapsed = time.monotonic() - started
+                on_progress(progress_text(source, mark, index * total + done, 2 * total, elapsed))
+
+        results.append(
+            evaluate_checkpoint(path, source, max_batches=max_batches, on_batches=on_batches)
+        )
     return compare_text((a, b), [r.evaluation for r in results], max_batches)
 
 

@@ -3,7 +3,7 @@
 
 Damaged or foreign entries stay in the table, marked, with the engine's reason
 (gptcore.runs.checkpoints.list_checkpoints never raises for them). Actions: open
-in Chat, continue training, rename, delete (confirmed), export to the book's .pth
+in Chat, continue training (a finished run asks for more epochs first), rename, delete (confirmed), export to the book's .pth
 or the Hugging Face layout (gptcore.weights.export), and compare two checkpoints'
 losses on the current corpus (checkpoints.compare). Listing, deleting, exports and
 comparisons run in thread workers that only post messages.
@@ -11,6 +11,7 @@ comparisons run in thread workers that only post messages.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -25,11 +26,15 @@ from textual.worker import Worker, WorkerState
 
 from gptcore.errors import GptTuiError
 from gptcore.runs.rundir import checkpoint_label, resume_command
+from gptcore.training.continuation import continue_offer
 from gptcore.util.fmt import format_bytes, format_count
+from gptcore.util.progress import elapsed_eta_text
+from gptcore.util.throttle import Throttle
 
 from ...messages import CheckpointsChanged, OpenInChat, ResumeRun
 from ..dialogs import ConfirmScreen, PromptScreen
 from . import compare
+from .continue_dialog import ContinueRunScreen
 from .table import HEADER_SORTS, SORTS, CheckpointTable, summary_text
 
 if TYPE_CHECKING:
@@ -43,9 +48,23 @@ class CheckpointList(Message):
 
 
 class CheckpointDeleted(Message):
-    def __init__(self, path: Path, label: str, error: str | None) -> None:
+    def __init__(
+        self, path: Path, label: str, error: str | None, left: tuple[str, ...] = ()
+    ) -> None:
         super().__init__()
-        self.path, self.label, self.error = path, label, error
+        self.path, self.label, self.error, self.left = path, label, error, left
+
+
+class CompareProgress(Message):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class ExportProgress(Message):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
 
 class CompareDone(Message):
@@ -77,6 +96,7 @@ class CheckpointsPane(Container, can_focus=True):
         self.sort_by = "date"
         self.marked: Path | None = None
         self.compare_text = ""
+        self.export_text = ""  # an export's progress while it runs
         self.loaded = False
 
     def compose(self) -> ComposeResult:
@@ -141,7 +161,7 @@ class CheckpointsPane(Container, can_focus=True):
         detail = self.query_one("#ckpt-detail", Static)
         detail.set_class(info is not None and info.error is not None, "-error")
         # The comparison first: it is what the user waits for, and the box scrolls.
-        lines = [self.compare_text] if self.compare_text else []
+        lines = [text for text in (self.export_text, self.compare_text) if text]
         if info is not None and info.error is not None:
             lines.append(f"{info.run}/{info.name} cannot be used: {info.error}")
         elif info is not None:
@@ -189,9 +209,25 @@ class CheckpointsPane(Container, can_focus=True):
             self.post_message(OpenInChat(str(info.path)))
 
     def action_continue_training(self) -> None:
-        """Show the command that continues this run headless; offer to run it here."""
+        """Show the command that continues this run headless; offer to run it here.
+        A finished run first asks for more epochs or steps (ContinueRunScreen)."""
         info = self._usable()
         if info is None:
+            return
+        from gptcore.runs.checkpoint import load_checkpoint
+
+        try:  # meta.json only: the weights are verified when the run starts
+            offer = continue_offer(load_checkpoint(info.path, verify=False))
+        except GptTuiError as exc:
+            self.notify(str(exc), title="Continue", severity="error", markup=False)
+            return
+        if offer.finished:
+
+            def more(overrides: tuple[str, ...] | None) -> None:
+                if overrides is not None:
+                    self.post_message(ResumeRun(info.path, overrides))
+
+            self.app.push_screen(ContinueRunScreen(offer), more)
             return
 
         def answered(yes: bool | None) -> None:
@@ -246,17 +282,27 @@ class CheckpointsPane(Container, can_focus=True):
         from gptcore.runs.checkpoints import delete_checkpoint
 
         try:
-            delete_checkpoint(path)
+            deleted = delete_checkpoint(path)
         except (GptTuiError, OSError) as exc:
             self.post_message(CheckpointDeleted(path, label, str(exc)))
         else:
-            self.post_message(CheckpointDeleted(path, label, None))
+            self.post_message(CheckpointDeleted(path, label, None, deleted.left))
 
     def on_checkpoint_deleted(self, message: CheckpointDeleted) -> None:
         if message.error is not None:
             self.notify(message.error, title="Delete", severity="error", markup=False)
             return
-        self.notify(f"deleted {message.label}", title="Delete", markup=False)
+        if message.left:  # the user's own files stay, and the folder with them
+            left = ", ".join(message.left)
+            self.notify(
+                f"deleted {message.label}; left {len(message.left)} file(s) that gpt-tui "
+                f"did not write: {left}",
+                title="Delete",
+                severity="warning",
+                markup=False,
+            )
+        else:
+            self.notify(f"deleted {message.label}", title="Delete", markup=False)
         self._changed()
 
     def _changed(self) -> None:
@@ -274,11 +320,30 @@ class CheckpointsPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ckpt-export")
     def _export(self, path: Path, kind: Literal["pth", "hf"]) -> None:
-        """gptcore's export_checkpoint (`gpt-tui checkpoints export`), into the run's exports/."""
+        """gptcore's export_checkpoint (`gpt-tui checkpoints export`), into the run's
+        exports/, its progress shown above the details (elapsed and ETA)."""
         from gptcore.weights.export import export_checkpoint
 
-        out = export_checkpoint(path, kind)
+        what = f"exporting {checkpoint_label(path)} ({'.pth' if kind == 'pth' else 'HF'})"
+        started = time.monotonic()
+        shown = Throttle(compare.PROGRESS_INTERVAL_S)
+
+        def on_progress(done: int, total: int) -> None:
+            if shown.ready(force=done == 0):
+                elapsed = time.monotonic() - started
+                percent = f"{done / total:.0%}" if total else ""
+                eta = elapsed_eta_text(done, total, elapsed)
+                self.post_message(ExportProgress(f"{what}: {percent} · {eta}"))
+
+        try:
+            out = export_checkpoint(path, kind, progress=on_progress)
+        finally:
+            self.post_message(ExportProgress(""))
         self.notify(f"exported {out}", title="Export", markup=False)  # thread-safe
+
+    def on_export_progress(self, message: ExportProgress) -> None:
+        self.export_text = message.text
+        self._show_detail()
 
     def action_mark(self) -> None:
         info = self._usable()
@@ -300,7 +365,16 @@ class CheckpointsPane(Container, can_focus=True):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ckpt-compare")
     def _compare(self, a: Path, b: Path, source: str, max_batches: int) -> None:
-        self.post_message(CompareDone(compare.compare_checkpoints(a, b, source, max_batches)))
+        def on_progress(text: str) -> None:
+            self.post_message(CompareProgress(text))
+
+        text = compare.compare_checkpoints(a, b, source, max_batches, on_progress)
+        self.post_message(CompareDone(text))
+
+    def on_compare_progress(self, message: CompareProgress) -> None:
+        if self.compare_text.startswith("comparing on corpus"):  # not a result already
+            self.compare_text = message.text
+            self._show_detail()
 
     def on_compare_done(self, message: CompareDone) -> None:
         self.compare_text = message.text

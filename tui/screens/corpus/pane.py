@@ -23,13 +23,15 @@ from textual.worker import Worker, WorkerState
 
 from gptcore.data.verdict import fetch_verdict
 from gptcore.errors import DownloadError, GptTuiError
+from gptcore.settings.train import TrainConfig
 from gptcore.util.download import DownloadCancelled
 from gptcore.util.paths import verdict_file
 from gptcore.util.throttle import Throttle
 
 from ...messages import CorpusChanged
 from ...widgets.token_view import TokenViewer
-from .info import CorpusInfo, load_corpus
+from .gutenberg import GutenbergDialog, GutenbergRequest, GutenbergRunScreen
+from .info import CorpusInfo, load_corpus, reading_of
 from .sources import BUILTIN, PASTE, PATH, VERDICT, SourcePicker
 from .summary import CorpusSummary
 
@@ -75,9 +77,17 @@ class CorpusPane(Container, can_focus=True):
         Binding("slash", "type_tokens", "Type text", id="corpus-token-type", key_display="/"),
         # In the source hint above, help (?) and the palette: the footer is full at 80 columns.
         Binding("v", "use_verdict", "The book's story", id="corpus-verdict", show=False),
+        Binding("g", "prepare_gutenberg", "Prepare Gutenberg", id="corpus-gutenberg", show=False),
     ]
     # Keys of the corpus view (hidden while the tokens show) and of the tokens view.
-    _CORPUS_ACTIONS = ("use_builtin", "pick_path", "paste_text", "use_verdict", "load")
+    _CORPUS_ACTIONS = (
+        "use_builtin",
+        "pick_path",
+        "paste_text",
+        "use_verdict",
+        "load",
+        "prepare_gutenberg",
+    )
     _TOKEN_ACTIONS = ("toggle_ids", "type_tokens")
 
     def compose(self) -> ComposeResult:
@@ -90,6 +100,7 @@ class CorpusPane(Container, can_focus=True):
 
     def on_mount(self) -> None:
         self._fetch_cancel: threading.Event | None = None  # set: stop fetching the story
+        self._gutenberg: GutenbergRequest | None = None  # the last one asked for: asked again
 
     @property
     def info(self) -> CorpusInfo | None:
@@ -169,7 +180,25 @@ class CorpusPane(Container, can_focus=True):
         fetching = not verdict_file().is_file()
         self._begin(VERDICT_LABEL, "Fetching" if fetching else "Loading")
         self._fetch_cancel = threading.Event()
-        self._verdict_worker(self._train_ratio(), self._fetch_cancel)
+        self._verdict_worker(self._train_ratio(), self._fetch_cancel, self._train_settings())
+
+    def action_prepare_gutenberg(self) -> None:
+        """Ask for a folder of Gutenberg books, clean them (gutenberg.py), then load the
+        prepared folder as the corpus if the user says so."""
+
+        def loaded(out: str | None) -> None:
+            if out:
+                sources = self.query_one(SourcePicker)
+                sources.path_input.value = out
+                sources.show(PATH)
+                self.load_source(out)
+
+        def asked(request: GutenbergRequest | None) -> None:
+            if request is not None:
+                self._gutenberg = request
+                self.app.push_screen(GutenbergRunScreen(request), loaded)
+
+        self.app.push_screen(GutenbergDialog(self._gutenberg), asked)
 
     def action_load(self) -> None:
         sources = self.query_one(SourcePicker)
@@ -210,15 +239,20 @@ class CorpusPane(Container, can_focus=True):
 
     def load_source(self, source: str) -> None:
         self._begin(source)
-        self._load_worker(source, None, self._train_ratio())
+        self._load_worker(source, None, self._train_ratio(), self._train_settings())
 
     def load_text(self, text: str) -> None:
         self._begin("pasted text")
-        self._load_worker("", text, self._train_ratio())
+        self._load_worker("", text, self._train_ratio(), self._train_settings())
 
     def _train_ratio(self) -> float:
         """The Train form's split (read here: the worker never reads the app's state)."""
         return self.app.state.train_ratio
+
+    def _train_settings(self) -> TrainConfig | None:
+        """The Train form's settings (text field, split, ...) a corpus is read with."""
+        config = self.app.state.run_config
+        return config[1] if config is not None else None
 
     def _begin(self, label: str, doing: str = "Loading") -> None:
         if self._fetch_cancel is not None:  # a new source replaces the story being fetched
@@ -228,11 +262,15 @@ class CorpusPane(Container, can_focus=True):
         self.query_one(CorpusSummary).loading(f"{doing} {label} …")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="corpus")
-    def _load_worker(self, source: str, pasted: str | None, train_ratio: float) -> None:
-        self._load(source or "pasted text", source, pasted, train_ratio)
+    def _load_worker(
+        self, source: str, pasted: str | None, train_ratio: float, train: TrainConfig | None
+    ) -> None:
+        self._load(source or "pasted text", source, pasted, train_ratio, train)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="corpus")
-    def _verdict_worker(self, train_ratio: float, cancel: threading.Event) -> None:
+    def _verdict_worker(
+        self, train_ratio: float, cancel: threading.Event, train: TrainConfig | None
+    ) -> None:
 
         updates = Throttle(PROGRESS_INTERVAL_S)
 
@@ -247,9 +285,16 @@ class CorpusPane(Container, can_focus=True):
         except DownloadError as exc:
             self.post_message(CorpusFailed(VERDICT_LABEL, str(exc), exc.offline))
             return
-        self._load(VERDICT_LABEL, str(path), None, train_ratio)
+        self._load(VERDICT_LABEL, str(path), None, train_ratio, train)
 
-    def _load(self, label: str, source: str, pasted: str | None, train_ratio: float) -> None:
+    def _load(
+        self,
+        label: str,
+        source: str,
+        pasted: str | None,
+        train_ratio: float,
+        train: TrainConfig | None = None,
+    ) -> None:
         """On the worker thread: tokenize, then post what came of it."""
         updates = Throttle(PROGRESS_INTERVAL_S)
 
@@ -258,7 +303,7 @@ class CorpusPane(Container, can_focus=True):
                 self.post_message(CorpusProgress(done, total))
 
         try:
-            info = load_corpus(source, pasted, train_ratio, progress)
+            info = load_corpus(source, pasted, train_ratio, progress, train)
         except GptTuiError as exc:
             self.post_message(CorpusFailed(label, str(exc)))
             return
@@ -306,7 +351,9 @@ class CorpusPane(Container, can_focus=True):
         other token counts; else only the plan changes."""
         if self.info is None:
             return
-        if self.info.train_ratio != self._train_ratio():  # another split: other token counts
+        read_as = reading_of(self._train_settings())
+        if self.info.train_ratio != self._train_ratio() or self.info.reading != read_as:
+            # another split or field: other token counts
             self.load_source(self.info.source)
         else:
             self.query_one(CorpusSummary).render_stats()

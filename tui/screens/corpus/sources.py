@@ -18,16 +18,15 @@ BUILTIN, PATH, PASTE, VERDICT = "src-builtin", "src-path", "src-paste", "src-ver
 
 
 class TextTree(DirectoryTree):
-    """A directory tree showing folders and the files gpt-tui reads as text."""
+    """A directory tree showing folders and the files gpt-tui reads as a corpus (text,
+    JSON Lines, JSON, Parquet, compressed)."""
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         # Runs in the tree's loader thread, so importing the engine here is fine.
-        from gptcore.data.corpus import TEXT_SUFFIXES
+        from gptcore.data.corpus import is_corpus_file
 
         return [
-            p
-            for p in paths
-            if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() in TEXT_SUFFIXES)
+            p for p in paths if not p.name.startswith(".") and (p.is_dir() or is_corpus_file(p))
         ]
 
 
@@ -48,7 +47,7 @@ class SourcePicker(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(
             "Source: [b]b[/] built-in · [b]f[/] file/folder · [b]t[/] paste · "
-            "[b]v[/] the book's story",
+            "[b]v[/] the book's story · [b]g[/] prepare Gutenberg books",
             id="corpus-hint",
         )
         with ContentSwitcher(initial=BUILTIN, id="source-switcher"):

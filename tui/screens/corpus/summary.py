@@ -51,7 +51,7 @@ class CorpusSummary(Vertical):
         self.info = info
         self._show_previous(None)
         self.query_one(ProgressBar).display = False
-        files = f", {info.files} files" if info.files > 1 else ""
+        files = f", {info.files:,} documents" if info.files > 1 else ""
         self.query_one("#corpus-name", Static).update(Text(f"Corpus: {info.name}{files}"))
         self.query_one("#corpus-preview", Static).update(Text(info.preview))
         self.render_stats()

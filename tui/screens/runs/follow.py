@@ -48,12 +48,19 @@ def reference_key(row: RunRow) -> ReferenceKey | None:
     if not row.corpus:
         return None
     c = row.config
-    return (
+    key = (
         row.corpus,
         c.get("train_ratio", 0.9),
         c.get("max_length") or c.get("model.context_length", 1024),
         c.get("batch_size", 2),
     )
+    # A hand-edited config the settings refused keeps its own values: no reference then.
+    ratio, window, batch = key[1:]
+    if not (isinstance(ratio, float) and 0 < ratio <= 1):
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in (window, batch)):
+        return None
+    return key
 
 
 def reference_lines(key: ReferenceKey) -> list[tuple[str, float]]:

@@ -90,6 +90,8 @@ class RunsPane(Container, can_focus=True):
         ),  # fmt: skip
         Binding("g", "refresh", "Refresh", id="runs-refresh", show=False),
         Binding("a", "add_run", "Add a run folder", id="runs-add", show=False),
+        # Reached only from the filter (the table takes ↓ itself).
+        Binding("down", "to_table", "Back to the table", id="runs-to-table", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -107,12 +109,13 @@ class RunsPane(Container, can_focus=True):
         self._followers = Followers()  # used by one follow worker at a time (see _poll)
         self._follow_worker: Worker | None = None
         self._last_list = 0.0
+        self._told: set[Path] = set()  # the runs whose problem was notified
 
     def compose(self) -> ComposeResult:
         yield Static("reading runs …", id="runs-summary", markup=False)
         yield RunTable(id="runs-table")
         yield Input(
-            placeholder="filter: words or key=value (lr=0.003)",
+            placeholder="filter: words or key=value (lr=0.003) · Esc or ↓: back to the table",
             id="runs-filter-input",
             compact=True,
         )
@@ -148,12 +151,21 @@ class RunsPane(Container, can_focus=True):
             self.notify(message.error, title="Runs", severity="error", markup=False)
         self.rows = message.rows
         self.loaded = True
+        self._tell_problems(message.rows)
         known = {row.path for row in self.rows}
         self.selected = [p for p in self.selected if p in known]
         if self.pinned not in known:
             self.pinned = None
         self._fill()
         self._poll()
+
+    def _tell_problems(self, rows: list[RunRow]) -> None:
+        """What could not be read of a run (a damaged file, names its field), told once
+        per run (a running run's count of damaged lines grows: not a toast each time)."""
+        for row in rows:
+            if row.problem is not None and row.path not in self._told:
+                self._told.add(row.path)
+                self.notify(row.problem, title=f"Run {row.name}", severity="warning", markup=False)
 
     def shown_rows(self) -> list[RunRow]:
         """The rows the filter keeps, the pinned run first."""
@@ -280,6 +292,12 @@ class RunsPane(Container, can_focus=True):
 
     @on(Input.Submitted, "#runs-filter-input")
     def _filter_done(self, event: Input.Submitted) -> None:
+        # The filter applies as it is typed. Enter leaves the focus here: keys typed
+        # after it stay text (they opened the timeline with `t` when Enter went back
+        # to the table); Escape or ↓ go back to the table.
+        event.stop()
+
+    def action_to_table(self) -> None:
         self.query_one(RunTable).focus()
 
     @on(Input.Blurred, "#runs-filter-input")

@@ -32,24 +32,31 @@ from ...widgets.model_summary import ModelSummaryView
 RUN_VIEWS = ("#loss-chart", "#sparks", "#samples")
 
 
+def _timing_key(model: GPTConfig, train: TrainConfig) -> tuple:
+    """What a probe's step time depends on: the model and the step's shape."""
+    step = ("batch_size", "max_length", "grad_accum", "effective_batch", "precision", "adamw")
+    more = ("dropout_masks", "device", "grad_clip")
+    return (model, *(getattr(train, name) for name in step + more))
+
+
 class Dashboard(Vertical):
     """The run's status, stats, system line, loss chart, sparklines and samples."""
 
-    class RateMeasured(Message):
-        """A device's effective training FLOP/s (gptcore.training.estimate): the
-        run-time estimate can show."""
+    class TimingMeasured(Message):
+        """A probe timed the form's run (gptcore.planner.timing): the run-time
+        estimate can show. `key` is what the probe depends on (see _timing_key)."""
 
-        def __init__(self, setting: str, device: str, rate: float) -> None:
+        def __init__(self, key: tuple, device: str, timing: object) -> None:
             super().__init__()
-            self.setting, self.device, self.rate = setting, device, rate
+            self.key, self.device, self.timing = key, device, timing
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._shown_state = RunState()  # what the status line last showed
         self._watched = False
         self._samples_shown = 0
-        # train.device setting -> (resolved device, effective FLOP/s), None while measuring.
-        self._device_rates: dict[str, tuple[str, float] | None] = {}
+        # What a step's time depends on -> (resolved device, StepTiming), None while measuring.
+        self._timings: dict[tuple, tuple[str, object] | None] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("IDLE · press s to start", id="run-state")
@@ -158,34 +165,39 @@ class Dashboard(Vertical):
         )
 
     def _estimate_text(self, config: tuple[GPTConfig, TrainConfig], plan: object) -> str:
-        """About how long the run takes here, before it starts (a long run is a choice)."""
-        from gptcore.training.estimate import estimate_seconds
+        """About how long the run takes here, before it starts (a long run is a choice):
+        a few of its steps measured on its device, in the background."""
+        from gptcore.training.estimate import estimate_run
 
-        wanted = config[1].device
-        if wanted not in self._device_rates:
-            self._device_rates[wanted] = None  # measuring: once per device setting
-            self._measure_device(wanted)
-            return ""
-        measured = self._device_rates[wanted]
+        key = _timing_key(*config)
+        if key not in self._timings:
+            self._timings[key] = None  # measuring: once per model and step shape
+            self._measure_steps(key, config)
+            return "\nmeasuring a few steps…"
+        measured = self._timings[key]
         if measured is None:
-            return ""
-        device, rate = measured
-        seconds = estimate_seconds(*config, plan, rate)
-        return f"\nestimated {format_duration(seconds)} on {device}"  # 28 columns at 60x20
+            return "\nmeasuring a few steps…"
+        device, timing = measured
+        run = estimate_run(*config, plan, timing)
+        # The range of the probe's steps; 28 columns at 60x20 ("3m50s–4m40s on cpu").
+        low, high = format_duration(run.low), format_duration(run.high)
+        span = low if low == high else f"{low}–{high}"
+        return f"\nestimated {span} on {device}"
 
     @work(thread=True, exit_on_error=False, group="estimate")
-    def _measure_device(self, wanted: str) -> None:
+    def _measure_steps(self, key: tuple, config: tuple[GPTConfig, TrainConfig]) -> None:
         from gptcore.hardware.device import pick_device
-        from gptcore.training.estimate import effective_flops
+        from gptcore.planner.timing import probe
 
         try:
-            device = str(pick_device(wanted))
+            device = pick_device(config[1].device)
+            timing = probe(*config, device)
         except GptTuiError:
-            return  # the form reports a device that is not here
-        self.post_message(self.RateMeasured(wanted, device, effective_flops(device)))
+            return  # the form reports a device that is not here, or a bad setting
+        self.post_message(self.TimingMeasured(key, str(device), timing))
 
-    def on_dashboard_rate_measured(self, message: RateMeasured) -> None:
-        self._device_rates[message.setting] = (message.device, message.rate)
+    def on_dashboard_timing_measured(self, message: TimingMeasured) -> None:
+        self._timings[message.key] = (message.device, message.timing)
         self.show_plan()
 
     # ------------------------------------------------------------ the model summary

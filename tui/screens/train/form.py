@@ -43,7 +43,7 @@ def input_id(field: Field) -> str:
     return "f-" + field.key.replace(".", "-").replace("_", "-")
 
 
-class TrainForm(VerticalScroll):
+class TrainForm(VerticalScroll, can_focus=False):
     """The config select, the preset select, one input per field and why Start is blocked."""
 
     class Checked(Message):

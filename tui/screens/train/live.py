@@ -43,17 +43,19 @@ def train_in_thread(
     *,
     configs: tuple[GPTConfig, TrainConfig] | None = None,
     resume: str | None = None,
+    overrides: tuple[str, ...] = (),
 ) -> None:
     """Prepare and train the run `handle` stands for, in the calling (worker) thread:
     a new run from `configs`, or the run checkpoint `resume` belongs to with its own
-    settings. Messages go to `target`; `handle.ended` is set once the thread is done."""
+    settings (and `overrides`, `--set` strings). Messages go to `target`; `handle.ended` is set once the thread is done."""
     from gptcore.training.resume import prepare_run
     from gptcore.training.trainer import trainer_for
 
     lower_thread_priority()  # before torch starts its threads from this one
     pump = EventPump(target, handle)
     try:
-        run = prepare_run(configs=configs, resume=resume)  # the checkpoint is verified once
+        # The checkpoint is verified once; a finished run without more epochs is refused.
+        run = prepare_run(configs=configs, overrides=overrides, resume=resume, refuse_finished=True)
         if run.checkpoint is not None:  # the form shows what trains (and `m` describes it)
             label = f"{checkpoint_label(run.checkpoint.path)} (resumed)"
             target.post_message(RunConfigRead(handle, label, (run.model_config, run.train_config)))
@@ -104,14 +106,16 @@ class LiveRunControl:
         configs = self.form.configs()
         self._start(RunState(state="starting", message="building the model …"), configs=configs)
 
-    def resume_from(self, path: Path | str) -> None:
-        """Continue the run that checkpoint `path` belongs to (Checkpoints screen, `t`)."""
+    def resume_from(self, path: Path | str, overrides: tuple[str, ...] = ()) -> None:
+        """Continue the run that checkpoint `path` belongs to (Checkpoints screen, `t`),
+        with `overrides` (`--set` strings) on its settings."""
         if self.live:
             self.notify(
                 "a run is training: stop it first", title="Can't resume", severity="warning"
             )
             return
-        self._start(RunState(state="starting", message=f"resuming from {path} …"), resume=str(path))
+        state = RunState(state="starting", message=f"resuming from {path} …")
+        self._start(state, resume=str(path), overrides=tuple(overrides))
 
     def _start(self, state: RunState, **source: object) -> None:
         """Follow a new live run and start its worker; `source` is what prepare_run takes."""
@@ -155,7 +159,11 @@ class LiveRunControl:
         if self._refused("checkpoint"):
             return
         self.trainer.request_checkpoint()
-        self.notify("a checkpoint will be saved after this step", title="Checkpoint")
+        if self.trainer.paused:  # the trainer saves while it waits between steps
+            when = "now, while paused (once the step under way, if any, has ended)"
+        else:
+            when = "after this step"
+        self.notify(f"a checkpoint will be saved {when}", title="Checkpoint")
 
     async def shutdown(self) -> None:
         """Stop our run and wait for its thread to end; the trainer saves an
@@ -166,7 +174,7 @@ class LiveRunControl:
                 with contextlib.suppress(Exception):  # a failed run is already reported
                     await worker.wait()
 
-    def stop_and_wait(self, timeout: float | None = None) -> bool:
+    def stop_and_wait(self, timeout: float | None = None, signum: int | None = None) -> bool:
         """Stop our live run and block until its thread has ended (the trainer
         saves an "interrupt" checkpoint and writes its closing event first);
         True once no run of ours is left. Thread-safe and needs no UI: the app's
@@ -174,7 +182,7 @@ class LiveRunControl:
         handle = self.handle
         if handle is None or handle.kind != "live":
             return True
-        handle.stop()
+        handle.stop(signum)
         return handle.ended.wait(timeout)
 
     def on_unmount(self) -> None:

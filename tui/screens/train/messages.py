@@ -42,11 +42,14 @@ class RunConfigRead(Message):
 
 class WatchedRunRead(Message):
     """What one read of a watched run found: the events appended since the last read,
-    and whether a process held the run's lock just before or after (gptcore.runs.lock)."""
+    whether a process held the run's lock just before or after (gptcore.runs.lock),
+    and what of its metrics.jsonl could not be read (a damaged line, a FIFO), if any."""
 
-    def __init__(self, handle: RunHandle, events: list[Event], held: bool) -> None:
+    def __init__(
+        self, handle: RunHandle, events: list[Event], held: bool, problem: str | None = None
+    ) -> None:
         super().__init__()
-        self.handle, self.events, self.held = handle, events, held
+        self.handle, self.events, self.held, self.problem = handle, events, held, problem
 
 
 class SystemRead(Message):

@@ -16,8 +16,16 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal
 
 from gptcore.errors import GptTuiError
-from gptcore.runs.events import CheckpointSaved, Event, Failed, Finished, Overfitting, Spike
-from gptcore.runs.rundir import RunDir
+from gptcore.runs.events import (
+    BatchChanged,
+    CheckpointSaved,
+    Event,
+    Failed,
+    Finished,
+    Overfitting,
+    Spike,
+)
+from gptcore.runs.rundir import RunDir, checkpoint_label
 from gptcore.training.health import health_text
 from gptcore.util.paths import data_dir
 
@@ -216,9 +224,13 @@ class TrainPane(LiveRunControl, WatchMode, Container, can_focus=True):
         for event in events:
             self.state.apply(event)
             if isinstance(event, CheckpointSaved):
-                self.notify(f"{event.reason} checkpoint: {event.path}", title="Checkpoint")
+                if not catching_up:  # a watched run's past saves are history, not news
+                    self._notify_checkpoint(event)
             elif isinstance(event, Overfitting | Spike) and not catching_up:
                 self._notify_health([event])
+            elif isinstance(event, BatchChanged) and not catching_up:
+                severity = "warning" if event.reason == "out_of_memory" else "information"
+                self.notify(event.detail, title="Batch", severity=severity, markup=False)
             elif isinstance(event, Finished | Failed) and not catching_up:
                 self.announce_end()
         started = self.state.started
@@ -228,6 +240,15 @@ class TrainPane(LiveRunControl, WatchMode, Container, can_focus=True):
         if catching_up:  # a watched run's past signals: in one notification
             self._notify_health(self.state.health[n_health:])
         self.render_state()
+
+    def _notify_checkpoint(self, event: CheckpointSaved) -> None:
+        """One short toast per checkpoint: a run's end saves "final" into the folder its
+        last epoch's save just wrote, which was announced already (two toasts covered
+        the chart at 80x24); the run's name, not the whole path, keeps it to two rows."""
+        if any(saved.path == event.path for saved in self.state.checkpoints[:-1]):
+            return
+        label = checkpoint_label(event.path)
+        self.notify(f"{event.reason} checkpoint: {label}", title="Checkpoint", markup=False)
 
     def _notify_health(self, found: list[Overfitting | Spike]) -> None:
         """Warn about health signals; several at once in one notification."""

@@ -11,6 +11,7 @@ so the Runs tab, `gpt-tui runs`, the watch picker and this screen agree.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,10 +47,12 @@ def read_watched(
     follower: MetricsFollower,
     config: Path | None,
     held_before: bool | None,
+    told: str | None = None,
 ) -> None:
     """One read of the watched run (in a worker thread): its `config` file if given
-    and present, then its lock and new events. Posts only what changed."""
-    if config is not None and config.is_file():
+    and present, then its lock and new events. Posts only what changed: `told` is the
+    problem already shown (a damaged line or an unreadable file; typed reader)."""
+    if config is not None and os.path.lexists(config):  # a FIFO too: refused, not opened
         label = f"{RunDir(handle.run_dir).name} (watched)"
         try:
             configs = load_run_config(config)
@@ -61,10 +64,11 @@ def read_watched(
     # its closing event by the time they are read, and one that (re)starts meanwhile
     # holds the lock after; neither is taken for a dead one.
     held = lock_holder(handle.run_dir) is not None
-    events = follower.poll()
+    events = follower.poll()  # never raises: a damaged line is skipped and counted
     held = held or lock_holder(handle.run_dir) is not None
-    if events or held != held_before:
-        target.post_message(WatchedRunRead(handle, events, held))
+    problem = follower.problem or follower.first_damage
+    if events or held != held_before or problem != told:
+        target.post_message(WatchedRunRead(handle, events, held, problem))
 
 
 class WatchMode:
@@ -79,6 +83,7 @@ class WatchMode:
     _timer: Timer | None = None
     _held: bool | None = None  # whether a process held the watched run's lock at the last read
     _last_event: Event | None = None  # the watched run's last event so far
+    _told: str | None = None  # the watched metrics' problem last shown
 
     @property
     def watching(self) -> Path | None:
@@ -105,7 +110,7 @@ class WatchMode:
         self.follow(handle, RunState(message="waiting for events …"))
         self.form.show_watched(handle.run_dir.name)
         self._follower = MetricsFollower(RunDir(handle.run_dir).metrics)
-        self._held = self._last_event = None
+        self._held = self._last_event = self._told = None
         self._timer = self.set_interval(POLL_S, self.poll_watched)
         self.poll_watched()
         self.notify(
@@ -138,7 +143,7 @@ class WatchMode:
             return  # one read at a time: the follower keeps the file offset
         # Its config too, until read: the run writes config.toml as it starts.
         config = RunDir(handle.run_dir).config if self.form.config_problem is not None else None
-        self._read_watched(handle, self._follower, config, self._held)
+        self._read_watched(handle, self._follower, config, self._held, self._told)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="watch")
     def _read_watched(
@@ -147,14 +152,19 @@ class WatchMode:
         follower: MetricsFollower,
         config: Path | None,
         held_before: bool | None,
+        told: str | None,
     ) -> None:
-        read_watched(self, handle, follower, config, held_before)
+        read_watched(self, handle, follower, config, held_before, told)
 
     def on_watched_run_read(self, message: WatchedRunRead) -> None:
         handle = message.handle
         if handle is not self.handle:
             return  # a run no longer watched
         self._held = message.held
+        if message.problem != self._told:
+            self._told = message.problem
+            if message.problem is not None:  # shown, not fatal: the readable lines go on
+                self.notify(message.problem, title="Watch", severity="warning", markup=False)
         if message.events:
             self._last_event = message.events[-1]
             self.apply_events(message.events)
