@@ -113,3 +113,22 @@ async def test_runs_table_at_60_columns_shows_whole_numbers() -> None:
         assert len(best.split(".")[-1]) == 3  # 6.239, never a cut "6.2"
         used = sum(c.get_render_width(table) for c in table.columns.values())
         assert used <= table.scrollable_content_region.width
+
+
+@run_async
+async def test_a_pushed_screens_footer_hides_the_palette_key_its_keys_run_under() -> None:
+    """A pushed screen's footer was measured before its keys were laid out (all 0 wide)
+    and kept the palette key over its last keys (seen at 80x24 on the Sweeps view)."""
+    from tui.screens.sweeps import SweepsScreen
+
+    async with GptTuiApp(settings=Settings()).run_test(size=(66, 24)) as pilot:
+        pilot.app.push_screen(SweepsScreen())
+        await wait_for(pilot, lambda: bool(pilot.app.screen.query(StableFooter)))
+        footer = pilot.app.screen.query_one(StableFooter)
+
+        def keys_width() -> int:
+            keys = [k for k in footer.children if not k.has_class("-command-palette")]
+            return sum(k.outer_size.width + k.styles.margin.width for k in keys)
+
+        await wait_for(pilot, lambda: keys_width() > 0 and not footer.query(".-command-palette"))
+        assert keys_width() + len("▏^p palette") > 66
