@@ -20,7 +20,7 @@ import zstandard
 from gptcore.data import corpus as corpus_module
 from gptcore.data import tokens
 from gptcore.data.corpus import open_corpus
-from gptcore.data.tokens import prepare_corpus
+from gptcore.data.tokens import LOCK_FILE, prepare_corpus
 from gptcore.errors import CorpusError
 from gptcore.model.tokenizer import END_OF_TEXT, get_tokenizer
 from gptcore.util.paths import token_cache_dir
@@ -205,7 +205,7 @@ def test_a_missing_datasets_package_names_the_extra(tmp_path, monkeypatch):
 
 def assert_nothing_cached() -> None:
     cache = token_cache_dir()
-    left = [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
+    left = [p for p in cache.rglob("*") if p.is_file() and p.name != LOCK_FILE]
     assert left == [], left
 
 

@@ -12,7 +12,7 @@ from gptcore.data import corpus as corpus_module
 from gptcore.data import tokens
 from gptcore.data.corpus import BUILTIN, builtin_text, fold_layout, raw_topics_text, read_corpus
 from gptcore.data.plan import count_batches, count_windows
-from gptcore.data.tokens import prepare_corpus, split_for_tokenizing, tokenize
+from gptcore.data.tokens import LOCK_FILE, prepare_corpus, split_for_tokenizing, tokenize
 from gptcore.data.windows import RandomWindowSampler, WindowDataset, make_loader, require_windows
 from gptcore.errors import CorpusError
 from gptcore.model.tokenizer import encode_to_uint16, get_tokenizer
@@ -255,9 +255,11 @@ def test_cancel_while_tokenizing_leaves_no_cache_file(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     with pytest.raises(Cancelled):
         prepare_corpus(path, progress=cancel_in_validation_part, cache_dir=cache)
-    assert [p.name for p in cache.rglob("*") if p.is_file()] == []
+    # Nothing but the builder's (empty) lock file: no shard, no manifest.
+    assert [p.name for p in cache.rglob("*") if p.is_file()] in ([], [LOCK_FILE])
     corpus = prepare_corpus(path, cache_dir=cache)  # the next try builds it whole
     assert sorted(p.name for p in (cache / corpus.key).iterdir()) == [
+        LOCK_FILE,
         "manifest.json",
         "train-00000.bin",
         "val-00000.bin",

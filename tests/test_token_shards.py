@@ -110,3 +110,40 @@ def test_an_aborted_writer_removes_every_shard(tmp_path):
         w.write(0, np.arange(10, dtype=np.uint16))
         raise RuntimeError("cancelled")
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_two_builders_of_one_cache_take_turns(tmp_path, monkeypatch) -> None:
+    """DDP ranks build the same cache at once: the second waits for the first and
+    reads its cache, instead of rewriting the shards the first is reading."""
+    import threading
+
+    from gptcore.data import tokens
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("Every effort moves you forward. " * 200)
+    first_writing, release = threading.Event(), threading.Event()
+    real_write, writes = tokens._write_token_cache, []
+
+    def slow_write(*args, **kwargs):
+        writes.append(threading.current_thread().name)
+        first_writing.set()
+        release.wait(10)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(tokens, "_write_token_cache", slow_write)
+    results = {}
+
+    def build(name: str) -> None:
+        results[name] = tokens.prepare_corpus(corpus, cache_dir=tmp_path / "cache")
+
+    a = threading.Thread(target=build, args=("a",), name="a")
+    a.start()
+    assert first_writing.wait(10)
+    b = threading.Thread(target=build, args=("b",), name="b")
+    b.start()
+    b.join(0.5)
+    assert b.is_alive()  # waiting for a's lock, not writing beside it
+    release.set()
+    a.join(10), b.join(10)
+    assert writes == ["a"]  # b found a's finished cache
+    assert list(results["a"].train_tokens) == list(results["b"].train_tokens)

@@ -41,6 +41,7 @@ from gptcore.data.corpus import (
 from gptcore.data.shards import CacheWriter, Manifest, ShardedTokens
 from gptcore.errors import CorpusError
 from gptcore.model.tokenizer import END_OF_TEXT, encode_to_uint16, get_tokenizer
+from gptcore.util.fsutil import exclusive
 from gptcore.util.paths import token_cache_dir
 
 # 3: sharded, with a manifest (gptcore.data.shards) and document statistics
@@ -389,6 +390,10 @@ def corpus_fingerprint(source: str | Path, text_field: str = DEFAULT_TEXT_FIELD)
     return digest.hexdigest()
 
 
+# Held while a process builds the cache in its folder (gptcore.util.fsutil.exclusive).
+LOCK_FILE = ".lock"
+
+
 def prepare_corpus(
     source: str | Path,
     train_ratio: float = 0.9,
@@ -446,8 +451,13 @@ def prepare_corpus(
             split=split,
             split_seed=split_seed,
         )
-    _write_token_cache(corpus, spec, folder, progress, CHUNK_CHARS)
-    loaded = _load_cached(folder, key)
+    # One writer at a time: another process (a DDP rank) building the same cache
+    # would otherwise rewrite its shards while this one reads them.
+    with exclusive(folder / LOCK_FILE):
+        loaded = _load_cached(folder, key)
+        if loaded is None:
+            _write_token_cache(corpus, spec, folder, progress, CHUNK_CHARS)
+            loaded = _load_cached(folder, key)
     if loaded is None:  # pragma: no cover - only if the disk lost what we just wrote
         raise CorpusError(f"the token cache in {folder} could not be read back")
     return loaded

@@ -168,3 +168,22 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Replace `path` with `text` (UTF-8), atomically."""
     with atomic_open(path, "w") as f:
         f.write(text)
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: str | Path) -> Iterator[None]:
+    """Hold an advisory lock on `lock_path` (created if missing) for the block: other
+    processes asking for the same one wait (DDP ranks building one token cache).
+    Where flock does not exist (Windows) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Unix
+        yield
+        return
+    Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
