@@ -18,7 +18,6 @@ between chunks.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import os
@@ -37,7 +36,7 @@ from typing import BinaryIO
 
 from gptcore import __version__
 from gptcore.errors import DownloadError, GptTuiError
-from gptcore.util.fmt import format_duration
+from gptcore.util.download_limits import Budget, BudgetSpent, RetryPolicy, Timeouts
 from gptcore.util.fsutil import durable_replace
 
 USER_AGENT = f"gpt-tui/{__version__}"
@@ -45,10 +44,6 @@ CHUNK = 1 << 16
 # A file of unknown size may not grow past this (GPT-2 XL's weights, the largest
 # file we fetch, are about 6.4 GB).
 MAX_UNKNOWN_BYTES = 8_000_000_000
-# The default overall deadline per file: 10 minutes, or the time the file takes
-# at 50 kB/s where that is longer.
-MIN_DEADLINE_S = 600.0
-MIN_SPEED = 50_000
 
 
 class DownloadCancelled(DownloadError):
@@ -87,27 +82,6 @@ class PublishedDigest:
 DigestReader = Callable[[Message, int], PublishedDigest | None]
 
 
-@dataclass(frozen=True)
-class Timeouts:
-    connect: float = 10.0  # seconds to open the connection
-    read: float = 30.0  # seconds without any byte arriving
-    # Seconds for the whole file, every attempt included; None: the default above.
-    total: float | None = None
-
-    def deadline_for(self, size: int | None) -> float:
-        if self.total is not None:
-            return self.total
-        return max(MIN_DEADLINE_S, (size or 0) / MIN_SPEED)
-
-
-@dataclass
-class RetryPolicy:
-    retries: int = 4  # extra attempts after the first, per stretch without progress
-    backoff: float = 0.5  # first wait; doubles each time
-    max_backoff: float = 8.0
-    max_requests: int = 50  # per file, all URLs and attempts together, progress or not
-
-
 class _Retryable(Exception):
     """An attempt failed in a way that may succeed if tried again."""
 
@@ -120,10 +94,6 @@ class _Retryable(Exception):
         self.no_answer = no_answer or unreachable
 
 
-class _GiveUp(Exception):
-    """The file's overall deadline or request budget is spent: stop trying every URL."""
-
-
 class _TooLong(Exception):
     """The body went past the file's size limit; carries the limit and whether it was a cap."""
 
@@ -131,80 +101,6 @@ class _TooLong(Exception):
         super().__init__(limit)
         self.limit = limit
         self.capped = capped
-
-
-class _Budget:
-    """One file's limits over all its attempts: an overall deadline and a request count.
-
-    A socket timeout bounds only the wait for each byte, so a server that sends its
-    headers (or body) a byte at a time would outlast any deadline checked between
-    reads. A watchdog timer therefore shuts down the sockets it was given when the
-    deadline passes, which ends whatever read is blocked; `close()` stops it.
-    """
-
-    def __init__(self, timeouts: Timeouts, retry: RetryPolicy, size: int | None) -> None:
-        self.timeouts = timeouts
-        self.max_requests = retry.max_requests
-        self.start = time.monotonic()
-        self.seconds = timeouts.deadline_for(size)
-        self.requests = 0
-        self.expired = False
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._timer: threading.Timer | None = None
-        self._arm()
-
-    def _arm(self) -> None:
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = threading.Timer(max(self.left(), 0.0), self._expire)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def watch(self, sock: socket.socket) -> None:
-        """Shut `sock` down when the deadline passes (at once if it has)."""
-        with self._lock:
-            if not self.expired:
-                self._sockets = [s for s in self._sockets if s.fileno() != -1] + [sock]
-                return
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._sockets = []
-
-    def learn_size(self, total: int) -> None:
-        """A server announced the size (within the size limit): the default deadline grows."""
-        longer = max(self.seconds, self.timeouts.deadline_for(total))
-        if longer > self.seconds and not self.expired:
-            self.seconds = longer
-            self._arm()
-
-    def left(self) -> float:
-        return self.start + self.seconds - time.monotonic()
-
-    def check_time(self) -> None:
-        if self.expired or self.left() <= 0:
-            took = format_duration(self.seconds)
-            raise _GiveUp(f"no complete file within {took} (the overall deadline)")
-
-    def next_request(self) -> None:
-        self.check_time()
-        if self.requests >= self.max_requests:
-            raise _GiveUp(f"gave up after {self.requests} requests")
-        self.requests += 1
 
 
 @dataclass
@@ -217,7 +113,7 @@ class _Attempt:
 
 
 def _opener(
-    budget: _Budget, record: Callable[[Message, int], None]
+    budget: Budget, record: Callable[[Message, int], None]
 ) -> urllib.request.OpenerDirector:
     """urllib's opener whose connections the budget's watchdog can close, and which
     shows `record` the headers of every response, redirects included (Hugging Face
@@ -330,7 +226,7 @@ def _fetch_once(
     expected_size: int | None,
     max_bytes: int,
     timeouts: Timeouts,
-    budget: _Budget,
+    budget: Budget,
     cancel: threading.Event | None,
     report: Callable[[int, int | None, float], None],
     record: Callable[[Message, int], None] = lambda _headers, _status: None,
@@ -338,7 +234,7 @@ def _fetch_once(
     """One HTTP attempt appending to `part`; returns the file's total size.
 
     `record` sees every response's headers and status (redirects included). Raises
-    _Retryable for failures worth retrying, _GiveUp when the file's budget is spent,
+    _Retryable for failures worth retrying, BudgetSpent when the file's budget is spent,
     DownloadError for the rest.
     """
     budget.next_request()
@@ -431,7 +327,7 @@ def _copy_body(
     total: int | None,
     limit: int,
     timeouts: Timeouts,
-    budget: _Budget,
+    budget: Budget,
     cancel: threading.Event | None,
     report: Callable[[int, int | None, float], None],
 ) -> int:
@@ -525,7 +421,7 @@ def download_file(
         )
 
     attempts: list[_Attempt] = []
-    budget = _Budget(timeouts, retry, size)
+    budget = Budget(timeouts, retry, size)
     try:
         return _download_from(
             url_list, dest, part, size, sha256, max_bytes, check, published,
@@ -546,7 +442,7 @@ def _download_from(
     published: DigestReader | None,
     timeouts: Timeouts,
     retry: RetryPolicy,
-    budget: _Budget,
+    budget: Budget,
     cancel: threading.Event | None,
     report: Callable[[int, int | None, float], None],
     attempts: list[_Attempt],
@@ -598,7 +494,7 @@ def _download_from(
                 if _finish(part, dest, size, sha256, check, attempt, digests):
                     return dest
                 break  # wrong hash or content: this URL serves the wrong bytes
-        except _GiveUp as exc:
+        except BudgetSpent as exc:
             last = f"; last: {attempt.errors[-1]}" if attempt.errors else ""
             attempt.errors.append(f"{exc}{last}")
             break  # the file's budget covers every URL
