@@ -49,7 +49,8 @@ class StableFooter(Footer):
         if palettes:
             self._palette_width = palettes.first().outer_size.width or self._palette_width
         keys = [key for key in self.children if not key.has_class("-command-palette")]
-        if any(key.outer_size.width == 0 for key in keys):  # not laid out yet: look again
+        # Not laid out yet (every key 0 wide): look again after the next refresh.
+        if keys and all(key.outer_size.width == 0 for key in keys):
             self.call_after_refresh(self._fit_palette)
             return
         used = sum(key.outer_size.width + key.styles.margin.width for key in keys)
