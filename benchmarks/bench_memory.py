@@ -124,9 +124,9 @@ def measure_step(spec: dict[str, Any], device_name: str) -> dict[str, Any]:
     import torch
 
     from gptcore.hardware.perf import make_adamw
+    from gptcore.hardware.precision import autocast, resolve_precision
     from gptcore.model.gpt import GPTModel
     from gptcore.training.evaluate import calc_loss_batch
-    from gptcore.training.precision import autocast, resolve_precision
 
     device = torch.device(device_name)
     config = model_config(spec)

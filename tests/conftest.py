@@ -26,6 +26,11 @@ def isolated_home(
     for env in ("GPT_TUI_HF_URL", "GPT_TUI_OPENAI_URL"):
         monkeypatch.setenv(env, "http://127.0.0.1:9")
     monkeypatch.delenv("GPT_TUI_GPT2_MIRROR", raising=False)
+    # The run-time probe steps for seconds to be sure on a busy machine; a test that
+    # does not time anything takes its minimum steps (test_estimate sets its own).
+    import gptcore.planner.timing as timing
+
+    monkeypatch.setattr(timing, "PROBE_SECONDS", 0.0)
     return home
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from gptcore.cli import main
+from gptcore.hardware.precision import autocast
 from gptcore.planner import autobatch, devices
 from gptcore.planner.autobatch import resolve_batch, trial_peak, with_effective_batch
 from gptcore.planner.fit import fit_options
@@ -20,13 +21,13 @@ from gptcore.planner.memory import (
     layer_activation_bytes,
     outside_activation_bytes,
     parameter_count,
+    step_shape,
     training_memory,
 )
 from gptcore.runs.events import BatchChanged, StepEnd
 from gptcore.settings.model import PRESETS, GPTConfig
 from gptcore.settings.train import TrainConfig
 from gptcore.training.evaluate import calc_loss_batch
-from gptcore.training.precision import autocast
 from tests.run_helpers import tiny_corpus
 
 TINY = PRESETS["tiny"]
@@ -326,6 +327,11 @@ def test_a_run_with_batch_auto_trains_with_the_batch_it_chose(
     assert "batch_size = 2" in saved and "grad_accum = 2" in saved
 
 
+def training_peak(model: GPTConfig, batch: int) -> int:
+    shape = step_shape(model, TrainConfig(batch_size=batch), "cpu", "fp32")
+    return training_memory(shape).peak
+
+
 def test_check_fits_refuses_a_run_too_big_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     from gptcore.errors import ConfigError
     from gptcore.planner.plan import check_fits
@@ -336,5 +342,15 @@ def test_check_fits_refuses_a_run_too_big_in_one_line(monkeypatch: pytest.Monkey
     with pytest.raises(ConfigError) as caught:
         check_fits(book, TrainConfig(batch_size=64), torch.device("cpu"), "fp32")
     message = str(caught.value)
-    assert "\n" not in message and "this run needs about" in message
+    assert "\n" not in message and "model book-124m needs about" in message
+    assert "to train at batch 64 x grad_accum 1 in fp32: " in message
     assert "it would fit with batch_size" in message
+    monkeypatch.setenv("GPT_TUI_MEMORY_CHECK", "0")  # the user's "try anyway"
+    check_fits(book, TrainConfig(batch_size=64), torch.device("cpu"), "fp32")
+    monkeypatch.delenv("GPT_TUI_MEMORY_CHECK")
+    # The processes of one torchrun on a CPU share its memory: 2 x 3 GB > 4 GB.
+    three_gb = max(b for b in range(1, 65) if training_peak(book, b) <= 3 * 2**30)
+    check_fits(book, TrainConfig(batch_size=three_gb), torch.device("cpu"), "fp32")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="usable for each of 2 processes"):
+        check_fits(book, TrainConfig(batch_size=three_gb), torch.device("cpu"), "fp32")

@@ -14,9 +14,9 @@ import torch
 from gptcore.cli import main
 from gptcore.errors import CheckpointError
 from gptcore.hardware import perf
+from gptcore.hardware.precision import resolve_precision, resume_precision_notice
 from gptcore.runs.checkpoint import load_checkpoint
 from gptcore.settings.files import load_run_config
-from gptcore.training.precision import resolve_precision, resume_precision_notice
 from gptcore.training.resume import prepare_run
 
 from .run_helpers import tiny_corpus

@@ -9,17 +9,16 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 import gptcore.hardware.sysinfo as sysinfo
 from gptcore.cli import main
 from gptcore.errors import CheckpointError, ConfigError
 from gptcore.model import gpt
-from gptcore.model.summary import (
-    MEMORY_CHECK_ENV,
-    parameter_count,
-    summarize_config,
-    training_bytes,
-)
+from gptcore.model.counts import parameter_count
+from gptcore.model.summary import MEMORY_CHECK_ENV, summarize_config
+from gptcore.planner import devices
+from gptcore.planner.memory import step_shape, training_memory
 from gptcore.runs.checkpoint import load_checkpoint
 from gptcore.runs.checkpoints import load_model
 from gptcore.settings.model import PRESETS, GPTConfig
@@ -39,6 +38,9 @@ def memory(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setattr(
             sysinfo, "available_memory", lambda _device: None if nbytes is None else int(nbytes)
         )
+        if nbytes is None:  # the planner then takes the physical memory: pinned too
+            nbytes = 64 * GB
+        monkeypatch.setattr(devices, "available_memory", lambda _device: int(nbytes))
 
     return set_available
 
@@ -80,11 +82,20 @@ def test_a_run_that_cannot_fit_is_refused_before_its_folder_exists(
     code = main(["train", "--config", "quick", "--set", "model=gpt2-xl"])
     assert code == 2
     err = capsys.readouterr().err.strip()
-    need = training_bytes(PRESETS["gpt2-xl"], 4, 128) / GB
-    assert err == (
-        f"gpt-tui: error: model gpt2-xl needs about {need:.1f} GB to train at batch 4, "
-        "this machine has 21.3 GB available (set GPT_TUI_MEMORY_CHECK=0 to try anyway)"
+    # The planner's memory model, in the precision the run would use ("auto" here).
+    from gptcore.hardware.precision import resolve_precision
+    from gptcore.settings.files import load_run_config
+    from gptcore.util.fmt import format_bytes
+
+    _, train = load_run_config("quick", ["model=gpt2-xl"])
+    precision, _ = resolve_precision(train.precision, torch.device("cpu"))
+    need = training_memory(step_shape(PRESETS["gpt2-xl"], train, "cpu", precision))
+    assert err.startswith(
+        f"gpt-tui: error: model gpt2-xl needs about {format_bytes(need.peak)} to train at "
+        f"batch 4 x grad_accum 1 in {precision}: {need.summary()}; this CPU has 21.3 GB free"
     )
+    assert "it would fit with" in err and "the smaller model" in err
+    assert err.endswith("(set GPT_TUI_MEMORY_CHECK=0 to try anyway)") and "\n" not in err
     assert not runs_dir().exists() or list(runs_dir().iterdir()) == []
 
 
@@ -158,5 +169,5 @@ def test_init_weights_too_big_to_train_are_refused_from_their_config(
     forbid_building_models(monkeypatch)
     assert main(["train", "--config", "quick", "--init", f"weights:{folder}"]) == 2
     err = capsys.readouterr().err
-    assert "model gpt2-xl needs about" in err and "to train at batch 4" in err
+    assert "model gpt2-xl needs about" in err and "to train at batch 4 x grad_accum 1" in err
     assert not runs_dir().exists() or list(runs_dir().iterdir()) == []

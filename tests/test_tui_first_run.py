@@ -32,7 +32,6 @@ async def _estimate_line(app: GptTuiApp, pilot) -> str:
 @run_async
 async def test_a_first_start_opens_on_the_quick_run_with_its_estimate(fixed_rate: None) -> None:
     import gptcore.planner.timing as timing
-    from gptcore.training.estimate import estimate_seconds
 
     app = GptTuiApp(settings=Settings())  # no saved config: a first start
     async with app.run_test(size=(80, 24)) as pilot:
@@ -43,7 +42,7 @@ async def test_a_first_start_opens_on_the_quick_run_with_its_estimate(fixed_rate
         model, train = app.state.run_config
         assert load_config(quick)[0] == model and train.corpus == "builtin"
         plan = batch_plan(*app.state.corpus_tokens, model, train)
-        seconds = estimate_seconds(model, train, plan, timing.probe(model, train, "cpu"))
+        seconds = timing.run_time(model, train, plan, timing.probe(model, train, "cpu")).mid
         assert line == f"estimated {format_duration(seconds)} on cpu"
         assert 60 < seconds < 600  # minutes, not hours, at this rate
 

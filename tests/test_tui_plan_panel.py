@@ -27,8 +27,18 @@ def eight_gb_free(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @run_async
 async def test_the_plan_shows_memory_fit_and_what_would_fit(
-    tmp_path: Path, eight_gb_free: None
+    tmp_path: Path, eight_gb_free: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from gptcore.planner import timing
+
+    probed: list[tuple] = []  # (model, batch) of every run-time probe
+    real_probe = timing.probe
+
+    def recording_probe(model, train, device):  # noqa: ANN001, ANN202
+        probed.append((model, train.batch_size))
+        return real_probe(model, train, device)
+
+    monkeypatch.setattr(timing, "probe", recording_probe)
     app = make_app(write_corpus(tmp_path))
     async with app.run_test(size=(100, 40)) as pilot:
         await settle(pilot, "corpus")
@@ -45,11 +55,24 @@ async def test_the_plan_shows_memory_fit_and_what_would_fit(
         app.query_one("#preset-select", Select).value = "gpt2-small"
         await wait_for_summary(pilot, lambda v: v.request.model == PRESETS["gpt2-small"])
         app.query_one("#f-batch-size", Input).value = "16"
-        await wait_for_summary(pilot, lambda v: v.request.batch_size == 16)
+        await wait_for_summary(pilot, lambda v: v.request.train.batch_size == 16)
         text = body(app)
         assert "does NOT fit this CPU" in text
         assert "fits with batch_size" in text and "grad_accum" in text
+        # The stats under the status line say so too (at a window and batch this corpus
+        # has, with 1 GB free), and a run that cannot fit is never probed (its steps
+        # would need the memory).
+        monkeypatch.setattr(devices, "available_memory", lambda device: 1 * GB)
+        app.query_one("#f-model-context-length", Input).value = "64"
+        app.query_one("#f-batch-size", Input).value = "2"
+        await wait_for_summary(pilot, lambda v: v.request.train.batch_size == 2)
+        await settle(pilot, "estimate")
+        stats = str(app.query_one("#run-stats", Static).render())
+        assert "too much" in stats and "m: what fits" in stats
+        assert not any(model.emb_dim == 768 for model, _ in probed)
+        assert (PRESETS["tiny"], 2) in probed  # the first config's run was timed
 
+        monkeypatch.setattr(devices, "available_memory", lambda device: 8 * GB)
         # batch_size "auto" (tiny again, a model this corpus trains): the plan shows the
         # batch the run would pick, which fits; the batch plan previews it as 1.
         app.query_one("#preset-select", Select).value = "tiny"
@@ -59,4 +82,13 @@ async def test_the_plan_shows_memory_fit_and_what_would_fit(
         text = body(app)
         assert re.search(r"this run \(\w+, batch \d+ × 1\)", text), text
         assert "fits this CPU" in text and "does NOT fit" not in text
-        assert "batch 1" in str(app.query_one("#run-stats", Static).render())
+        stats = str(app.query_one("#run-stats", Static).render())
+        batch = int(re.search(r"this run \(\w+, batch (\d+) ×", text).group(1))
+        assert f"batch auto {batch}×1" in stats  # the same batch as the plan's
+
+        # The button beside the batch size toggles "auto" and back to the number.
+        app.query_one("#f-batch-size", Input).value = "3"
+        await pilot.click("#batch-auto")
+        assert app.query_one("#f-batch-size", Input).value == "auto"
+        await pilot.click("#batch-auto")
+        assert app.query_one("#f-batch-size", Input).value == "3"

@@ -10,10 +10,11 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static
 
-from gptcore.model.summary import DTYPE_BYTES, MB, summarize_config, training_memory
+from gptcore.model.summary import DTYPE_BYTES, summarize_config
+from gptcore.planner.plan import RunPlan
 from gptcore.settings.model import PRESETS
-from gptcore.settings.train import TrainConfig
-from tui.widgets.model_summary import ModelSummaryView, SummaryRequest, model_name, summary_text
+from gptcore.util.fmt import format_bytes
+from tui.widgets.model_summary import ModelSummaryView, model_name, summary_text
 
 from .tui_helpers import make_app, run_async, settle, write_corpus
 
@@ -36,28 +37,22 @@ async def wait_for_summary(pilot: Pilot, done: Callable[[ModelSummaryView], bool
 
 def test_text_has_the_books_figures() -> None:
     summary = summarize_config(BOOK_1024)
-    request = SummaryRequest.from_configs(BOOK_1024, TrainConfig(batch_size=2))
-    memory = training_memory(summary, 2, 1024)
-    text = summary_text(summary, memory, request, list(DTYPE_BYTES)).plain
+    text = summary_text(summary, list(DTYPE_BYTES)).plain
     assert "book-124m at context 1,024" in text
     assert re.search(r"^parameters +163,009,536$", text, re.M)
     assert re.search(r"^  if head tied +124,412,160$", text, re.M)  # the book's second count
     assert re.search(r"fp32 +621.83 MB", text)
     for name, count in summary.by_component.items():
         assert f"{name:<14}{count:>13,}" in text
-    assert f"training ≈ {memory.total / MB:,.0f} MB" in text
-    assert "batch 2, context 1,024" in text
     assert all(line == line.rstrip() and len(line) <= 44 for line in text.splitlines()[2:])
 
 
 def test_a_tied_model_counts_its_head_once() -> None:
     config = PRESETS["gpt2-small"]
     summary = summarize_config(config)
-    request = SummaryRequest.from_configs(config, TrainConfig(batch_size=1, max_length=128))
-    text = summary_text(summary, training_memory(summary, 1, 128), request, list(DTYPE_BYTES)).plain
+    text = summary_text(summary, list(DTYPE_BYTES)).plain
     assert summary.tied and "tied output head" in text and "if head tied" not in text
     assert re.search(rf"^parameters +{summary.total:,}$", text, re.M)
-    assert "batch 1, context 128" in text  # the window length, not the model's context
     assert model_name(config) == "gpt2-small"
     assert model_name(dataclasses.replace(config, n_layers=3)) == "custom model"
 
@@ -85,17 +80,20 @@ async def test_summary_follows_the_train_form(tmp_path: Path) -> None:
         text = body(app)
         assert "163,009,536" in text and "124,412,160" in text and "621.83 MB" in text
         assert view.summary.total == 163_009_536
-        before = training_memory(view.summary, 2, 1024)
-        assert view.memory == before
-        assert f"training ≈ {before.total / MB:,.0f} MB" in text
+        # The planner's memory for the form's run: its peak and largest part, in words.
+        before = view.plan
+        assert isinstance(before, RunPlan) and before.memory.shape.context == 1024
+        assert f"peak {format_bytes(before.memory.peak)}: {before.memory.summary()}" in text
+        assert f"batch {before.train.batch_size} × 1" in text
 
         # A larger batch: the same parameters, more activation memory.
         app.query_one("#f-batch-size", Input).value = "8"
-        await wait_for_summary(pilot, lambda v: v.request.batch_size == 8)
-        after = training_memory(view.summary, 8, 1024)
-        assert view.memory == after and after.activations > before.activations
-        assert after.weights == before.weights
-        assert "batch 8, context 1,024" in body(app) and "163,009,536" in body(app)
+        await wait_for_summary(pilot, lambda v: v.request.train.batch_size == 8)
+        after = view.plan
+        assert after.memory.shape.batch == 8
+        assert after.memory.parts["activations"] > before.memory.parts["activations"]
+        assert after.memory.parts["weights"] == before.memory.parts["weights"]
+        assert "batch 8 × 1" in body(app) and "163,009,536" in body(app)
 
         # An invalid form publishes no config: the last valid one stays, marked as such.
         app.query_one("#f-model-context-length", Input).value = "abc"

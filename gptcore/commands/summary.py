@@ -6,9 +6,11 @@ import argparse
 import json
 
 from gptcore.errors import ConfigError
+from gptcore.planner.memory import step_shape, training_memory
 from gptcore.settings.declare import add_flags
 from gptcore.settings.model import GPTConfig, get_preset
 from gptcore.settings.train import TrainConfig
+from gptcore.util.fmt import format_bytes
 
 from .flags import settings_from_flags
 from .model_args import add_model_arguments, load_from_args, spec_from_args
@@ -25,13 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    from gptcore.model.summary import (
-        MB,
-        format_summary,
-        summarize,
-        summarize_config,
-        training_memory,
-    )
+    from gptcore.model.summary import MB, format_summary, summarize, summarize_config
 
     batch_size = settings_from_flags(TrainConfig, args, ["batch_size"]).batch_size
     label = spec_from_args(args).label
@@ -43,8 +39,11 @@ def run(args: argparse.Namespace) -> int:
     else:  # counting needs no weights: build on the meta device
         config = settings_from_flags(GPTConfig, args, ["context_length"], get_preset(args.preset))
         summary = summarize_config(config)
+    # A step's peak in the plain case (fp32 on a CPU); `gpt-tui plan` plans a whole run
+    # on a device (its precision, free memory, time).
+    shape = step_shape(summary.config, TrainConfig(batch_size=batch_size), "cpu", "fp32")
+    mem = training_memory(shape)
     if args.json:
-        mem = training_memory(summary, batch_size)
         print(
             json.dumps(
                 {
@@ -54,11 +53,17 @@ def run(args: argparse.Namespace) -> int:
                     "weights_mb": {
                         d: round(summary.weights_mb(d), 2) for d in ("fp32", "bf16", "fp16", "int8")
                     },
-                    "training_mb": round(mem.total / MB, 1),
+                    "training_mb": round(mem.peak / MB, 1),
+                    "training_parts_mb": {k: round(v / MB, 1) for k, v in mem.parts.items()},
                 }
             )
         )
     else:
         print(label)
-        print(format_summary(summary, batch_size))
+        print(format_summary(summary))
+        print(
+            f"training step (AdamW, fp32 on a CPU, batch {batch_size}, context "
+            f"{shape.context:,}): peak {format_bytes(mem.peak)}: {mem.summary()}"
+        )
+        print("  gpt-tui plan --config FILE plans a run on a device: precision, fit, time")
     return 0

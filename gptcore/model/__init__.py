@@ -1,3 +1,3 @@
 """The GPT itself: GPTModel with its KV cache, dropout, the GPT-2 tokenizer, the
-token view, parameter/memory summaries and inference precision.
+token view, parameter counts and summaries, and inference precision.
 """

@@ -1,5 +1,6 @@
-"""Model summary: parameter counts per component and memory estimates, and the check
-that refuses a model this machine cannot hold before it is allocated.
+"""Model summary: parameter counts per component and weight sizes per dtype, and the
+check that refuses a model this machine cannot hold before it is loaded (a training
+run's memory is gptcore.planner.memory's).
 
 Counts come from the model's own tensors (tied weights counted once), so
 they always agree with `numel`. Memory is reported in MB of 2**20 bytes, as
@@ -15,6 +16,7 @@ import torch
 
 from gptcore.errors import ConfigError
 from gptcore.hardware import sysinfo
+from gptcore.model.counts import parameter_count
 from gptcore.model.gpt import GPTModel
 from gptcore.settings.model import GPTConfig, describe_model
 
@@ -35,20 +37,6 @@ def _component(name: str) -> str:
     if name.startswith("out_head"):
         return "output head"
     raise ValueError(f"parameter {name!r} belongs to no known component")
-
-
-@dataclass(frozen=True)
-class TrainingMemory:
-    """Bytes for one training step with AdamW (fp32 master weights)."""
-
-    weights: int
-    gradients: int
-    optimizer: int
-    activations: int
-
-    @property
-    def total(self) -> int:
-        return self.weights + self.gradients + self.optimizer + self.activations
 
 
 @dataclass(frozen=True)
@@ -77,36 +65,21 @@ def summarize_config(config: GPTConfig) -> ModelSummary:
         return summarize(GPTModel(config))
 
 
-def parameter_count(config: GPTConfig) -> int:
-    """The parameters of GPTModel(config), from its shape alone: no tensor is made, so an
-    absurd shape costs nothing to count (summarize_config agrees, tested)."""
-    d, vocab = config.emb_dim, config.padded_vocab_size
-    qkv = 3 * d * d + (3 * d if config.qkv_bias else 0)
-    per_block = qkv + (d * d + d) + (8 * d * d + 5 * d) + 4 * d  # out_proj, ff, 2 norms
-    head = 0 if config.tie_embeddings else vocab * d
-    return vocab * d + config.context_length * d + config.n_layers * per_block + 2 * d + head
-
-
-def training_bytes(config: GPTConfig, batch_size: int, context: int | None = None) -> int:
-    """About what one training step takes: training_memory's estimate, from the shape."""
-    summary = ModelSummary(config, parameter_count(config), {}, config.tie_embeddings)
-    return training_memory(summary, batch_size, context).total
-
-
 def loading_bytes(config: GPTConfig) -> int:
     """About what loading a model to generate takes: its fp32 weights and the copy they
     are read into (a lower precision is cast after loading)."""
     return 2 * 4 * parameter_count(config)
 
 
-# "0" skips the memory check before training and loading (an estimate can be wrong).
+# "0" skips the memory checks before loading and training (an estimate can be wrong).
 MEMORY_CHECK_ENV = "GPT_TUI_MEMORY_CHECK"
 
 
 def check_memory(need: int, doing: str, config: GPTConfig, device: torch.device) -> None:
     """ConfigError (one line) when `need` bytes is more than `device` has available:
-    "model gpt2-xl needs about 43.8 GB to train at batch 2, this machine has 21.3 GB
-    available". Nothing is checked where the free memory is unknown (MPS, no /proc)."""
+    "model gpt2-xl needs about 12.5 GB to load, this machine has 1.0 GB available".
+    Nothing is checked where the free memory is unknown (MPS, no /proc). A training
+    run is checked by gptcore.planner.plan.check_fits."""
 
     if os.environ.get(MEMORY_CHECK_ENV, "").strip() == "0":
         return
@@ -120,42 +93,8 @@ def check_memory(need: int, doing: str, config: GPTConfig, device: torch.device)
     )
 
 
-def activation_bytes(
-    config: GPTConfig, batch_size: int, context: int, bytes_per_value: int = 4
-) -> int:
-    """Rough size of the tensors autograd keeps for the backward pass.
-
-    Per block: LayerNorm inputs (2), q/k/v (3), attention output (1), the
-    out-projection input (1), the feed-forward input (1) and its 4x-wide
-    hidden before and after GELU (8): 16 x batch x context x emb values, plus
-    the attention matrix (heads x context^2) that the CPU's attention keeps,
-    plus dropout masks when dropout is on. Then the logits and their softmax.
-    It is an estimate for planning, not an exact account of the allocator.
-    """
-    btd = batch_size * context * config.emb_dim
-    per_block = 16 * btd + batch_size * config.n_heads * context * context
-    if config.drop_rate > 0:
-        per_block += 3 * btd  # attention-output and two residual dropout masks
-    logits = 2 * batch_size * context * config.padded_vocab_size
-    return (config.n_layers * per_block + logits + 2 * btd) * bytes_per_value
-
-
-def training_memory(
-    summary: ModelSummary, batch_size: int, context: int | None = None
-) -> TrainingMemory:
-    """Weights + gradients + AdamW's two moments (all fp32) + activations."""
-    context = context or summary.config.context_length
-    weights = summary.total * 4
-    return TrainingMemory(
-        weights=weights,
-        gradients=weights,
-        optimizer=2 * weights,
-        activations=activation_bytes(summary.config, batch_size, context),
-    )
-
-
-def format_summary(summary: ModelSummary, batch_size: int = 2, context: int | None = None) -> str:
-    """The text `gpt-tui summary` prints and the Train screen shows."""
+def format_summary(summary: ModelSummary) -> str:
+    """The counts and weight sizes `gpt-tui summary` prints."""
     c = summary.config
     padded = f" (padded to {c.padded_vocab_size:,})" if c.padded_vocab_size != c.vocab_size else ""
     lines = [
@@ -171,12 +110,5 @@ def format_summary(summary: ModelSummary, batch_size: int = 2, context: int | No
         lines.append(f"  {name:<13} {count:>15,}  {share:6.1%}{note}")
     lines.append(
         "weights: " + ", ".join(f"{d} {summary.weights_mb(d):,.2f} MB" for d in DTYPE_BYTES)
-    )
-    mem = training_memory(summary, batch_size, context)
-    ctx = context or c.context_length
-    lines.append(
-        f"training estimate (AdamW, fp32, batch {batch_size}, context {ctx}): {mem.total / MB:,.0f} MB = "
-        f"weights {mem.weights / MB:,.0f} + gradients {mem.gradients / MB:,.0f} + "
-        f"optimizer {mem.optimizer / MB:,.0f} + activations {mem.activations / MB:,.0f}"
     )
     return "\n".join(lines)

@@ -144,7 +144,7 @@ def resolve_run_batch(
     import os
 
     from gptcore.hardware.device import pick_device
-    from gptcore.training.precision import resolve_precision
+    from gptcore.hardware.precision import resolve_precision
 
     device = pick_device(train.device)
     if world > 1 and device.type == "cuda" and device.index is None:

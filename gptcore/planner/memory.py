@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gptcore.model.counts import block_parameters, parameter_count
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.train import TrainConfig
 from gptcore.util.fmt import format_bytes
@@ -105,26 +106,7 @@ class MemoryEstimate:
         return f"{name} {format_bytes(size)} of {format_bytes(self.peak)}{tail}"
 
 
-# ---------------------------------------------------------------- parameter counts
-
-
-def block_parameters(model: GPTConfig) -> int:
-    d = model.emb_dim
-    qkv = 3 * d * d + (3 * d if model.qkv_bias else 0)
-    return qkv + (d * d + d) + (4 * d * d + 4 * d) + (4 * d * d + d) + 2 * 2 * d
-
-
-def parameter_count(model: GPTConfig) -> int:
-    """All parameters, a tied output head counted once (as GPTModel.num_parameters)."""
-    d, vocab = model.emb_dim, model.padded_vocab_size
-    head = 0 if model.tie_embeddings else vocab * d
-    return (
-        vocab * d
-        + model.context_length * d
-        + model.n_layers * block_parameters(model)
-        + 2 * d
-        + head
-    )
+# ---------------------------------------------------------------- weights
 
 
 def matmul_weights(model: GPTConfig) -> int:

@@ -8,6 +8,7 @@ GPU named from the table it is estimated from FLOPs and labelled so.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,7 +127,7 @@ class RunPlan:
 def plan_precision(train: TrainConfig, device: DeviceSpec) -> str:
     """The precision a run would use on `device` (as resolve_precision would there)."""
     if device.local:
-        from gptcore.training.precision import resolve_precision
+        from gptcore.hardware.precision import resolve_precision
 
         return resolve_precision(train.precision, torch.device(device.torch_device or "cpu"))[0]
     if train.precision == "auto":
@@ -203,21 +204,30 @@ def check_fits(
     model: GPTConfig, train: TrainConfig, device: torch.device, precision: str, world: int = 1
 ) -> None:
     """Raise ConfigError (one line: the peak, its largest part, the free memory and what
-    would fit) when a run's step cannot fit `device`'s free memory. For the checks
-    before training; batch "auto" is not refused (it picks a batch that fits)."""
+    would fit) when a run's step cannot fit `device`'s free memory: the check before
+    training, on the same memory model as the plan. Batch "auto" is not refused (it
+    picks a batch that fits); GPT_TUI_MEMORY_CHECK=0 skips the check. On a CPU the
+    processes of one machine (torchrun's LOCAL_WORLD_SIZE) share its memory."""
+    from gptcore.model.summary import MEMORY_CHECK_ENV
     from gptcore.planner.devices import local_device
 
-    if not isinstance(train.batch_size, int):
+    if os.environ.get(MEMORY_CHECK_ENV, "").strip() == "0" or not isinstance(train.batch_size, int):
         return
     spec = local_device(device)
-    shape = step_shape(model, with_effective_batch(train), spec.kind, precision, world)
+    train = with_effective_batch(train)
+    shape = step_shape(model, train, spec.kind, precision, world)
     memory = training_memory(shape)
-    if memory.peak <= spec.usable:
+    sharing = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if spec.kind == "cpu" else 1
+    usable = spec.usable // max(1, sharing)
+    if memory.peak <= usable:
         return
-    options = fit_options(shape, spec.usable, spec.bf16)
+    options = fit_options(shape, usable, spec.bf16)
     would = "; it would fit with " + ", or ".join(o.text for o in options) if options else ""
+    processes = f" for each of {sharing} processes" if sharing > 1 else ""
     raise ConfigError(
-        f"this run needs about {format_bytes(memory.peak)} ({memory.summary()}) but "
-        f"{spec.name} has {format_bytes(spec.memory)} free ({format_bytes(spec.usable)} "
-        f"usable){would}"
+        f"model {describe_model(model)} needs about {format_bytes(memory.peak)} to train at "
+        f"batch {train.batch_size} x grad_accum {train.grad_accum} in {precision}: "
+        f"{memory.summary()}; {spec.name} has {format_bytes(spec.memory)} free "
+        f"({format_bytes(usable)} usable{processes}){would} "
+        f"(set {MEMORY_CHECK_ENV}=0 to try anyway)"
     )

@@ -9,7 +9,10 @@ small written and fsync'ed file (checkpoint saves). The run's wall time is then
     setup + steps x step + evaluations x eval batches x forward
           + epochs x sample tokens x token + saves x checkpoint bytes / write speed
 
-with a range from the fastest and the slowest probe step (a busy machine widens it).
+where step is the mean probe step (the run's wall time is a sum of steps, so a slow
+outlier counts in full), with a range from the fastest and the slowest third of the
+probe's steps (a busy machine widens it). The probe steps for at least PROBE_SECONDS:
+on a busy machine one step varies several-fold, and a few steps say little.
 
 A large model on a CPU (a full step over PROBE_FULL_FLOPS) is probed shortened: the
 same width, vocabulary, batch, window and precision with 1 and with 3 blocks. The two
@@ -37,16 +40,21 @@ import torch
 
 from gptcore.data.plan import BatchPlan
 from gptcore.hardware.perf import flops_per_token, make_adamw, reuse_freed_memory
+from gptcore.hardware.precision import autocast, resolve_precision
 from gptcore.model.dropout import fast_masks
 from gptcore.model.gpt import GPTModel, KVCache
 from gptcore.planner.memory import parameter_count
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.train import TrainConfig
-from gptcore.training.precision import autocast, resolve_precision
 from gptcore.util.fmt import format_duration
 from gptcore.util.paths import runs_dir
 
-PROBE_STEPS = 3  # timed, after one warm-up step
+PROBE_STEPS = 3  # timed steps at least, after one warm-up step
+# ... and at least this many seconds of them (at most PROBE_MAX_STEPS). Measured on this
+# 2-core machine with two numpy matmul loops alongside: quick's step took 0.46-3.9 s
+# (0.13 s idle), and three steps were 2.4x the run's mean once.
+PROBE_SECONDS = 4.0
+PROBE_MAX_STEPS = 40
 # A CPU step above this (~10 s on 2 cores: gpt2-medium and up at a 1024 window) is
 # probed shortened. Book-124m (0.5 TFLOP a step at batch 2) is probed whole: on a busy
 # 2-core machine the 1- and 3-block steps varied by ±40% between rounds, and their
@@ -64,7 +72,7 @@ ASSUMED_MFU = (0.25, 0.35, 0.5)
 class StepTiming:
     """Seconds of a run's parts on one device (see the module doc)."""
 
-    step_s: tuple[float, ...]  # per optimizer step (all micro-batches), per probe round
+    step_s: tuple[float, ...]  # per optimizer step (all micro-batches), in probe order
     eval_batch_s: float  # one evaluation batch's forward
     sample_token_s: float  # one token of the per-epoch greedy sample
     save_bytes_per_s: float | None  # None: not measured (saves not counted)
@@ -114,11 +122,17 @@ def _sync(device: torch.device) -> None:
 
 
 def time_model(
-    model_cfg: GPTConfig, train: TrainConfig, device: torch.device, rounds: int
+    model_cfg: GPTConfig,
+    train: TrainConfig,
+    device: torch.device,
+    rounds: int,
+    min_seconds: float = 0.0,
+    max_rounds: int = PROBE_MAX_STEPS,
 ) -> tuple[list[float], float, float, float]:
     """(step seconds per round, eval batch seconds, sample token seconds, setup
     seconds: building the model and the first step's extra time) for `model_cfg`
-    under `train`'s batch, window, precision and AdamW."""
+    under `train`'s batch, window, precision and AdamW. It times `rounds` steps, and
+    more (up to `max_rounds`) until they add up to `min_seconds`."""
     import torch.nn.functional as F
 
     _, amp_dtype = resolve_precision(train.precision, device)
@@ -155,6 +169,8 @@ def time_model(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         warmup = step()  # kernels chosen, memory touched, AdamW's state created
         steps = [step() for _ in range(rounds)]
+        while sum(steps) < min_seconds and len(steps) < max_rounds:
+            steps.append(step())
         model.eval()
         with torch.no_grad():
             x, y = batches[0]
@@ -207,11 +223,19 @@ def probe(model: GPTConfig, train: TrainConfig, device: torch.device) -> StepTim
     )
     with reuse_freed_memory():  # as the Trainer runs its steps
         if not shortened:
-            steps, eval_s, token_s, build_s = time_model(model, train, device, PROBE_STEPS)
-            how = f"{PROBE_STEPS} training steps of the run's model, measured on {device}"
+            steps, eval_s, token_s, build_s = time_model(
+                model, train, device, PROBE_STEPS, PROBE_SECONDS
+            )
+            how = f"{len(steps)} training steps of the run's model, measured on {device}"
         else:
             one, three = (
-                time_model(dataclasses.replace(model, n_layers=n), train, device, PROBE_STEPS - 1)
+                time_model(
+                    dataclasses.replace(model, n_layers=n),
+                    train,
+                    device,
+                    PROBE_STEPS - 1,
+                    PROBE_SECONDS / 2,
+                )
                 for n in SHORT_LAYERS
             )
             blocks = model.n_layers - 1
@@ -220,7 +244,8 @@ def probe(model: GPTConfig, train: TrainConfig, device: torch.device) -> StepTim
             def scaled(a: float, b: float) -> float:
                 return a + blocks * max(0.0, b - a) / span
 
-            steps = [scaled(a, b) for a, b in zip(one[0], three[0], strict=True)]
+            rounds = min(len(one[0]), len(three[0]))  # each timed until its own budget
+            steps = [scaled(a, b) for a, b in zip(one[0][:rounds], three[0][:rounds], strict=True)]
             eval_s, token_s = scaled(one[1], three[1]), scaled(one[2], three[2])
             build_s = scaled(one[3], three[3])
             how = (
@@ -266,6 +291,15 @@ def flops_timing(
     )
 
 
+def step_spread(step_s: tuple[float, ...]) -> tuple[float, float]:
+    """The mean step of the fastest and of the slowest third of the probe's steps, taken
+    in order: how fast the machine ran in its best and worst stretch (with three steps,
+    the fastest and the slowest step)."""
+    thirds = [step_s[i * len(step_s) // 3 : (i + 1) * len(step_s) // 3] for i in range(3)]
+    means = [statistics.fmean(t) for t in thirds if t] or [statistics.fmean(step_s)]
+    return min(means), max(means)
+
+
 def run_time(
     model: GPTConfig, train: TrainConfig, plan: BatchPlan, timing: StepTiming
 ) -> TimeEstimate:
@@ -286,7 +320,7 @@ def run_time(
         "samples": epochs_done * train.sample_tokens * timing.sample_token_s,
         "checkpoints": save_s,
     }
-    middle = statistics.median(timing.step_s)
+    middle = statistics.fmean(timing.step_s)
     parts = {"training steps": steps * middle, **fixed}
     rest = sum(fixed.values())
 
@@ -294,7 +328,8 @@ def run_time(
         seconds = steps * step_s + rest
         return min(seconds, train.max_time_s) if train.max_time_s else seconds
 
-    low, high = total(min(timing.step_s)), total(max(timing.step_s))
+    fastest, slowest = step_spread(timing.step_s)
+    low, high = total(fastest), total(slowest)
     mid = total(middle)
     if not math.isfinite(mid):
         mid = low = high = float("inf")

@@ -408,7 +408,7 @@ def _check_weights_hold(config: GPTConfig, weights: Path, meta_path: Path) -> No
     """Refuse a model config that the weights file is far too small to hold (an absurd
     context or vocabulary in a damaged or forged meta.json) before anything builds a
     model of that shape: its parameters take at least 2 bytes each on disk."""
-    from gptcore.model.summary import parameter_count
+    from gptcore.model.counts import parameter_count
 
     try:
         have = weights.stat().st_size

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gptcore.errors import CheckpointError, ConfigError, RunBusyError
+from gptcore.hardware.precision import resume_precision_notice
 from gptcore.runs.checkpoint import Checkpoint, load_checkpoint
 from gptcore.runs.checkpoints import find_run, newest_healthy
 from gptcore.runs.lock import lock_holder
@@ -26,7 +27,6 @@ from gptcore.settings.files import load_run_config, run_config_from_dict
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.train import TrainConfig, check_trainable
 from gptcore.training.continuation import check_more_to_train
-from gptcore.training.precision import resume_precision_notice
 from gptcore.util.tomlwrite import toml_value
 from gptcore.weights.modelspec import checkpoint_path
 from gptcore.weights.spec import CHECKPOINT, CHECKPOINT_KINDS, LATEST, parse_spec

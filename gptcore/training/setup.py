@@ -26,14 +26,14 @@ from gptcore.data.tokens import TokenizedCorpus
 from gptcore.errors import CheckpointError, GptTuiError
 from gptcore.hardware.device import pick_device
 from gptcore.hardware.perf import enable_tf32, make_adamw, peak_flops
+from gptcore.hardware.precision import resolve_precision
 from gptcore.model.gpt import GPTModel
-from gptcore.model.summary import check_memory, training_bytes
+from gptcore.planner.plan import check_fits
 from gptcore.runs.checkpoint import Checkpoint, load_weights_into
 from gptcore.runs.lock import check_run_dir_unused
 from gptcore.runs.rundir import RunDir, new_run_dir
 from gptcore.settings.model import PRESETS, GPTConfig
 from gptcore.settings.train import TrainConfig, check_trainable
-from gptcore.training.precision import resolve_precision
 from gptcore.training.resume import check_resume, check_schedule, open_checkpoint
 from gptcore.training.rng import restore_rng
 from gptcore.weights.downloads import find_gpt2
@@ -107,10 +107,10 @@ class RunSetup:
             model = _init_shape(cfg.init)
             if model is None:
                 return
-        batch = cfg.batch_size if isinstance(cfg.batch_size, int) else 1  # auto: >= 1
-        context = min(cfg.max_length or model.context_length, model.context_length)
-        need = training_bytes(model, batch, context)
-        check_memory(need, f"to train at batch {batch}", model, self._device())
+        device = self._device()
+        recorded = resume.precision if resume is not None else None
+        precision, _ = resolve_precision(cfg.precision, device, recorded)  # as build's
+        check_fits(model, cfg, device, precision, self.world)
 
     def build(self, resume: Checkpoint | None) -> RunParts:
         """The run's parts, in the book's order: seed, model, (loaders), optimizer."""

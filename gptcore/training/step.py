@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from gptcore.hardware.precision import autocast
 from gptcore.model.dropout import fast_masks
 from gptcore.runs.train_state import TrainState
 from gptcore.settings.train import TrainConfig
 from gptcore.training.evaluate import calc_loss_batch
 from gptcore.training.health import GRAD_NORM_SPIKE_RATIO, LOSS_SPIKE_RATIO, SpikeDetector
-from gptcore.training.precision import autocast
 from gptcore.training.setup import RunParts
 
 # (kind, value, z): "loss" or "grad_norm", the value that spiked, its z-score.

@@ -1,10 +1,11 @@
 """The model summary on the Train screen: parameters per component, weight sizes
-at each dtype, and the training-memory estimate for the form's batch and context.
+at each dtype, and the run's plan on this machine's device (gptcore.planner: the
+step's peak memory by part, whether it fits, what would).
 
-The counts come from gptcore.summary, which builds the model on the meta device;
-that imports torch, so it runs in a thread worker and the worker posts the
-result. Summaries are cached per model config: a batch or context edit only
-re-does the cheap memory estimate.
+The counts come from gptcore.model.summary, which builds the model on the meta
+device; that imports torch, so it runs in a thread worker and the worker posts the
+result. Summaries are cached per model config: a batch or context edit only re-does
+the cheap memory plan.
 """
 
 from __future__ import annotations
@@ -26,25 +27,18 @@ from gptcore.errors import GptTuiError
 from gptcore.settings.model import PRESETS, GPTConfig
 from gptcore.settings.train import TrainConfig
 
-if TYPE_CHECKING:  # gptcore.summary imports torch: only inside the worker
-    from gptcore.model.summary import ModelSummary, TrainingMemory
-
-MB = 1024 * 1024
+if TYPE_CHECKING:  # both import torch: only inside the worker
+    from gptcore.model.summary import ModelSummary
+    from gptcore.planner.plan import RunPlan
 
 
 @dataclass(frozen=True)
 class SummaryRequest:
-    """What the summary is of: the model, and the batch and context trained with."""
+    """What the summary is of: the model, and the run's settings (batch, window,
+    precision, device) that its memory plan depends on."""
 
     model: GPTConfig
-    batch_size: int
-    context: int
-    train: TrainConfig | None = None  # the run's settings, for the planner's section
-
-    @classmethod
-    def from_configs(cls, model: GPTConfig, train: TrainConfig) -> SummaryRequest:
-        batch = train.batch_size if isinstance(train.batch_size, int) else 1  # "auto"
-        return cls(model, batch, train.max_length or model.context_length, train)
+    train: TrainConfig
 
 
 def model_name(config: GPTConfig) -> str:
@@ -76,9 +70,7 @@ def _padding(c: GPTConfig) -> str:
     return f" (padded to {padded:,})" if padded != c.vocab_size else ""
 
 
-def summary_text(
-    summary: ModelSummary, memory: TrainingMemory, request: SummaryRequest, dtypes: list[str]
-) -> Text:
+def summary_text(summary: ModelSummary, dtypes: list[str]) -> Text:
     """The summary laid out for a narrow pane (about 44 columns)."""
     c = summary.config
     head = "tied" if summary.tied else "untied"
@@ -103,35 +95,27 @@ def summary_text(
     cells = [f"  {d:<5}{summary.weights_mb(d):>10,.2f} MB" for d in dtypes]
     for i in range(0, len(cells), 2):
         out.append("".join(cells[i : i + 2]) + "\n")
-    out.append(
-        f"\ntraining ≈ {memory.total / MB:,.0f} MB\n",
-        style="bold",
-    )
-    out.append(
-        f"  AdamW, fp32, batch {request.batch_size}, context {request.context:,}\n", style="dim"
-    )
-    for label, value in (
-        ("weights", memory.weights),
-        ("gradients", memory.gradients),
-        ("AdamW state", memory.optimizer),
-        ("activations", memory.activations),
-    ):
-        out.append(f"  {label:<14}{value / MB:>10,.0f} MB\n")
     out.rstrip()
     return out
 
 
-def plan_section(model: GPTConfig, train: TrainConfig) -> Text:
-    """The run on this machine's device (gptcore.planner): the step's peak memory and
-    its largest parts, whether it fits the device's free memory, what would."""
+def memory_plan(model: GPTConfig, train: TrainConfig) -> RunPlan | str:
+    """The run's memory plan on this machine's device, or why there is none."""
     from gptcore.planner.devices import plan_device
     from gptcore.planner.plan import plan_run
 
-    out = Text()
     try:
-        plan = plan_run(model, train, plan_device(None, train.device), memory_only=True)
+        return plan_run(model, train, plan_device(None, train.device), memory_only=True)
     except GptTuiError as exc:
-        out.append(f"plan: {exc}", style="dim")
+        return str(exc)
+
+
+def plan_section(plan: RunPlan | str) -> Text:
+    """The run on this machine's device: the step's peak memory and its largest parts,
+    whether it fits the device's free memory, what would."""
+    out = Text()
+    if isinstance(plan, str):
+        out.append(f"plan: {plan}", style="dim")
         return out
     batch = f"batch {plan.train.batch_size} × {plan.train.grad_accum}"
     out.append(f"this run ({plan.precision}, {batch})\n", style="bold")
@@ -154,16 +138,16 @@ class ModelSummaryView(VerticalScroll):
         """Posted by the worker with the numbers for `request`."""
 
         def __init__(
-            self, request: SummaryRequest, summary: ModelSummary, memory: TrainingMemory, text: Text
+            self, request: SummaryRequest, summary: ModelSummary, plan: RunPlan | str, text: Text
         ) -> None:
             super().__init__()
-            self.request, self.summary, self.memory, self.text = request, summary, memory, text
+            self.request, self.summary, self.plan, self.text = request, summary, plan, text
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.request: SummaryRequest | None = None
         self.summary: ModelSummary | None = None  # of self.request, once computed
-        self.memory: TrainingMemory | None = None
+        self.plan: RunPlan | str | None = None  # of self.request: the plan, or why none
 
     def compose(self) -> ComposeResult:
         yield Static("Model summary of the form's config", id="summary-title")
@@ -178,34 +162,33 @@ class ModelSummaryView(VerticalScroll):
 
     def show(self, model: GPTConfig, train: TrainConfig) -> None:
         """Summarize these configs (in a worker); a repeat of the last one is free."""
-        request = SummaryRequest.from_configs(model, train)
+        request = SummaryRequest(model, train)
         if request == self.request:
             return
         if self.request is None or self.request.model != request.model:
             # A new shape may take a moment (torch loads once); a batch edit keeps the text.
             self.query_one("#summary-body", Static).update(Text("counting parameters …"))
         self.request = request
-        self.summary = self.memory = None
+        self.summary = self.plan = None
         self._summary_worker(request)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="summary")
     def _summary_worker(self, request: SummaryRequest) -> None:
-        from gptcore.model.summary import DTYPE_BYTES, training_memory
+        from gptcore.model.summary import DTYPE_BYTES
 
         summary = _summary(request.model)
-        memory = training_memory(summary, request.batch_size, request.context)
-        text = summary_text(summary, memory, request, list(DTYPE_BYTES))
-        if request.train is not None:
-            text.append("\n\n")
-            text.append_text(plan_section(request.model, request.train))
+        text = summary_text(summary, list(DTYPE_BYTES))
+        plan = memory_plan(request.model, request.train)
+        text.append("\n\n")
+        text.append_text(plan_section(plan))
         if not get_current_worker().is_cancelled:
-            self.post_message(self.Updated(request, summary, memory, text))
+            self.post_message(self.Updated(request, summary, plan, text))
 
     def on_model_summary_view_updated(self, message: ModelSummaryView.Updated) -> None:
         message.stop()
         if message.request != self.request:
             return  # the form changed since: a newer worker is on its way
-        self.summary, self.memory = message.summary, message.memory
+        self.summary, self.plan = message.summary, message.plan
         self.query_one("#summary-body", Static).update(message.text)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

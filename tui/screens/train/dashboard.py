@@ -10,6 +10,7 @@ tells it what to show.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -18,11 +19,15 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Label, RichLog, Sparkline, Static
 
-from gptcore.data.plan import batch_plan
+from gptcore.data.plan import BatchPlan, batch_plan
 from gptcore.errors import GptTuiError
 from gptcore.settings.model import GPTConfig
 from gptcore.settings.train import TrainConfig
-from gptcore.util.fmt import format_duration
+from gptcore.util.fmt import format_bytes, format_duration
+
+if TYPE_CHECKING:  # both import torch: only in the worker
+    from gptcore.planner.plan import RunPlan
+    from gptcore.planner.timing import StepTiming
 
 from ...runstate import RunState
 from ...widgets.loss_chart import LossChart
@@ -43,20 +48,22 @@ class Dashboard(Vertical):
     """The run's status, stats, system line, loss chart, sparklines and samples."""
 
     class TimingMeasured(Message):
-        """A probe timed the form's run (gptcore.planner.timing): the run-time
-        estimate can show. `key` is what the probe depends on (see _timing_key)."""
+        """The form's run was planned (its memory) and then timed by a probe
+        (gptcore.planner): `timing` None until the probe is done. `key` is what both
+        depend on (see _timing_key)."""
 
-        def __init__(self, key: tuple, device: str, timing: object) -> None:
+        def __init__(self, key: tuple, plan: RunPlan, timing: StepTiming | None) -> None:
             super().__init__()
-            self.key, self.device, self.timing = key, device, timing
+            self.key, self.plan, self.timing = key, plan, timing
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._shown_state = RunState()  # what the status line last showed
         self._watched = False
         self._samples_shown = 0
-        # What a step's time depends on -> (resolved device, StepTiming), None while measuring.
-        self._timings: dict[tuple, tuple[str, object] | None] = {}
+        # What a step depends on -> (memory plan, StepTiming or None while measuring),
+        # None while planning.
+        self._timings: dict[tuple, tuple[RunPlan, StepTiming | None] | None] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("IDLE · press s to start", id="run-state")
@@ -158,46 +165,66 @@ class Dashboard(Vertical):
         plan = batch_plan(*tokens, *config)
         if plan.problem is not None:
             return f"cannot train on this corpus: {plan.problem}"
-        return (  # short lines: the dashboard is 28 columns wide at 60x20
-            f"plan {plan.total_steps:,} steps ({plan.steps_per_epoch:,}/epoch)\n"
-            f"{plan.train_windows:,} windows × {plan.length}, batch {plan.batch_size}"
-            + self._estimate_text(config, plan)
-        )
-
-    def _estimate_text(self, config: tuple[GPTConfig, TrainConfig], plan: object) -> str:
-        """About how long the run takes here, before it starts (a long run is a choice):
-        a few of its steps measured on its device, in the background."""
-        from gptcore.training.estimate import estimate_run
-
         key = _timing_key(*config)
         if key not in self._timings:
-            self._timings[key] = None  # measuring: once per model and step shape
+            self._timings[key] = None  # planning: once per model and step shape
             self._measure_steps(key, config)
-            return "\nmeasuring a few steps…"
         measured = self._timings[key]
+        batch = f"batch {plan.batch_size}"
+        if measured is not None and not isinstance(config[1].batch_size, int):
+            resolved = measured[0].train  # the batch "auto" picks here
+            plan = batch_plan(*tokens, config[0], resolved)
+            batch = f"batch auto {resolved.batch_size}×{resolved.grad_accum}"
+        return (  # short lines: the dashboard is 28 columns wide at 60x20
+            f"plan {plan.total_steps:,} steps ({plan.steps_per_epoch:,}/epoch)\n"
+            f"{plan.train_windows:,} windows × {plan.length}, {batch}"
+            + self._estimate_text(measured, plan)
+        )
+
+    def _estimate_text(
+        self, measured: tuple[RunPlan, StepTiming | None] | None, plan: BatchPlan
+    ) -> str:
+        """Whether the run fits this device's memory and about how long it takes here,
+        before it starts (a long run is a choice): the planner's memory model, then a
+        few of its steps measured on its device, in the background."""
+        from gptcore.planner.timing import run_time
+
         if measured is None:
             return "\nmeasuring a few steps…"
-        device, timing = measured
-        run = estimate_run(*config, plan, timing)
+        run_plan, timing = measured
+        peak = format_bytes(run_plan.memory.peak)
+        if not run_plan.fits:
+            return f"\nmemory {peak}: too much\nfor {run_plan.device.name} (m: what fits)"
+        fits = f"\nmemory {peak}, fits"
+        if timing is None:
+            return fits + "\nmeasuring a few steps…"
+        run = run_time(run_plan.model, run_plan.train, plan, timing)
         # The range of the probe's steps; 28 columns at 60x20 ("3m50s–4m40s on cpu").
         low, high = format_duration(run.low), format_duration(run.high)
         span = low if low == high else f"{low}–{high}"
-        return f"\nestimated {span} on {device}"
+        return f"{fits}\nestimated {span} on {timing.device}"
 
     @work(thread=True, exit_on_error=False, group="estimate")
     def _measure_steps(self, key: tuple, config: tuple[GPTConfig, TrainConfig]) -> None:
-        from gptcore.hardware.device import pick_device
+        """The run's memory plan (posted at once), then, when it fits, its timing."""
+        import torch
+
+        from gptcore.planner.devices import plan_device
+        from gptcore.planner.plan import plan_run
         from gptcore.planner.timing import probe
 
         try:
-            device = pick_device(config[1].device)
-            timing = probe(*config, device)
+            spec = plan_device(None, config[1].device)
+            run_plan = plan_run(*config, spec, memory_only=True)  # "auto" batch resolved
+            self.post_message(self.TimingMeasured(key, run_plan, None))
+            if run_plan.fits:  # never a probe that could not fit
+                timing = probe(run_plan.model, run_plan.train, torch.device(spec.torch_device))
+                self.post_message(self.TimingMeasured(key, run_plan, timing))
         except GptTuiError:
             return  # the form reports a device that is not here, or a bad setting
-        self.post_message(self.TimingMeasured(key, str(device), timing))
 
     def on_dashboard_timing_measured(self, message: TimingMeasured) -> None:
-        self._timings[message.key] = (message.device, message.timing)
+        self._timings[message.key] = (message.plan, message.timing)
         self.show_plan()
 
     # ------------------------------------------------------------ the model summary

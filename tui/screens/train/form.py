@@ -15,7 +15,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
 from gptcore.errors import GptTuiError
 from gptcore.settings.model import PRESETS, GPTConfig
@@ -36,11 +36,18 @@ from ...configs import (
 from ..dialogs import PromptScreen
 
 RUN_ENTRY = "run:"  # config-list key prefix of a watched or resumed run's own configs
+BATCH_KEY = "batch_size"  # its row has an "auto" button (gptcore.planner.autobatch)
 
 
 def input_id(field: Field) -> str:
     """The id of the input that edits `field` ("f-model-context-length")."""
     return "f-" + field.key.replace(".", "-").replace("_", "-")
+
+
+AUTO_HELP = (
+    "batch size auto: the largest batch that fits this device's free memory (a trial "
+    "step confirms it); grad_accum keeps the effective batch. Press again for a number."
+)
 
 
 class TrainForm(VerticalScroll, can_focus=False):
@@ -67,6 +74,7 @@ class TrainForm(VerticalScroll, can_focus=False):
         self.config_problem: str | None = None  # why the watched run's config is not shown
         self.config_key: str | None = None  # the config-list entry the form shows
         self._validation_pending = False
+        self._batch_before_auto = ""  # the batch size the "auto" button replaced
         # The watched or resumed run's own configs, under their config-list key.
         self._run_configs: dict[str, tuple[GPTConfig, TrainConfig]] = {}
 
@@ -89,6 +97,8 @@ class TrainForm(VerticalScroll, can_focus=False):
             with Horizontal(classes="field-row"):
                 yield Label(field.label, classes="field-label")
                 yield Input(id=input_id(field), compact=True)
+                if field.key == BATCH_KEY:
+                    yield Button("auto", id="batch-auto", compact=True, tooltip=AUTO_HELP)
         yield Static("", id="form-reason")
 
     def on_mount(self) -> None:
@@ -200,6 +210,22 @@ class TrainForm(VerticalScroll, can_focus=False):
         for field in FIELDS:
             self._input(field).value = field_text(field, self.base_model, self.base_train)
         self.schedule_validation()
+
+    @on(Button.Pressed, "#batch-auto")
+    def _batch_auto(self, event: Button.Pressed) -> None:
+        """Toggle the batch size between "auto" and the number it had (the config's
+        when it had none): auto keeps the effective batch (grad_accum follows)."""
+        event.stop()
+        field = next(f for f in FIELDS if f.key == BATCH_KEY)
+        widget = self._input(field)
+        if widget.value.strip() != "auto":
+            self._batch_before_auto = widget.value
+            widget.value = "auto"
+        else:
+            number = self._batch_before_auto or field_text(field, self.base_model, self.base_train)
+            if number.strip() == "auto":  # the config itself says auto: the default number
+                number = field_text(field, self.base_model, TrainConfig())
+            widget.value = number
 
     # ------------------------------------------------------------ checking
 
