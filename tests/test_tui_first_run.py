@@ -43,7 +43,7 @@ async def test_a_first_start_opens_on_the_quick_run_with_its_estimate(fixed_rate
         assert load_config(quick)[0] == model and train.corpus == "builtin"
         plan = batch_plan(*app.state.corpus_tokens, model, train)
         seconds = timing.run_time(model, train, plan, timing.probe(model, train, "cpu")).mid
-        assert line == f"estimated {format_duration(seconds)} on cpu"
+        assert line == f"time {format_duration(seconds)} on cpu"
         assert 60 < seconds < 600  # minutes, not hours, at this rate
 
 
@@ -53,6 +53,6 @@ async def test_the_book_run_shows_hours_before_start(fixed_rate: None) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
         line = await _estimate_line(app, pilot)
-        assert line.startswith("estimated ") and line.endswith(" on cpu")
-        assert "h" in line.split()[1]  # e.g. "estimated 4h40m"
+        assert line.startswith("time ") and line.endswith(" on cpu")
+        assert "h" in line.split()[1]  # e.g. "time 4h40m on cpu"
         assert app.query_one(TrainPane).state.state == "idle"  # nothing started

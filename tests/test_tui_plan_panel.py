@@ -68,7 +68,7 @@ async def test_the_plan_shows_memory_fit_and_what_would_fit(
         await wait_for_summary(pilot, lambda v: v.request.train.batch_size == 2)
         await settle(pilot, "estimate")
         stats = str(app.query_one("#run-stats", Static).render())
-        assert "too much" in stats and "m: what fits" in stats
+        assert "too much" in stats and "m: what would fit" in stats
         assert not any(model.emb_dim == 768 for model, _ in probed)
         assert (PRESETS["tiny"], 2) in probed  # the first config's run was timed
 

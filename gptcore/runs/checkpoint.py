@@ -41,6 +41,7 @@ from gptcore.errors import (
     DamagedFile,
     DiskFullError,
 )
+from gptcore.model.counts import parameter_count
 from gptcore.model.gpt import GPTModel
 from gptcore.runs.checkpoint_meta import (
     FORMAT,
@@ -408,8 +409,6 @@ def _check_weights_hold(config: GPTConfig, weights: Path, meta_path: Path) -> No
     """Refuse a model config that the weights file is far too small to hold (an absurd
     context or vocabulary in a damaged or forged meta.json) before anything builds a
     model of that shape: its parameters take at least 2 bytes each on disk."""
-    from gptcore.model.counts import parameter_count
-
     try:
         have = weights.stat().st_size
     except OSError:

@@ -194,15 +194,15 @@ class Dashboard(Vertical):
         run_plan, timing = measured
         peak = format_bytes(run_plan.memory.peak)
         if not run_plan.fits:
-            return f"\nmemory {peak}: too much\nfor {run_plan.device.name} (m: what fits)"
+            return f"\nmemory {peak}: too much\nm: what would fit"  # 28 columns
         fits = f"\nmemory {peak}, fits"
         if timing is None:
             return fits + "\nmeasuring a few steps…"
         run = run_time(run_plan.model, run_plan.train, plan, timing)
-        # The range of the probe's steps; 28 columns at 60x20 ("3m50s–4m40s on cpu").
+        # The probe's range; 28 columns at 60x20 ("time 12m40s–13m50s on cuda:0").
         low, high = format_duration(run.low), format_duration(run.high)
         span = low if low == high else f"{low}–{high}"
-        return f"{fits}\nestimated {span} on {timing.device}"
+        return f"{fits}\ntime {span} on {timing.device}"
 
     @work(thread=True, exit_on_error=False, group="estimate")
     def _measure_steps(self, key: tuple, config: tuple[GPTConfig, TrainConfig]) -> None:
