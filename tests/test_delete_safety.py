@@ -11,7 +11,7 @@ import torch
 from textual.widgets import DataTable
 
 from gptcore.cli import main
-from gptcore.errors import CheckpointError
+from gptcore.errors import CheckpointError, ConfigError
 from gptcore.model.gpt import GPTModel
 from gptcore.runs.checkpoint import WRITTEN_FILES, load_checkpoint, save_checkpoint
 from gptcore.runs.checkpoints import delete_checkpoint
@@ -227,3 +227,31 @@ def test_tree_removal_is_never_used() -> None:
     import gptcore.runs.checkpoints as module
 
     assert "rmtree" not in Path(module.__file__).read_text() and not hasattr(module, "shutil")
+
+
+def test_deleting_gpt2_weights_takes_only_their_files(tmp_path: Path) -> None:
+    """The Models screen's delete: GPT-2's own files (and their .part) by name; a file
+    the user put in the folder, and a symlinked weights file's target, stay."""
+    from gptcore.weights.downloads import delete_gpt2
+    from gptcore.weights.gpt2 import HF_FILES, gpt2_dir
+
+    folder = gpt2_dir("124M", "hf")
+    folder.mkdir(parents=True)
+    config, weights = HF_FILES
+    (folder / config).write_text("{}")
+    (folder / (weights + ".part")).write_bytes(b"partial")
+    (folder / "notes.txt").write_text("mine")
+    deleted = delete_gpt2("124M", "hf")
+    assert deleted.left == ("notes.txt",) and "did not write: notes.txt" in deleted.message()
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+    (folder / "notes.txt").unlink()
+    outside = tmp_path / "elsewhere.safetensors"
+    outside.write_bytes(b"keep")
+    (folder / weights).symlink_to(outside)
+    assert delete_gpt2("124M", "hf").left == (weights,)  # a link is not ours to follow
+    assert outside.read_bytes() == b"keep"
+    (folder / weights).unlink()
+    assert delete_gpt2("124M", "hf").left == () and not folder.exists()
+    with pytest.raises(ConfigError, match="no GPT-2 124M files from hf"):
+        delete_gpt2("124M", "hf")

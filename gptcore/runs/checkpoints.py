@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from gptcore.runs.checkpoint import (
 from gptcore.runs.rundir import BEST, CHECKPOINT, CHECKPOINTS_DIR, LATEST, RunDir
 from gptcore.runs.train_state import epoch_number
 from gptcore.settings.model import describe_model
+from gptcore.util.fsutil import Deleted, delete_named_files
 from gptcore.util.hashcache import HashCache
 from gptcore.util.paths import runs_dir
 
@@ -282,26 +282,6 @@ def require_own_checkpoint(path: str | Path) -> Path:
     return named
 
 
-@dataclass(frozen=True)
-class Deleted:
-    """What deleting a checkpoint did: its folder, and the entries in it gpt-tui did
-    not write, which were left (the folder stays when there are any)."""
-
-    path: Path
-    left: tuple[str, ...] = ()
-
-    def message(self) -> str:
-        """One line for the CLI and the app."""
-        if not self.left:
-            return f"deleted {self.path}"
-        shown = ", ".join(self.left[:5]) + (", ..." if len(self.left) > 5 else "")
-        count = len(self.left)
-        return (
-            f"deleted the checkpoint files of {self.path}; left {count} "
-            f"{'file' if count == 1 else 'files'} that gpt-tui did not write: {shown}"
-        )
-
-
 def delete_checkpoint(path: str | Path) -> Deleted:
     """Delete the files gpt-tui wrote in a checkpoint folder, one by one by name (never a
     whole tree), then the folder when nothing else is in it.
@@ -312,18 +292,7 @@ def delete_checkpoint(path: str | Path) -> Deleted:
     left where it is and named in the result.
     """
     path = require_own_checkpoint(path)
-    for name in WRITTEN_FILES:
-        file = path / name
-        try:
-            if stat.S_ISREG(os.lstat(file).st_mode):
-                os.unlink(file)
-        except FileNotFoundError:
-            continue
-    left = tuple(
-        sorted(e.name + ("/" if e.is_dir(follow_symlinks=False) else "") for e in os.scandir(path))
-    )
-    if not left:
-        os.rmdir(path)
+    left = delete_named_files(path, WRITTEN_FILES)
     return Deleted(path, left)
 
 

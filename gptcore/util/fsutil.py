@@ -23,7 +23,9 @@ import errno
 import os
 import re
 import secrets
-from collections.abc import Iterator
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -187,3 +189,47 @@ def exclusive(lock_path: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What deleting a checkpoint (or downloaded weights) did: its folder, and the
+    entries in it gpt-tui did not write, which were left (the folder stays when there
+    are any)."""
+
+    path: Path
+    left: tuple[str, ...] = ()
+
+    def message(self) -> str:
+        """One line for the CLI and the app."""
+        if not self.left:
+            return f"deleted {self.path}"
+        shown = ", ".join(self.left[:5]) + (", ..." if len(self.left) > 5 else "")
+        count = len(self.left)
+        return (
+            f"deleted gpt-tui's files in {self.path}; left {count} "
+            f"{'file' if count == 1 else 'files'} that gpt-tui did not write: {shown}"
+        )
+
+
+def delete_named_files(folder: str | Path, names: Iterable[str]) -> tuple[str, ...]:
+    """Delete the plain files `names` in `folder`, one by one in the given order and never
+    a tree, then the folder when nothing else is in it (and it is not a symlink). Returns
+    what was left: other entries (a folder ends in "/") and any of `names` that is not a
+    plain file (a symlink or a folder), sorted. Whatever gpt-tui did not write stays."""
+    folder = Path(folder)
+    for name in names:
+        file = folder / name
+        try:
+            if stat.S_ISREG(os.lstat(file).st_mode):
+                os.unlink(file)
+        except FileNotFoundError:
+            continue
+    left = tuple(
+        sorted(
+            e.name + ("/" if e.is_dir(follow_symlinks=False) else "") for e in os.scandir(folder)
+        )
+    )
+    if not left and not folder.is_symlink():
+        os.rmdir(folder)
+    return left

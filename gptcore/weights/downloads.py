@@ -41,6 +41,7 @@ from gptcore.util.download import (
     download_files,
     probe,
 )
+from gptcore.util.fsutil import Deleted, delete_named_files
 from gptcore.weights.gpt2 import (
     HF_CONFIG,
     HF_FILES,
@@ -330,6 +331,17 @@ def local_status(size: str, source: str) -> LocalWeights:
         if (want is not None and n != want) or file in invalid:
             missing.append(file)
     return LocalWeights(s.name, source, d, total, not missing, tuple(missing), tuple(partial))
+
+
+def delete_gpt2(size: str, source: str) -> Deleted:
+    """Delete a size's downloaded files from `source`'s folder, by name (partial `.part`
+    files too), then the folder when nothing else is in it: files placed there that
+    are not GPT-2's, and symlinks, stay and are named."""
+    folder = gpt2_dir(resolve_size(size).name, source)
+    if not folder.is_dir():
+        raise ConfigError(f"no GPT-2 {size} files from {source} in {folder}")
+    names = [n for file in files_for(source) for n in (file, file + ".part")]
+    return Deleted(folder, delete_named_files(folder, names))
 
 
 def list_local() -> list[LocalWeights]:

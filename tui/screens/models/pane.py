@@ -12,7 +12,6 @@ Every key that cannot act on the highlighted row says why (models.status).
 
 from __future__ import annotations
 
-import shutil
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +29,13 @@ from gptcore.errors import DownloadError, GptTuiError
 from gptcore.util.download import DownloadCancelled
 from gptcore.util.fmt import format_bytes
 from gptcore.util.throttle import Throttle
-from gptcore.weights.downloads import download_gpt2, find_gpt2, local_status, probe_servers
+from gptcore.weights.downloads import (
+    delete_gpt2,
+    download_gpt2,
+    find_gpt2,
+    local_status,
+    probe_servers,
+)
 from gptcore.weights.gpt2 import PREFERRED_SOURCES, SIZES, SOURCE_LABELS
 
 from ...messages import CheckpointsChanged, OpenInChat
@@ -71,9 +76,11 @@ class ServersProbed(Message):
 
 
 class WeightsDeleted(Message):
-    def __init__(self, label: str, error: str | None) -> None:
+    """Deleting weights ended: `error` why it failed, `left` what stayed in the folder."""
+
+    def __init__(self, label: str, error: str | None, left: str | None = None) -> None:
         super().__init__()
-        self.label, self.error = label, error
+        self.label, self.error, self.left = label, error, left
 
 
 class ModelsPane(Container, can_focus=True):
@@ -324,7 +331,7 @@ class ModelsPane(Container, can_focus=True):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._delete(st.path, f"GPT-2 {size} ({source})")
+                self._delete(size, source, f"GPT-2 {size} ({source})")
 
         self.app.push_screen(
             ConfirmScreen(
@@ -334,20 +341,24 @@ class ModelsPane(Container, can_focus=True):
         )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-delete")
-    def _delete(self, path: Path, label: str) -> None:
-        """Delete off the UI thread: GPT-2 XL is 6 GB of files."""
+    def _delete(self, size: str, source: str, label: str) -> None:
+        """Delete off the UI thread: GPT-2 XL is 6 GB of files. Only GPT-2's own files go
+        (delete_gpt2); what else is in the folder stays and is named."""
         try:
-            shutil.rmtree(path)
-        except OSError as exc:
-            self.post_message(WeightsDeleted(label, f"could not delete {path}: {exc}"))
+            deleted = delete_gpt2(size, source)
+        except (OSError, GptTuiError) as exc:
+            self.post_message(WeightsDeleted(label, f"could not delete {label}: {exc}"))
         else:
-            self.post_message(WeightsDeleted(label, None))
+            left = deleted.message() if deleted.left else None
+            self.post_message(WeightsDeleted(label, None, left))
 
     def on_weights_deleted(self, message: WeightsDeleted) -> None:
         if message.error is not None:
             self.notify(message.error, title="Models", severity="error", markup=False)
             return
         self._set_message(f"deleted {message.label}")
+        if message.left:  # files the user put there: they stay, and they are named
+            self.notify(message.left, title="Models", severity="warning", markup=False)
         self._after_change()
 
     def _after_change(self) -> None:
