@@ -320,12 +320,14 @@ async def test_the_status_line_fits_on_one_line(
         pane.state.request_stop(now - 42)
         pane.render_state()
         await check()
-        for reason in ("completed", "max_steps", "max_time", "cancelled"):
+        for reason in ("completed", "max_steps", "max_time", "cancelled", "pruned"):
             pane.follow(None, RunState(state="running"))
             await check(Finished(12_345, 3, reason, 10**6, 60.0))
-        assert lines[-4].startswith("FINISHED · ") and lines[-1].startswith("STOPPED · ")
+        assert lines[-5].startswith("FINISHED · ") and lines[-2].startswith("STOPPED · ")
+        assert lines[-1].startswith("PRUNED · by the")  # a sweep's trial: not "finished"
         if size == (80, 24):  # the wide words
-            assert lines[-4] == "FINISHED · all epochs done, step 12,345"
+            assert lines[-5] == "FINISHED · all epochs done, step 12,345"
+            assert lines[-1] == "PRUNED · by the sweep's pruner at step 12,345"
             assert lines[7] == "STOPPING · after the current step … 42s"
 
 

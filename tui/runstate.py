@@ -34,7 +34,10 @@ FINISH_WORDS = {
     "max_steps": ("max steps reached, step {step:,}", "max steps"),
     "max_time": ("time limit reached, step {step:,}", "time limit"),
     "cancelled": ("by the user at step {step:,}", "by the user"),
+    "pruned": ("by the sweep's pruner at step {step:,}", "by the pruner"),
 }
+# A run's end by its reason: a person's or a signal's stop, a sweep's pruner, or done.
+END_STATES = {"cancelled": "stopped", "pruned": "pruned"}
 # What the trainer is doing (a Phase name, "first" or "step"): (wide, narrow).
 ACTIVITY_WORDS = {
     "corpus": ("loading the corpus …", "corpus"),
@@ -61,7 +64,7 @@ class RunState:
     # Health signals (overfitting, spikes), in order: notified, and marked on the curves.
     health: list[Overfitting | Spike] = field(default_factory=list)
     system: SystemSample | None = None  # what the training process last reported using
-    # idle, starting, running, paused, stopping, finished, stopped, nan, error
+    # idle, starting, running, paused, stopping, finished, stopped, pruned, nan, error
     state: str = "idle"
     message: str = ""  # the words after the state; `short` when the line is narrow
     short: str = ""
@@ -105,7 +108,7 @@ class RunState:
         elif isinstance(event, SystemSample):
             self.system = event
         elif isinstance(event, Finished):
-            self.state = "stopped" if event.reason == "cancelled" else "finished"
+            self.state = END_STATES.get(event.reason, "finished")
             wide, narrow = FINISH_WORDS.get(event.reason, (f"{event.reason}, step {{step:,}}", ""))
             if event.reason == "cancelled" and event.signal:  # not a person's stop key
                 wide, narrow = f"by {event.signal} at step {{step:,}}", f"by {event.signal}"
