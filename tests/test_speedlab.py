@@ -15,7 +15,7 @@ from gptcore.model.gpt import MultiHeadAttention
 from gptcore.settings.model import PRESETS, GPTConfig
 from gptcore.speedlab import ladder as speedlab
 from gptcore.speedlab.ladder import BookAttention, BookGELU, BookLayerNorm, build_model, run_ladder
-from gptcore.speedlab.results import RungFinished, RungResult, list_results, load_report
+from gptcore.speedlab.results import RungFinished, RungResult, load_report, scan_results
 from gptcore.speedlab.rungs import COMPILE_ON_CPU, RUNG_KEYS, flags_for
 from tests.tui_helpers import host_app, run_async, wait_for
 from tui.screens.speedlab import SpeedLabPane, results_table
@@ -55,7 +55,7 @@ def test_every_rung_runs_or_says_why_and_the_result_is_saved() -> None:
     assert data["torch_version"] and data["model"] == "mini"
     again = load_report(report.path)
     assert again.rungs == report.rungs and again.device_name == report.device_name
-    assert [r.path for r in list_results()] == [report.path]
+    assert [r.path for r in scan_results()[0]] == [report.path]
 
 
 def test_bf16_is_skipped_on_a_cpu_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,5 +171,25 @@ def test_screen_runs_shows_rows_and_cancels(monkeypatch: pytest.MonkeyPatch) -> 
             assert status.startswith("cancelled · saved ")
             assert [r.index for r in pane.report.rungs] == [0, 1, 2]
             await wait_for(pilot, lambda: len(pane.saved) == 1)
+
+    flow()
+
+
+def test_the_screen_names_a_damaged_saved_result() -> None:
+    """A saved result that cannot be read is left out of the picker, with a notice that
+    names the file (not silently)."""
+    from gptcore.speedlab.results import results_dir
+
+    results_dir().mkdir(parents=True, exist_ok=True)
+    (results_dir() / "2026-01-01-broken.json").write_text('{"rungs": "not a list"')
+
+    @run_async
+    async def flow() -> None:
+        app = host_app(SpeedLabPane)
+        async with app.run_test(size=(80, 24)) as pilot:
+            pane = app.query_one(SpeedLabPane)
+            await wait_for(pilot, lambda: any(n.title == "Speed" for n in app._notifications))
+            (note,) = [n.message for n in app._notifications if n.title == "Speed"]
+            assert "2026-01-01-broken.json" in note and pane.saved == []
 
     flow()

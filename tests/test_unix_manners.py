@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from gptcore.cli import EXIT_BROKEN_PIPE, main
-from gptcore.speedlab.results import list_results
+from gptcore.speedlab.results import scan_results
 from tests.tui_helpers import make_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,4 +120,4 @@ def test_a_full_disk_during_a_speedlab_save_keeps_the_measured_rungs(
         f"gpt-tui: error: no space left on {Path(os.environ['GPT_TUI_HOME'])}"
         f"/data/speedlab: the {measured} measured rung(s) are shown, not saved\n"
     )
-    assert list_results() == []
+    assert scan_results() == ([], [])

@@ -1,6 +1,6 @@
 """The Speed Lab's results: the report and the events a ladder run emits, saved as
 JSON under DATA/speedlab/ named by time and device (so runs on different
-machines can be compared: `list_results`), and how a report is described.
+machines can be compared: `scan_results`), and how a report is described.
 """
 
 from __future__ import annotations
@@ -156,11 +156,6 @@ def scan_results() -> tuple[list[SpeedReport], list[DamagedFile]]:
             continue  # deleted meanwhile
     reports.sort(key=lambda r: r.started, reverse=True)
     return reports, damaged
-
-
-def list_results() -> list[SpeedReport]:
-    """Saved reports, newest first; damaged files are left out (see scan_results)."""
-    return scan_results()[0]
 
 
 def describe_workload(report: SpeedReport) -> str:

@@ -32,7 +32,7 @@ from gptcore.speedlab.results import (
     StepDone,
     describe_device,
     describe_workload,
-    list_results,
+    scan_results,
 )
 from gptcore.speedlab.rungs import DEFAULT_BATCH, RUNGS
 from gptcore.util.fmt import MISSING, format_bytes, format_si
@@ -58,9 +58,11 @@ class LabDone(Message):
 
 
 class SavedResults(Message):
-    def __init__(self, reports: list[SpeedReport]) -> None:
+    """The saved reports, newest first, and why each unreadable file is (one line each)."""
+
+    def __init__(self, reports: list[SpeedReport], damaged: list[str]) -> None:
         super().__init__()
-        self.reports = reports
+        self.reports, self.damaged = reports, damaged
 
 
 def report_label(report: SpeedReport) -> str:
@@ -166,10 +168,14 @@ class SpeedLabPane(Container, can_focus=True):
 
     @work(thread=True, exit_on_error=False, group="speedlab-saved")
     def _list_saved(self) -> None:
-        self.post_message(SavedResults(list_results()))
+        reports, damaged = scan_results()
+        self.post_message(SavedResults(reports, [str(exc) for exc in damaged]))
 
     def on_saved_results(self, message: SavedResults) -> None:
         self.saved = message.reports
+        if message.damaged:  # listed without them, but never silently
+            more = f" (and {len(message.damaged) - 1} more)" if len(message.damaged) > 1 else ""
+            self.notify(message.damaged[0] + more, title="Speed", severity="warning", markup=False)
         select = self.query_one("#speedlab-saved", Select)
         with self.prevent(Select.Changed):
             select.set_options((report_label(r), r.path) for r in self.saved)
