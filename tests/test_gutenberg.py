@@ -167,3 +167,21 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code != 0 and "\n" not in err and "Traceback" not in err
     assert "cannot create the output folder" in err and "a-file/out" in err
+
+
+def test_a_full_disk_while_saving_the_progress_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    src = write_fixture(tmp_path / "books")
+    real_write = gutenberg.atomic_write_bytes
+
+    def full(path, data):  # noqa: ANN001, ANN202
+        if path.name == gutenberg.DONE_FILE:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(path, data)
+
+    monkeypatch.setattr(gutenberg, "atomic_write_bytes", full)
+    code = main(["corpus", "prepare", "gutenberg", str(src), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err and "Traceback" not in err
+    assert "cannot write" in err and gutenberg.DONE_FILE in err and "No space left" in err

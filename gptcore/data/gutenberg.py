@@ -313,7 +313,7 @@ def prepare_gutenberg(
             progress(i + 1, len(books))
     _save_done(dest, done)
     report = _report([done[b.relative_to(src).as_posix()] for b in books], resumed)
-    atomic_write_bytes(dest / REPORT_FILE, msgspec.json.encode(report.__dict__))
+    _write_state(dest / REPORT_FILE, msgspec.json.encode(report.__dict__))
     return report
 
 
@@ -353,7 +353,16 @@ def _judge(book: Path, name: str, dest: Path, english_only: bool, seen: dict[str
 
 
 def _save_done(dest: Path, done: dict[str, Entry]) -> None:
-    atomic_write_bytes(dest / DONE_FILE, msgspec.json.encode(DoneList(list(done.values()))))
+    _write_state(dest / DONE_FILE, msgspec.json.encode(DoneList(list(done.values()))))
+
+
+def _write_state(path: Path, data: bytes) -> None:
+    """Write the done-list or the report whole; a full disk, say, is one line (a rerun
+    carries on from the last done-list that was written)."""
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise CorpusError(f"cannot write {display(path)}: {exc.strerror or exc}") from None
 
 
 def _report(entries: list[Entry], resumed: int) -> Report:
