@@ -62,13 +62,16 @@ def test_the_probe_times_real_steps_of_the_run_in_its_precision(monkeypatch):
 
     import gptcore.planner.timing as timing_module
 
-    monkeypatch.setattr(timing_module, "PROBE_SECONDS", 0.3)
+    # Steps go on until they add up to PROBE_SECONDS, at most PROBE_MAX_STEPS: a
+    # budget no step reaches takes the most; none, the least (whatever the load).
+    monkeypatch.setattr(timing_module, "PROBE_SECONDS", 1000.0)
+    monkeypatch.setattr(timing_module, "PROBE_MAX_STEPS", 6)
     train = TrainConfig(batch_size=2, max_length=32, precision="fp32", grad_accum=2)
     measured = probe(TINY, train, torch.device("cpu"))
-    # steps until they add up to the probe's time (a tiny step is milliseconds)
-    assert len(measured.step_s) > 3 and min(measured.step_s) > 0
-    assert sum(measured.step_s) >= 0.3 or len(measured.step_s) == timing_module.PROBE_MAX_STEPS
-    assert f"{len(measured.step_s)} training steps" in measured.how
+    assert len(measured.step_s) == 6 and min(measured.step_s) > 0
+    assert "6 training steps" in measured.how
+    monkeypatch.setattr(timing_module, "PROBE_SECONDS", 0.0)
+    assert len(probe(TINY, train, torch.device("cpu")).step_s) == timing_module.PROBE_STEPS
     assert measured.eval_batch_s > 0 and measured.sample_token_s > 0
     assert measured.measured and measured.precision == "fp32"
     assert "training steps of the run's model" in measured.how

@@ -127,12 +127,13 @@ def time_model(
     device: torch.device,
     rounds: int,
     min_seconds: float = 0.0,
-    max_rounds: int = PROBE_MAX_STEPS,
+    max_rounds: int | None = None,
 ) -> tuple[list[float], float, float, float]:
     """(step seconds per round, eval batch seconds, sample token seconds, setup
     seconds: building the model and the first step's extra time) for `model_cfg`
     under `train`'s batch, window, precision and AdamW. It times `rounds` steps, and
-    more (up to `max_rounds`) until they add up to `min_seconds`."""
+    more (up to `max_rounds`, PROBE_MAX_STEPS by default) until they add up to
+    `min_seconds`."""
     import torch.nn.functional as F
 
     _, amp_dtype = resolve_precision(train.precision, device)
@@ -169,7 +170,8 @@ def time_model(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         warmup = step()  # kernels chosen, memory touched, AdamW's state created
         steps = [step() for _ in range(rounds)]
-        while sum(steps) < min_seconds and len(steps) < max_rounds:
+        most = PROBE_MAX_STEPS if max_rounds is None else max_rounds
+        while sum(steps) < min_seconds and len(steps) < most:
             steps.append(step())
         model.eval()
         with torch.no_grad():
