@@ -147,19 +147,19 @@ async def test_deleting_a_checkpoint_runs_in_a_worker_and_the_ui_stays_responsiv
 
 @run_async
 async def test_deleting_downloaded_weights_runs_in_a_worker(monkeypatch) -> None:
-    import shutil
+    import tui.screens.models.pane as models_pane
 
     folder = gpt2_dir("124M", "hf")
     folder.mkdir(parents=True)
     (folder / "model.safetensors.part").write_bytes(b"partial")
     deleters: list[threading.Thread] = []
-    rmtree = shutil.rmtree
+    delete_gpt2 = models_pane.delete_gpt2
 
-    def recording_rmtree(path: Path, *args: object, **kwargs: object) -> None:
+    def recording_delete(size: str, source: str):  # noqa: ANN202
         deleters.append(threading.current_thread())
-        rmtree(path, *args, **kwargs)
+        return delete_gpt2(size, source)
 
-    monkeypatch.setattr(shutil, "rmtree", recording_rmtree)
+    monkeypatch.setattr(models_pane, "delete_gpt2", recording_delete)
     app = host_app(ModelsPane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await find_pane(pilot, ModelsPane)
