@@ -91,6 +91,9 @@ async def test_tabs_keys_help_palette_and_theme(corpus: Path) -> None:
         for key, words in [("s", "Start"), ("p", "Pause"), ("b", "Built-in"), ("2", "Train")]:
             assert re.search(rf"^{key}\s+{words}", help_text, re.MULTILINE), (key, help_text)
         assert "ctrl+q" in help_text and "Quit" in help_text
+        # The Sweeps view is no tab (the palette opens it), but its keys are here too.
+        assert "Sweeps (ctrl+p, Sweeps)" in help_text
+        assert re.search(r"^n\s+Next sweep", help_text, re.MULTILINE), help_text
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)

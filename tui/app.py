@@ -47,7 +47,7 @@ from .screens.models import ModelsPane
 from .screens.open_run import run_dir_problem
 from .screens.runs import RunsPane
 from .screens.speedlab import SpeedLabPane
-from .screens.sweeps import SweepsScreen
+from .screens.sweeps import SweepsPane, SweepsScreen
 from .screens.train import TrainPane
 from .settings import Settings, load_settings, save_settings
 from .state import AppState
@@ -311,6 +311,9 @@ class GptTuiApp(PaneRouter):
 
         sections = [("Everywhere", list(self.BINDINGS))]
         sections += [(title, list(pane.BINDINGS)) for _tab, title, _key, pane in SCREENS]
+        # Not a tab: opened from the command palette (ctrl+p, "Sweeps").
+        sweeps = [*SweepsScreen.BINDINGS, *SweepsPane.BINDINGS]
+        sections.append(("Sweeps (ctrl+p, Sweeps)", sweeps))
         self.push_screen(HelpScreen(sections))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
