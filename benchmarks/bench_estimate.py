@@ -12,6 +12,11 @@ on a shared machine they move with it.
 
 Runs: quick and tiny as shipped (whole runs), book-124m (configs/book.toml) limited to
 6 steps (`--set max_steps=6`).
+
+`--busy N` keeps the machine busy for the whole benchmark with N processes, each
+multiplying 512x512 float64 matrices with numpy in a loop (numpy's BLAS threads as it
+sets them): a steady load, the same for the probe and the run. The figures of the
+issue-26 note used `--busy 2` on 2 cores (load about 6).
 """
 
 from __future__ import annotations
@@ -82,6 +87,22 @@ def child(config: str, overrides: list[str]) -> dict:
     }
 
 
+BUSY_LOOP = """
+import numpy as np
+a = np.random.default_rng(0).random((512, 512))
+while True:
+    a = a @ a
+    a /= np.abs(a).max() + 1e-9
+"""
+
+
+def start_load(processes: int) -> list:
+    """N processes that keep the CPU busy until stopped (see --busy)."""
+    import subprocess
+
+    return [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(processes)]
+
+
 def run_one(name: str) -> dict:
     config, overrides = RUNS[name]
     with tempfile.TemporaryDirectory(prefix="bench-estimate-") as home:
@@ -103,13 +124,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--runs", default=",".join(RUNS))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--busy", type=int, default=0, metavar="N", help="N busy processes")
     args = parser.parse_args(argv)
     if args.child:
         config, overrides = json.loads(args.child)
         print(RESULT_MARK + json.dumps(child(config, overrides)))
         return 0
-    print(f"load average before: {os.getloadavg()}")
-    rows = [run_one(name) for name in args.runs.split(",")]
+    load = start_load(args.busy)
+    try:
+        if load:
+            import time
+
+            time.sleep(10)  # the load settles before the first probe
+        print(f"load average before: {os.getloadavg()}, {args.busy} busy processes")
+        rows = [run_one(name) for name in args.runs.split(",")]
+    finally:
+        for process in load:
+            process.kill()
+            process.wait()
     if args.json:
         print(json.dumps(rows))
         return 0
