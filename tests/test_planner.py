@@ -154,12 +154,17 @@ def test_auto_batch_picks_the_largest_batch_whose_step_fits_a_memory_limit(
     train = TrainConfig(batch_size="auto", effective_batch=48, precision="fp32", max_length=64)
     resolved, note = resolve_batch(config, train, torch.device("cpu"), "fp32")
     batch = resolved.batch_size
-    assert (batch, resolved.grad_accum, resolved.effective_batch) == (4, 12, None)
     assert training_memory(shape).peak <= limit
     assert training_memory(dataclasses.replace(shape, batch=6)).peak > limit  # next divisor
-    # The trial step of the batch it chose was measured, and fits (the CPU's resident
-    # high-water mark: a real step, not the model's figure).
-    assert list(measured) == [batch] and 0 < measured[batch] <= limit
+    # The model proposes 4 (the largest divisor of 48 that fits); a real trial step
+    # confirms it (the CPU's resident high-water mark). In a long-lived process that
+    # mark can also count heap the allocator did not reuse, so a trial may measure
+    # more and the batch halves: whatever the batch, its measured step fits, every
+    # batch given up measured more, and the effective batch is kept.
+    assert list(measured)[0] == 4
+    assert 0 < measured[batch] <= limit
+    assert all(peak is not None and peak > limit for b, peak in measured.items() if b != batch)
+    assert (resolved.grad_accum, resolved.effective_batch) == (48 // batch, None)
     assert note is not None and f"{batch} x grad_accum {resolved.grad_accum}" in note
 
 
