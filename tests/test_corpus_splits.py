@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from gptcore.cli import main
-from gptcore.data.mixture import draw_starts, mixture_text, parse_mixture
+from gptcore.data.mixture import draw_starts, parse_mixture
 from gptcore.data.order import DataOrder
 from gptcore.data.plan import batch_plan
 from gptcore.data.runcorpus import mixture_shares, run_corpus
 from gptcore.data.tokens import document_part, prepare_corpus
 from gptcore.errors import ConfigError
 from gptcore.model.tokenizer import END_OF_TEXT, get_tokenizer
-from gptcore.settings.files import run_config_from_dict
+from gptcore.settings.files import mixture_text, run_config_from_dict
 from gptcore.settings.train import TrainConfig
 
 

@@ -1,8 +1,8 @@
 """A corpus made of several sources, each drawn from with its own weight.
 
-In a config it is a list of tables (`[[train.corpus]] source = "...", weight = 0.7`);
-everywhere else (the CLI's --corpus, a run's saved config) it is one text,
-`mix:0.7*web.parquet;0.3*books/`. Each source is tokenized into its own cache;
+In a config it is a list of tables (`[[train.corpus]] source = "...", weight = 0.7`),
+which gptcore.settings.files.mixture_text makes the one text it is everywhere else
+(the CLI's --corpus, a run's saved config): `mix:0.7*web.parquet;0.3*books/`. Each source is tokenized into its own cache;
 training draws each window's source by weight, then a start inside that source's
 train tokens at random (so a window never spans two sources), which makes the share
 of windows from each source its weight, whatever the sources' sizes.
@@ -52,29 +52,6 @@ def parse_mixture(text: str) -> list[Part]:
     if not parts:
         raise ConfigError("train.corpus: the mixture lists no sources")
     return parts
-
-
-def mixture_text(tables: Sequence[object], where: str = "train.corpus") -> str:
-    """The one-text form of `[[train.corpus]]` tables (source, weight)."""
-    entries = []
-    for i, table in enumerate(tables):
-        at = f"{where}[{i}]"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{at} must be a table with source and weight, got {table!r}")
-        unknown = sorted(set(table) - {"source", "weight"})
-        if unknown:
-            raise ConfigError(f"{at}: unknown key {unknown[0]!r} (known: source, weight)")
-        source, weight = table.get("source"), table.get("weight", 1.0)
-        if not isinstance(source, str) or not source.strip() or ";" in source:
-            raise ConfigError(f"{at}.source must be a path or name without ';', got {source!r}")
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
-            raise ConfigError(f"{at}.weight must be a positive number, got {weight!r}")
-        if not math.isfinite(weight):
-            raise ConfigError(f"{at}.weight must be finite, got {weight!r}")
-        entries.append(f"{weight:g}*{source}")
-    if not entries:
-        raise ConfigError(f"{where}: the mixture lists no sources")
-    return MIXTURE_PREFIX + ";".join(entries)
 
 
 def draw_starts(

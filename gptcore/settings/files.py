@@ -7,22 +7,46 @@ values raise ConfigError naming the key and the file.
 from __future__ import annotations
 
 import importlib.resources
+import math
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gptcore.data.mixture import mixture_text
 from gptcore.errors import ConfigError, DamagedFile
 from gptcore.settings.declare import from_mapping, parse_override
 from gptcore.settings.model import GPTConfig, model_config_from
-from gptcore.settings.train import TrainConfig
+from gptcore.settings.train import MIXTURE_PREFIX, TrainConfig
 from gptcore.util.typedfile import SMALL_LIMIT, read_bytes
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
+
+
+def mixture_text(tables: Sequence[object], where: str = "train.corpus") -> str:
+    """The one-text form of `[[train.corpus]]` tables (source, weight)."""
+    entries = []
+    for i, table in enumerate(tables):
+        at = f"{where}[{i}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{at} must be a table with source and weight, got {table!r}")
+        unknown = sorted(set(table) - {"source", "weight"})
+        if unknown:
+            raise ConfigError(f"{at}: unknown key {unknown[0]!r} (known: source, weight)")
+        source, weight = table.get("source"), table.get("weight", 1.0)
+        if not isinstance(source, str) or not source.strip() or ";" in source:
+            raise ConfigError(f"{at}.source must be a path or name without ';', got {source!r}")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+            raise ConfigError(f"{at}.weight must be a positive number, got {weight!r}")
+        if not math.isfinite(weight):
+            raise ConfigError(f"{at}.weight must be finite, got {weight!r}")
+        entries.append(f"{weight:g}*{source}")
+    if not entries:
+        raise ConfigError(f"{where}: the mixture lists no sources")
+    return MIXTURE_PREFIX + ";".join(entries)
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
