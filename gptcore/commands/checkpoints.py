@@ -9,6 +9,8 @@ import time
 
 from gptcore.util.progress import ProgressLine
 
+from .flags import add_set_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -68,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "model's context length)",
     )
     im.add_argument("--preset", help="the model preset it was trained with (default: the config's)")
-    im.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=V")
+    add_set_flag(im, "override a setting of that config (repeatable)")
     im.add_argument("--name", default="imported", help="name of the new run folder")
     im.set_defaults(func=_import)
 

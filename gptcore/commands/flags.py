@@ -82,3 +82,10 @@ def add_device_flag(p: argparse.ArgumentParser) -> None:
     """--device, as the training setting declares it (default: auto)."""
     add_flags(p, TrainConfig, ["device"])
     p.set_defaults(device=TrainConfig.device)
+
+
+def add_set_flag(p: argparse.ArgumentParser, help: str) -> None:
+    """--set KEY=VALUE (repeatable) into args.overrides: settings over a run config."""
+    p.add_argument(
+        "--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[], help=help
+    )

@@ -9,6 +9,8 @@ import json
 from gptcore.planner.gpus import GPUS
 from gptcore.settings.files import load_run_config
 
+from .flags import add_set_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,14 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--config", metavar="FILE", required=True, help="run config TOML or a preset name"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="override a setting, as for train (repeatable)",
-    )
+    add_set_flag(p, "override a setting, as for train (repeatable)")
     p.add_argument(
         "--device",
         metavar="DEVICE",

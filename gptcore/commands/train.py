@@ -37,19 +37,16 @@ from gptcore.util.fmt import format_duration
 from gptcore.util.progress import ProgressLine
 from gptcore.util.tomlwrite import toml_value
 
+from .flags import add_set_flag
+
 if TYPE_CHECKING:
     from gptcore.training.trainer import Trainer
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="run config TOML ([model] and [train] tables)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="override a setting: `--set max_steps=20`, `--set model.n_layers=4` (repeatable)",
+    add_set_flag(
+        p, "override a setting: `--set max_steps=20`, `--set model.n_layers=4` (repeatable)"
     )
     add_flags(p, TrainConfig, ["corpus", *CORPUS_FLAGS], dict.fromkeys(["corpus", *CORPUS_FLAGS]))
     p.add_argument(

@@ -32,6 +32,7 @@ from gptcore.sampling.stream import generate
 from gptcore.settings.sampling import GenerationSettings, make_settings
 from gptcore.settings.train import TrainConfig
 from gptcore.util.fsutil import atomic_write_text
+from gptcore.util.progress import Stages
 from gptcore.util.typedfile import CACHE_LIMIT as CACHE_BYTES
 from gptcore.util.typedfile import read_json
 from gptcore.weights.modelspec import checkpoint_path, load_spec
@@ -181,8 +182,7 @@ def sample_timeline(
     query = _query(prompt, settings)
     infos = list_checkpoints(folder.path) if folder.has_checkpoints() else []
     infos.sort(key=lambda i: (i.error is not None, i.step or 0, i.created or 0.0, i.name))
-    total = len(infos) + (other is not None)
-    done = 0
+    samples = Stages(len(infos) + (other is not None), progress)
     cache = SampleCache(folder.timeline)
     # An unseeded sampled text differs every time: nothing to remember.
     cacheable = settings.seed is not None or settings.temperature == 0
@@ -190,14 +190,7 @@ def sample_timeline(
     def stopped() -> bool:
         return cancel is not None and bool(cancel())
 
-    def step_done() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-
-    if progress is not None:
-        progress(0, total)
+    samples.start()
     entries: list[TimelineEntry] = []
     try:
         other_text = None
@@ -210,7 +203,7 @@ def sample_timeline(
                     return entries
                 if cacheable:
                     cache.put(key, query, other_text)
-            step_done()
+            samples.done(1)
         for info in infos:
             if stopped():
                 break
@@ -240,7 +233,7 @@ def sample_timeline(
                     error=error,
                 )
             )
-            step_done()
+            samples.done(1)
     finally:
         cache.save()
     return entries

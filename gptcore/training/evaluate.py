@@ -30,6 +30,7 @@ from gptcore.hardware.device import pick_device
 from gptcore.runs.checkpoint import Checkpoint
 from gptcore.settings.declare import from_mapping
 from gptcore.settings.train import TrainConfig
+from gptcore.util.progress import Stages
 from gptcore.weights.modelspec import load_spec
 from gptcore.weights.spec import CHECKPOINT_KINDS, ModelSpec, parse_spec
 
@@ -198,17 +199,12 @@ def evaluate_model(
     def used(loader: Sized) -> int:
         return len(loader) if max_batches is None else min(len(loader), max_batches)
 
-    total = used(train_loader) + used(val_loader)
-    done = 0
+    batches = Stages(used(train_loader) + used(val_loader), progress)
+    batches.start()
 
     def one_more() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
+        batches.done(1)
 
-    if progress is not None:
-        progress(0, total)
     return Evaluation(
         train_loss=calc_loss_loader(train_loader, model, dev, max_batches, one_more),
         val_loss=calc_loss_loader(val_loader, model, dev, max_batches, one_more),
