@@ -243,9 +243,16 @@ async def test_stop_says_stopping_at_once(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: train_state(pilot).last_step is not None, timeout=SLOW_WAIT_S)
         pane = app.query_one(TrainPane)
         long_step = threading.Event()  # a step of the 124M model on a CPU: it ends when set
-        pane.trainer.add_listener(
-            lambda event: isinstance(event, StepEnd) and long_step.wait(GUARD_S)
-        )
+        inside = threading.Event()  # the trainer is in that step: it cannot stop before it ends
+
+        def hold(event: object) -> None:
+            if isinstance(event, StepEnd):
+                inside.set()
+                long_step.wait(GUARD_S)
+
+        pane.trainer.add_listener(hold)
+        # Pressed between two steps, the stop could land at once (a race, seen under load).
+        await wait_for(pilot, inside.is_set, "the trainer to be inside a held step")
         await pilot.press("x")
         assert status(app) == "STOPPING · after the current step …"
         assert pane.state.state == "stopping" and pane.training
